@@ -1,0 +1,15 @@
+module github.com/fpgaops/fpgaops
+
+go 1.26.0
+
+require (
+	github.com/rogpeppe/go-internal v1.16.0
+	github.com/spf13/cobra v1.10.2
+)
+
+require (
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
+	github.com/spf13/pflag v1.0.10 // indirect
+	golang.org/x/sys v0.48.0 // indirect
+	golang.org/x/tools v0.45.0 // indirect
+)

@@ -1,0 +1,106 @@
+// Package observed is the model of what fpgaops found on the fleet: per
+// node, the FPGA cards as the fpga package reports them and the VMs with
+// the PCI functions they hold. It is plain data that serialises to JSON, so
+// a snapshot can be saved and planned against offline.
+package observed
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"sort"
+
+	"github.com/fpgaops/fpgaops/fpga"
+)
+
+// Version is the snapshot format version written into Fleet.Version.
+const Version = 1
+
+// Fleet is one observation of every node.
+type Fleet struct {
+	Version int    `json:"version"`
+	Nodes   []Node `json:"nodes"`
+}
+
+// NodeState says whether a node could be observed.
+type NodeState string
+
+const (
+	NodeOK      NodeState = "ok"
+	NodeUnknown NodeState = "unknown"
+)
+
+// Node is what one node runs. When State is NodeUnknown, Reason says why
+// and nothing else is meaningful: the planner plans nothing destructive
+// for it.
+type Node struct {
+	Name   string        `json:"name"`
+	State  NodeState     `json:"state"`
+	Reason string        `json:"reason,omitempty"`
+	FPGAs  []fpga.Device `json:"fpgas,omitempty"`
+	VMs    []VM          `json:"vms,omitempty"`
+}
+
+// VM is a virtual machine on a node.
+type VM struct {
+	Name    string `json:"name"`
+	Running bool   `json:"running"`
+	// Hostdevs are the PCI functions the VM holds.
+	Hostdevs []Hostdev `json:"hostdevs,omitempty"`
+}
+
+// Hostdev is a PCI function given to a VM. Live is true when a running VM
+// holds it now; Config when the VM's persistent definition names it.
+type Hostdev struct {
+	PCI    string `json:"pci"`
+	Live   bool   `json:"live,omitempty"`
+	Config bool   `json:"config,omitempty"`
+}
+
+// Holds reports whether the VM holds the function, live or in its config.
+func (vm *VM) Holds(pci string) bool {
+	for _, h := range vm.Hostdevs {
+		if h.PCI == pci {
+			return true
+		}
+	}
+	return false
+}
+
+// Node returns the node with this name.
+func (f *Fleet) Node(name string) (*Node, bool) {
+	i := sort.Search(len(f.Nodes), func(i int) bool { return f.Nodes[i].Name >= name })
+	if i < len(f.Nodes) && f.Nodes[i].Name == name {
+		return &f.Nodes[i], true
+	}
+	return nil, false
+}
+
+// Sort puts nodes in name order, which Node relies on, and VMs and
+// hostdevs in a stable order.
+func (f *Fleet) Sort() {
+	sort.Slice(f.Nodes, func(i, j int) bool { return f.Nodes[i].Name < f.Nodes[j].Name })
+	for i := range f.Nodes {
+		n := &f.Nodes[i]
+		sort.Slice(n.FPGAs, func(a, b int) bool { return n.FPGAs[a].PCI < n.FPGAs[b].PCI })
+		sort.Slice(n.VMs, func(a, b int) bool { return n.VMs[a].Name < n.VMs[b].Name })
+		for j := range n.VMs {
+			h := n.VMs[j].Hostdevs
+			sort.Slice(h, func(a, b int) bool { return h[a].PCI < h[b].PCI })
+		}
+	}
+}
+
+// Fingerprint is a digest of the observation, recorded in saved plans so
+// that a plan made against another state of the fleet is refused.
+func (f *Fleet) Fingerprint() string {
+	c := *f
+	c.Nodes = append([]Node(nil), f.Nodes...)
+	c.Sort()
+	b, err := json.Marshal(c)
+	if err != nil {
+		panic(err) // plain data always marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,270 @@
+package spec
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// APIVersion is the only apiVersion the loader accepts.
+const APIVersion = "fpgaops/v1"
+
+// Kinds of document in a fleet repository.
+const (
+	KindNode      = "Node"
+	KindBitstream = "Bitstream"
+	KindBinding   = "Binding"
+	KindPolicy    = "Policy"
+)
+
+// Pos is a position in a file of the fleet repository. File is relative to
+// the repository root and uses forward slashes.
+type Pos struct {
+	File string `json:"file,omitempty"`
+	Line int    `json:"line,omitempty"`
+	Col  int    `json:"col,omitempty"`
+}
+
+func (p Pos) String() string {
+	switch {
+	case p.File == "":
+		return ""
+	case p.Line == 0:
+		return p.File
+	case p.Col == 0:
+		return fmt.Sprintf("%s:%d", p.File, p.Line)
+	}
+	return fmt.Sprintf("%s:%d:%d", p.File, p.Line, p.Col)
+}
+
+// Fleet is the desired state of a whole fleet: every document of one
+// revision of the repository, checked. Slices are sorted by name.
+type Fleet struct {
+	// Root is the repository directory the fleet was loaded from.
+	Root string `json:"-"`
+	// Revision is the commit the fleet was loaded from, when known.
+	Revision   string      `json:"revision,omitempty"`
+	Nodes      []Node      `json:"nodes"`
+	Bitstreams []Bitstream `json:"bitstreams"`
+	Bindings   []Binding   `json:"bindings"`
+	Policy     Policy      `json:"policy"`
+}
+
+// Node is a compute host with FPGA cards.
+type Node struct {
+	Name string `json:"name"`
+	// Endpoint is the URL of the node's agent (or of a sim serving it).
+	Endpoint string `json:"endpoint,omitempty"`
+	// Libvirt is the libvirt URI that reaches the node's VMs, if libvirt
+	// manages them.
+	Libvirt string `json:"libvirt,omitempty"`
+	// Hostname is the node's name in OpenStack (Nova compute host,
+	// Placement provider), if OpenStack manages its VMs.
+	Hostname string            `json:"hostname,omitempty"`
+	Labels   map[string]string `json:"labels,omitempty"`
+	FPGAs    []FPGA            `json:"fpgas"`
+	Pos      Pos               `json:"-"`
+}
+
+// FPGA is one card of a node, named by its slot.
+type FPGA struct {
+	Slot string `json:"slot"`
+	// PCI is the physical function's address, lowercase, with domain:
+	// "0000:5e:00.0".
+	PCI   string `json:"pci"`
+	Board Board  `json:"board"`
+	// VFs is how many SR-IOV virtual functions the card should have on.
+	VFs int `json:"vfs"`
+	// InterfaceID is the PR interface ID the card is expected to have
+	// (normalised), empty if not declared.
+	InterfaceID string `json:"interfaceID,omitempty"`
+	Pos         Pos    `json:"-"`
+}
+
+// Bitstream is a named partial-reconfiguration image.
+type Bitstream struct {
+	Name string `json:"name"`
+	// File is the GBS file's path relative to the repository root, or "".
+	File string `json:"file,omitempty"`
+	// URL is where the image can be fetched when it is not in the
+	// repository.
+	URL string `json:"url,omitempty"`
+	// SHA256 is the image's digest, lowercase hex.
+	SHA256 string `json:"sha256"`
+	// InterfaceID and AFUID are normalised; for a file they come from its
+	// GBS metadata.
+	InterfaceID string `json:"interfaceID"`
+	AFUID       string `json:"afuID"`
+	Size        int64  `json:"size,omitempty"`
+	Pos         Pos    `json:"-"`
+}
+
+// Binding says: this VM gets this function of this card, with this
+// bitstream loaded. A binding without a VM keeps the card programmed.
+type Binding struct {
+	Name      string   `json:"name"`
+	Node      string   `json:"node"`
+	FPGA      string   `json:"fpga"`
+	Function  Function `json:"function"`
+	VM        string   `json:"vm,omitempty"`
+	Bitstream string   `json:"bitstream"`
+	// Protected bindings are never detached or pruned by fpgaops.
+	Protected bool `json:"protected,omitempty"`
+	Pos       Pos  `json:"-"`
+}
+
+// Function names a PCI function of a card: the physical function or one of
+// its virtual functions.
+type Function struct {
+	PF bool `json:"-"`
+	VF int  `json:"-"`
+}
+
+// PF is the card's physical function.
+var PF = Function{PF: true}
+
+// VF returns the card's n-th virtual function.
+func VF(n int) Function { return Function{VF: n} }
+
+func (f Function) String() string {
+	if f.PF {
+		return "pf"
+	}
+	return "vf" + strconv.Itoa(f.VF)
+}
+
+// ParseFunction parses "pf" or "vfN".
+func ParseFunction(s string) (Function, error) {
+	if s == "pf" {
+		return PF, nil
+	}
+	if n, ok := strings.CutPrefix(s, "vf"); ok {
+		if i, err := strconv.Atoi(n); err == nil && i >= 0 && strconv.Itoa(i) == n {
+			return VF(i), nil
+		}
+	}
+	return Function{}, fmt.Errorf("function %q: want pf or vfN", s)
+}
+
+func (f Function) MarshalText() ([]byte, error) { return []byte(f.String()), nil }
+
+func (f *Function) UnmarshalText(b []byte) error {
+	v, err := ParseFunction(string(b))
+	if err != nil {
+		return err
+	}
+	*f = v
+	return nil
+}
+
+// ID is the binding's canonical ID, used as its key in plans, logs and
+// errors.
+func (b Binding) ID() string { return "binding/" + b.Name }
+
+// CardID is the canonical ID of a card: "node/slot".
+func CardID(node, slot string) string { return node + "/" + slot }
+
+// Board is a supported FPGA card model.
+type Board string
+
+const (
+	BoardPACA10 Board = "pac-a10"
+	BoardD5005  Board = "pac-d5005"
+	BoardN3000  Board = "pac-n3000"
+)
+
+// BoardInfo is what fpgaops knows of a board model.
+type BoardInfo struct {
+	Board       Board
+	Description string
+	Vendor      uint16
+	PFDevice    uint16
+	VFDevice    uint16
+	// MaxVFs is the SR-IOV VF limit: one VF per AFU port, and these boards
+	// have one port.
+	MaxVFs int
+}
+
+// Boards lists the supported boards in a stable order.
+var Boards = []BoardInfo{
+	{BoardPACA10, "Intel PAC with Arria 10 GX", 0x8086, 0x09c4, 0x09c5, 1},
+	{BoardD5005, "Intel PAC D5005 (Stratix 10)", 0x8086, 0x0b2b, 0x0b2c, 1},
+	{BoardN3000, "Intel PAC N3000", 0x8086, 0x0b30, 0x0b31, 1},
+}
+
+// LookupBoard returns the board's info.
+func LookupBoard(b Board) (BoardInfo, bool) {
+	for _, i := range Boards {
+		if i.Board == b {
+			return i, true
+		}
+	}
+	return BoardInfo{}, false
+}
+
+// BoardByDevice returns the board whose PF or VF has this PCI device ID.
+func BoardByDevice(vendor, device uint16) (BoardInfo, bool) {
+	for _, i := range Boards {
+		if i.Vendor == vendor && (i.PFDevice == device || i.VFDevice == device) {
+			return i, true
+		}
+	}
+	return BoardInfo{}, false
+}
+
+// DriftMode says what a run does with drift.
+type DriftMode string
+
+const (
+	DriftReport  DriftMode = "report"
+	DriftCorrect DriftMode = "correct"
+)
+
+// Policy gates what a run may change and when.
+type Policy struct {
+	Name string `json:"name"`
+	// Schedule is the cron expression for scheduled runs.
+	Schedule string    `json:"schedule,omitempty"`
+	Windows  []Window  `json:"windows,omitempty"`
+	Budget   Budget    `json:"budget"`
+	Prune    Prune     `json:"prune"`
+	Drift    DriftMode `json:"drift"`
+	Pos      Pos       `json:"-"`
+}
+
+// WindowKind says whether a window allows or denies disruptive changes.
+type WindowKind string
+
+const (
+	WindowAllow WindowKind = "allow"
+	WindowDeny  WindowKind = "deny"
+)
+
+// Window is a maintenance window: it opens at each time Schedule (a
+// five-field cron expression) fires, in TimeZone, and stays open for
+// Duration.
+type Window struct {
+	Kind     WindowKind `json:"kind"`
+	Schedule string     `json:"schedule"`
+	Duration Duration   `json:"duration"`
+	TimeZone string     `json:"timezone,omitempty"`
+	Pos      Pos        `json:"-"`
+}
+
+// Budget limits disruption. Zero means the default (see the planner).
+type Budget struct {
+	// MaxDisruptedVMs is how many VMs may lose an FPGA at once.
+	MaxDisruptedVMs int `json:"maxDisruptedVMs,omitempty"`
+	// MaxCardsInFlight is how many cards may be changing at once.
+	MaxCardsInFlight int `json:"maxCardsInFlight,omitempty"`
+}
+
+// Prune governs removal of functions no binding asks for.
+type Prune struct {
+	Enabled bool `json:"enabled"`
+	// MaxShare is the largest share (0..1] of managed attachments one run
+	// may remove; 0 means no limit beyond "not all of them".
+	MaxShare float64 `json:"maxShare,omitempty"`
+	// AllowEmpty lets a run remove every managed attachment.
+	AllowEmpty bool `json:"allowEmpty,omitempty"`
+}
