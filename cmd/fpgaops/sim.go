@@ -1,17 +1,12 @@
 package main
 
-import (
-	"errors"
-
-	"github.com/spf13/cobra"
-)
+import "github.com/spf13/cobra"
 
 func newSimCommand(s streams) *cobra.Command {
-	return &cobra.Command{
-		Use:    "sim",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("sim: not built yet")
-		},
+	c := &cobra.Command{
+		Use:   "sim",
+		Short: "Generate and serve simulated FPGA fleets",
 	}
+	c.AddCommand(newSimGenCommand(s), newSimServeCommand(s))
+	return c
 }
