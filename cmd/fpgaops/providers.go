@@ -1,21 +1,201 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
 
+	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/sim"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/pflag"
 )
 
+// VM sides a node can use.
+const (
+	vmSideAuto      = "auto"
+	vmSideEndpoint  = "endpoint"
+	vmSideLibvirt   = "libvirt"
+	vmSideOpenStack = "openstack"
+)
+
 // providerFlags are the flags that say how to reach the fleet; plan, apply
 // and run share them.
-type providerFlags struct{}
+type providerFlags struct {
+	// Concurrency bounds how many nodes are observed (and changed) at once.
+	Concurrency int
+	// NodeTimeout bounds observing one node; a node that does not answer
+	// in time is unknown.
+	NodeTimeout time.Duration
 
-func (f *providerFlags) register(fs *pflag.FlagSet) {}
+	clientCert, clientKey, caFile string
+	insecure                      bool
+	vms                           string
+}
+
+func (f *providerFlags) register(fs *pflag.FlagSet) {
+	fs.IntVar(&f.Concurrency, "concurrency", 64, "nodes observed and changed at once")
+	fs.DurationVar(&f.NodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
+	fs.StringVar(&f.clientCert, "tls-cert", "", "client certificate (PEM) presented to node agents")
+	fs.StringVar(&f.clientKey, "tls-key", "", "key (PEM) of the client certificate")
+	fs.StringVar(&f.caFile, "ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
+	fs.StringVar(&f.vms, "vms", vmSideAuto, "where nodes' VMs are managed: auto, endpoint, libvirt or openstack;\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname, and the node's endpoint (the simulated fleet) otherwise")
+}
 
 // newProvider builds the provider that observes and changes the fleet's
-// nodes, choosing per node from what the fleet declares.
+// nodes, choosing per node from what the fleet declares: the card side is
+// always the node's agent at its endpoint; the VM side is chosen by
+// vmSide.
 func newProvider(fleet *spec.Fleet, f *providerFlags) (providers.Provider, error) {
-	return nil, errors.New("no provider configured")
+	switch f.vms {
+	case vmSideAuto, vmSideEndpoint, vmSideLibvirt, vmSideOpenStack:
+	default:
+		return nil, fmt.Errorf("--vms %q: want auto, endpoint, libvirt or openstack", f.vms)
+	}
+	var errs []error
+	for i := range fleet.Nodes {
+		if err := f.checkEndpoint(&fleet.Nodes[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	hc, err := f.httpClient()
+	if err != nil {
+		return nil, err
+	}
+	cards := agent.NewClient(hc)
+	vms := &vmsByNode{byNode: make(map[string]providers.VMs, len(fleet.Nodes))}
+	sides := map[string]providers.VMs{}
+	for i := range fleet.Nodes {
+		n := &fleet.Nodes[i]
+		kind := f.vmSide(n)
+		side, ok := sides[kind]
+		if !ok {
+			if side, err = newVMSide(kind, fleet, f, cards); err != nil {
+				return nil, err
+			}
+			sides[kind] = side
+		}
+		vms.byNode[n.Name] = side
+	}
+	return providers.Compose(cards, vms), nil
+}
+
+// vmSide says which VM side serves the node.
+func (f *providerFlags) vmSide(n *spec.Node) string {
+	if f.vms != vmSideAuto {
+		return f.vms
+	}
+	switch {
+	case n.Libvirt != "":
+		return vmSideLibvirt
+	case n.Hostname != "":
+		return vmSideOpenStack
+	}
+	return vmSideEndpoint
+}
+
+// newVMSide builds one VM side. The libvirt and OpenStack providers plug
+// in here.
+func newVMSide(kind string, fleet *spec.Fleet, f *providerFlags, c *agent.Client) (providers.VMs, error) {
+	switch kind {
+	case vmSideEndpoint:
+		return sim.NewVMClient(c), nil
+	case vmSideLibvirt:
+		return nil, errors.New("nodes with a libvirt URI need the libvirt VM side, which this build lacks; use --vms endpoint for a simulated fleet")
+	case vmSideOpenStack:
+		return nil, errors.New("nodes with a hostname need the OpenStack VM side, which this build lacks; use --vms endpoint for a simulated fleet")
+	}
+	return nil, fmt.Errorf("unknown VM side %q", kind)
+}
+
+// checkEndpoint refuses endpoints the controller must not talk to: plain
+// HTTP is only for loopback, and only with --insecure.
+func (f *providerFlags) checkEndpoint(n *spec.Node) error {
+	if n.Endpoint == "" {
+		return fmt.Errorf("node %s: no endpoint", n.Name)
+	}
+	u, err := url.Parse(n.Endpoint)
+	if err != nil {
+		return fmt.Errorf("node %s: endpoint: %w", n.Name, err)
+	}
+	switch u.Scheme {
+	case "https":
+		return nil
+	case "http":
+		if !f.insecure {
+			return fmt.Errorf("node %s: endpoint %s is plain HTTP; pass --insecure to allow it on loopback", n.Name, u.Redacted())
+		}
+		if !agent.IsLoopbackHost(u.Hostname()) {
+			return fmt.Errorf("node %s: endpoint %s: plain HTTP is allowed only on loopback", n.Name, u.Redacted())
+		}
+		return nil
+	}
+	return fmt.Errorf("node %s: endpoint %s: want an https URL", n.Name, u.Redacted())
+}
+
+func (f *providerFlags) httpClient() (*http.Client, error) {
+	conf, err := agent.ClientTLS(f.clientCert, f.clientKey, f.caFile)
+	if err != nil {
+		return nil, err
+	}
+	conc := max(f.Concurrency, 1)
+	tr := &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		TLSClientConfig:     conf,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		// A simulated fleet is one host:port for every node: keep a
+		// connection per concurrent request.
+		MaxIdleConns:        conc * 2,
+		MaxIdleConnsPerHost: conc * 2,
+		IdleConnTimeout:     90 * time.Second,
+	}
+	return &http.Client{Transport: tr}, nil
+}
+
+// vmsByNode sends each node's VM calls to the VM side chosen for it.
+type vmsByNode struct {
+	byNode map[string]providers.VMs
+}
+
+func (v *vmsByNode) side(node *spec.Node) (providers.VMs, error) {
+	s, ok := v.byNode[node.Name]
+	if !ok {
+		return nil, fmt.Errorf("node %s: no VM side", node.Name)
+	}
+	return s, nil
+}
+
+func (v *vmsByNode) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
+	s, err := v.side(node)
+	if err != nil {
+		return nil, err
+	}
+	return s.ObserveVMs(ctx, node)
+}
+
+func (v *vmsByNode) Attach(ctx context.Context, node *spec.Node, vm, pci string) error {
+	s, err := v.side(node)
+	if err != nil {
+		return err
+	}
+	return s.Attach(ctx, node, vm, pci)
+}
+
+func (v *vmsByNode) Detach(ctx context.Context, node *spec.Node, vm, pci string) error {
+	s, err := v.side(node)
+	if err != nil {
+		return err
+	}
+	return s.Detach(ctx, node, vm, pci)
 }

@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+// Client is the controller's side of the API: the card side of a
+// provider, reaching each node at its endpoint. It is safe for concurrent
+// use.
+type Client struct {
+	HTTP *http.Client
+}
+
+var _ providers.Cards = (*Client)(nil)
+
+// NewClient returns a client that sends requests with c (which carries
+// the TLS configuration); nil means http.DefaultClient.
+func NewClient(c *http.Client) *Client {
+	if c == nil {
+		c = http.DefaultClient
+	}
+	return &Client{HTTP: c}
+}
+
+// ObserveCards asks the node's agent for its inventory.
+func (c *Client) ObserveCards(ctx context.Context, node *spec.Node) ([]fpga.Device, error) {
+	var inv Inventory
+	if err := c.Do(ctx, node, http.MethodGet, PathInventory, nil, &inv); err != nil {
+		return nil, err
+	}
+	return inv.Devices, nil
+}
+
+// SetVFs asks the agent to turn the card's VFs off or on.
+func (c *Client) SetVFs(ctx context.Context, node *spec.Node, pci string, n int) error {
+	body, _ := json.Marshal(VFsRequest{Count: n})
+	var res ProgramResult
+	if err := c.Do(ctx, node, http.MethodPut, cardPath(PathVFs, pci), jsonBody(body), &res); err != nil {
+		return err
+	}
+	if res.Device.NumVFs != n {
+		return fmt.Errorf("card %s: VFs read back as %d, want %d", pci, res.Device.NumVFs, n)
+	}
+	return nil
+}
+
+// Program sends the image (or its URL, for the agent to fetch) and checks
+// the AFU ID the agent reads back afterwards.
+func (c *Client) Program(ctx context.Context, node *spec.Node, pci string, img Image) error {
+	var b Body
+	if img.Data != nil {
+		b = Body{
+			Query:       url.Values{"sha256": {img.Bitstream.SHA256}},
+			ContentType: "application/octet-stream",
+			Data:        img.Data,
+		}
+	} else {
+		if img.Bitstream.URL == "" {
+			return fmt.Errorf("bitstream %s: neither image data nor a URL", img.Bitstream.Name)
+		}
+		data, _ := json.Marshal(ProgramRequest{SHA256: img.Bitstream.SHA256, URL: img.Bitstream.URL})
+		b = *jsonBody(data)
+	}
+	var res ProgramResult
+	if err := c.Do(ctx, node, http.MethodPost, cardPath(PathProgram, pci), &b, &res); err != nil {
+		return err
+	}
+	if want := img.Bitstream.AFUID; want != "" {
+		if got := bitstream.NormalizeID(res.Device.AFUID()); got != want {
+			return fmt.Errorf("card %s: AFU ID read back is %q, want %q", pci, got, want)
+		}
+	}
+	return nil
+}
+
+// Image is the provider's image type, named here for brevity.
+type Image = providers.Image
+
+// Body is a request body.
+type Body struct {
+	Query       url.Values
+	ContentType string
+	Data        []byte
+}
+
+func jsonBody(b []byte) *Body { return &Body{ContentType: "application/json", Data: b} }
+
+// JSONBody encodes v as a request body.
+func JSONBody(v any) (*Body, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	return jsonBody(b), nil
+}
+
+func cardPath(p, pci string) string {
+	return strings.Replace(p, "{pci}", url.PathEscape(pci), 1)
+}
+
+// Do sends one request to the node's endpoint plus path and decodes a
+// JSON answer into out. Error answers come back as *Error; answers and
+// failures that a retry may cure (503, 502, 504, 429, a dropped or
+// refused connection, a timeout) are marked providers.Transient.
+func (c *Client) Do(ctx context.Context, node *spec.Node, method, path string, body *Body, out any) error {
+	if node.Endpoint == "" {
+		return fmt.Errorf("node %s has no endpoint", node.Name)
+	}
+	u, err := url.Parse(strings.TrimSuffix(node.Endpoint, "/") + path)
+	if err != nil {
+		return fmt.Errorf("endpoint %q: %w", node.Endpoint, err)
+	}
+	var rd io.Reader
+	if body != nil {
+		if body.Query != nil {
+			u.RawQuery = body.Query.Encode()
+		}
+		rd = bytes.NewReader(body.Data)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", body.ContentType)
+	}
+	what := method + " " + u.Redacted()
+	resp, err := c.HTTP.Do(req)
+	if err != nil {
+		err = fmt.Errorf("%s: %w", what, unwrapURL(err))
+		if ctx.Err() == nil && isNetwork(err) {
+			return providers.Transient(err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		e := &Error{Status: resp.StatusCode}
+		var eb ErrorBody
+		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
+			e.Code, e.Message = eb.Error.Code, eb.Error.Message
+		} else {
+			e.Code, e.Message = CodeInternal, strings.TrimSpace(string(data))
+		}
+		err := fmt.Errorf("%s: %s: %w", what, resp.Status, e)
+		switch resp.StatusCode {
+		case http.StatusServiceUnavailable, http.StatusBadGateway, http.StatusGatewayTimeout, http.StatusTooManyRequests:
+			return providers.Transient(err)
+		}
+		return err
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("%s: answer: %w", what, err)
+	}
+	return nil
+}
+
+// unwrapURL drops the *url.Error layer, whose text repeats the URL.
+func unwrapURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+func isNetwork(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed)
+}
