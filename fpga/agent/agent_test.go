@@ -1,0 +1,393 @@
+package agent_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/fpga/agent"
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+const (
+	cardPCI     = "0000:5e:00.0"
+	interfaceID = "69528db6eb31577a8c3668f9faa081f6"
+	afuID       = "d8424dc4a4a3c413f89e433683f9040b"
+)
+
+// memHost is a one-card host in memory: enough to test the API without a
+// sysfs tree.
+type memHost struct {
+	mu       sync.Mutex
+	dev      fpga.Device
+	programs int
+}
+
+func newMemHost() *memHost {
+	return &memHost{dev: fpga.Device{
+		PCI: cardPCI, Vendor: 0x8086, DeviceID: 0x0b30, Board: "pac-n3000",
+		InterfaceID: interfaceID, TotalVFs: 1, Ports: []fpga.Port{{ID: 0}},
+	}}
+}
+
+func (h *memHost) Discover(context.Context) ([]fpga.Device, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return []fpga.Device{h.dev}, nil
+}
+
+func (h *memHost) SetVFs(_ context.Context, pci string, n int) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pci != h.dev.PCI {
+		return agent.ErrNoCard
+	}
+	h.dev.NumVFs = n
+	return nil
+}
+
+func (h *memHost) Program(_ context.Context, pci string, image []byte, _ fpga.ProgramOptions) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if pci != h.dev.PCI {
+		return agent.ErrNoCard
+	}
+	f, err := bitstream.Parse(image)
+	if err != nil {
+		return err
+	}
+	h.dev.Ports[0].AFUID = f.AFUID()
+	h.programs++
+	return nil
+}
+
+func (h *memHost) programCount() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.programs
+}
+
+func testImage(t *testing.T) ([]byte, spec.Bitstream) {
+	t.Helper()
+	md := bitstream.Metadata{Version: 1, AFUImage: bitstream.AFUImage{
+		MagicNo:       bitstream.MagicNo,
+		InterfaceUUID: interfaceID,
+		AcceleratorClusters: []bitstream.Cluster{{
+			Name: "nlb", TotalContexts: 1, AcceleratorTypeUUID: afuID,
+		}},
+	}}
+	data, err := bitstream.Build(md, bytes.Repeat([]byte{0xa5}, 4096))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return data, spec.Bitstream{
+		Name: "nlb", SHA256: hex.EncodeToString(sum[:]), InterfaceID: interfaceID, AFUID: afuID,
+	}
+}
+
+// pki is a CA with server and client certificates written as PEM files.
+type pki struct {
+	dir                   string
+	caFile                string
+	serverCert, serverKey string
+	clientCert, clientKey string
+	ca                    *x509.Certificate
+	caKey                 *ecdsa.PrivateKey
+}
+
+func newPKI(t *testing.T, name string) *pki {
+	t.Helper()
+	p := &pki{dir: t.TempDir()}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: name + " CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.ca, _ = x509.ParseCertificate(der)
+	p.caKey = key
+	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
+	p.serverCert, p.serverKey = p.issue(t, "server", x509.ExtKeyUsageServerAuth)
+	p.clientCert, p.clientKey = p.issue(t, "client", x509.ExtKeyUsageClientAuth)
+	return p
+}
+
+func (p *pki) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
+		DNSNames:     []string{"localhost"},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", kder)
+}
+
+func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
+	t.Helper()
+	f := filepath.Join(p.dir, name)
+	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// startTLS serves h over mutual TLS with the pki's server certificate.
+func startTLS(t *testing.T, p *pki, h fpga.Host, s agent.Server) string {
+	t.Helper()
+	conf, err := agent.ServerTLS(p.serverCert, p.serverKey, p.caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(agent.NewHandler(h, s))
+	srv.TLS = conf
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func client(t *testing.T, caFile, cert, key string) *agent.Client {
+	t.Helper()
+	conf, err := agent.ClientTLS(cert, key, caFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return agent.NewClient(&http.Client{Transport: &http.Transport{TLSClientConfig: conf}, Timeout: 10 * time.Second})
+}
+
+func TestMutualTLS(t *testing.T) {
+	p := newPKI(t, "fleet")
+	other := newPKI(t, "other")
+	url := startTLS(t, p, newMemHost(), agent.Server{})
+	node := &spec.Node{Name: "compute-01", Endpoint: url}
+
+	tests := []struct {
+		name      string
+		cert, key string
+		wantErr   bool
+	}{
+		{"client certificate from the fleet CA", p.clientCert, p.clientKey, false},
+		{"no client certificate", "", "", true},
+		{"client certificate from another CA", other.clientCert, other.clientKey, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			devs, err := client(t, p.caFile, tt.cert, tt.key).ObserveCards(context.Background(), node)
+			if tt.wantErr {
+				if err == nil {
+					t.Fatalf("inventory answered %d devices; want the handshake refused", len(devs))
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(devs) != 1 || devs[0].PCI != cardPCI {
+				t.Fatalf("inventory = %+v; want the one card %s", devs, cardPCI)
+			}
+		})
+	}
+
+	t.Run("server certificate from another CA", func(t *testing.T) {
+		_, err := client(t, other.caFile, other.clientCert, other.clientKey).ObserveCards(context.Background(), node)
+		if err == nil {
+			t.Fatal("the client trusted a server its CA did not sign")
+		}
+	})
+}
+
+func TestProgram(t *testing.T) {
+	p := newPKI(t, "fleet")
+	image, bs := testImage(t)
+	imageServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write(image)
+	}))
+	t.Cleanup(imageServer.Close)
+	other := bytes.Clone(image)
+	other[len(other)-1] ^= 0xff
+
+	tests := []struct {
+		name     string
+		img      providers.Image
+		limit    int64
+		wantCode string
+	}{
+		{name: "upload", img: providers.Image{Bitstream: bs, Data: image}},
+		{name: "upload with the wrong digest", img: providers.Image{Bitstream: bs, Data: other}, wantCode: agent.CodeDigestMismatch},
+		{name: "upload over the size limit", img: providers.Image{Bitstream: bs, Data: image}, limit: 1024, wantCode: agent.CodeTooLarge},
+		{name: "fetch from URL", img: providers.Image{Bitstream: withURL(bs, imageServer.URL+"/nlb.gbs")}},
+		{name: "fetch with the wrong digest", img: providers.Image{Bitstream: withDigest(withURL(bs, imageServer.URL+"/nlb.gbs"), strings.Repeat("ab", 32))}, wantCode: agent.CodeDigestMismatch},
+		{name: "fetch over the size limit", img: providers.Image{Bitstream: withURL(bs, imageServer.URL+"/nlb.gbs")}, limit: 1024, wantCode: agent.CodeTooLarge},
+		{name: "no card at the address", img: providers.Image{Bitstream: bs, Data: image}, wantCode: agent.CodeNotFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := newMemHost()
+			url := startTLS(t, p, h, agent.Server{MaxImageBytes: tt.limit})
+			c := client(t, p.caFile, p.clientCert, p.clientKey)
+			pci := cardPCI
+			if tt.wantCode == agent.CodeNotFound {
+				pci = "0000:af:00.0"
+			}
+			err := c.Program(context.Background(), &spec.Node{Name: "compute-01", Endpoint: url}, pci, tt.img)
+			if tt.wantCode == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := h.dev.AFUID(); got != afuID {
+					t.Fatalf("AFU ID after program = %q; want %q", got, afuID)
+				}
+				return
+			}
+			var apiErr *agent.Error
+			if !errors.As(err, &apiErr) || apiErr.Code != tt.wantCode {
+				t.Fatalf("err = %v; want an API error with code %s", err, tt.wantCode)
+			}
+			if n := h.programCount(); n != 0 {
+				t.Fatalf("host programmed %d times; want a refusal before programming", n)
+			}
+			if providers.IsTransient(err) {
+				t.Fatalf("err %v is marked transient; a retry cannot cure it", err)
+			}
+		})
+	}
+}
+
+func withURL(b spec.Bitstream, u string) spec.Bitstream    { b.URL = u; return b }
+func withDigest(b spec.Bitstream, d string) spec.Bitstream { b.SHA256 = d; return b }
+
+func TestSetVFs(t *testing.T) {
+	h := newMemHost()
+	srv := httptest.NewServer(agent.NewHandler(h, agent.Server{}))
+	t.Cleanup(srv.Close)
+	c := agent.NewClient(srv.Client())
+	node := &spec.Node{Name: "compute-01", Endpoint: srv.URL}
+	if err := c.SetVFs(context.Background(), node, cardPCI, 1); err != nil {
+		t.Fatal(err)
+	}
+	devs, err := c.ObserveCards(context.Background(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if devs[0].NumVFs != 1 {
+		t.Fatalf("NumVFs = %d after setting 1", devs[0].NumVFs)
+	}
+	err = c.SetVFs(context.Background(), node, "not-a-pci", 1)
+	var apiErr *agent.Error
+	if !errors.As(err, &apiErr) || apiErr.Code != agent.CodeBadRequest {
+		t.Fatalf("bad PCI address: err = %v; want bad_request", err)
+	}
+}
+
+func TestErrorsAreJSON(t *testing.T) {
+	srv := httptest.NewServer(agent.NewHandler(newMemHost(), agent.Server{MaxJSONBytes: 16}))
+	t.Cleanup(srv.Close)
+	tests := []struct {
+		name, method, path, body string
+		status                   int
+		code                     string
+	}{
+		{"unknown path", "GET", "/v2/inventory", "", 404, agent.CodeNotFound},
+		{"JSON body over the limit", "PUT", "/v1/cards/" + cardPCI + "/vfs", `{"count": 1, "padding": "xxxxxxxxxxxxxxxx"}`, 413, agent.CodeTooLarge},
+		{"unknown field", "PUT", "/v1/cards/" + cardPCI + "/vfs", `{"cnt":1}`, 400, agent.CodeBadRequest},
+		{"program without a digest", "POST", "/v1/cards/" + cardPCI + "/program", "x", 400, agent.CodeBadRequest},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tt.method, srv.URL+tt.path, strings.NewReader(tt.body))
+			req.Header.Set("Content-Type", "application/json")
+			if tt.method == "POST" {
+				req.Header.Set("Content-Type", "application/octet-stream")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			var eb agent.ErrorBody
+			if err := jsonDecode(resp, &eb); err != nil {
+				t.Fatalf("answer is not a JSON error: %v", err)
+			}
+			if resp.StatusCode != tt.status || eb.Error == nil || eb.Error.Code != tt.code || eb.Error.Message == "" {
+				t.Fatalf("got %d %+v; want %d with code %s and a message", resp.StatusCode, eb.Error, tt.status, tt.code)
+			}
+		})
+	}
+}
+
+func TestCheckListen(t *testing.T) {
+	conf := &tls.Config{}
+	tests := []struct {
+		name     string
+		addr     string
+		tls      *tls.Config
+		insecure bool
+		ok       bool
+	}{
+		{"TLS on every interface", ":9443", conf, false, true},
+		{"plain HTTP on IPv4 loopback", "127.0.0.1:9443", nil, true, true},
+		{"plain HTTP on IPv6 loopback", "[::1]:9443", nil, true, true},
+		{"plain HTTP on localhost", "localhost:9443", nil, true, true},
+		{"plain HTTP on every interface", ":9443", nil, true, false},
+		{"plain HTTP on a routable address", "10.0.0.5:9443", nil, true, false},
+		{"neither TLS nor insecure", "127.0.0.1:9443", nil, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := agent.CheckListen(tt.addr, tt.tls, tt.insecure)
+			if (err == nil) != tt.ok {
+				t.Fatalf("CheckListen(%q) = %v; want ok=%v", tt.addr, err, tt.ok)
+			}
+		})
+	}
+}
