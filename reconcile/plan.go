@@ -1,0 +1,244 @@
+package reconcile
+
+import (
+	"time"
+)
+
+// FormatVersion is the version of the plan's JSON format (docs/plan-format.md).
+// It changes only when a field changes meaning or goes away.
+const FormatVersion = 1
+
+// Action is what a change does. The set is closed; each action's contract
+// for Before and After is spelled out here and relied on by the executor
+// and the renderers.
+type Action string
+
+const (
+	// ActionNoop: the object already matches. Before and After are equal.
+	ActionNoop Action = "noop"
+	// ActionDetach takes a function away from a VM. Before names the VM and
+	// the function it holds; After is nil.
+	ActionDetach Action = "detach"
+	// ActionSetVFs turns SR-IOV off or on. Before.VFs is the count now,
+	// After.VFs the count wanted (0 for off).
+	ActionSetVFs Action = "set-vfs"
+	// ActionProgram loads a bitstream into the card's PR region and reads
+	// the AFU ID back. Before.AFUID is what runs now; After names the
+	// bitstream, its digest and AFU ID.
+	ActionProgram Action = "program"
+	// ActionAttach gives a function to a VM. Before is nil; After names the
+	// VM and the function. After.PCI is empty when the function is a VF
+	// that does not exist yet: the executor resolves it once VFs are on.
+	ActionAttach Action = "attach"
+	// ActionReport changes nothing: it shows a difference fpgaops will not
+	// fix in this run (drift in report mode, an unknown node, an unhealthy
+	// or missing card). Before is what was observed (nil if nothing), After
+	// what the repository asks for (nil if nothing).
+	ActionReport Action = "report"
+)
+
+// Actions lists every action in the order a card's changes run.
+var Actions = []Action{ActionReport, ActionDetach, ActionSetVFs, ActionProgram, ActionAttach, ActionNoop}
+
+// Step is a change's place in a card's safety order: detach, VFs off,
+// program (with verify), VFs on, attach.
+type Step string
+
+const (
+	StepReport  Step = "report"
+	StepNoop    Step = "noop"
+	StepDetach  Step = "detach"
+	StepVFsOff  Step = "vfs-off"
+	StepProgram Step = "program"
+	StepVFsOn   Step = "vfs-on"
+	StepAttach  Step = "attach"
+)
+
+// order is the step's rank within a card; changes sort by it.
+func (s Step) order() int {
+	switch s {
+	case StepReport:
+		return 0
+	case StepDetach:
+		return 1
+	case StepVFsOff:
+		return 2
+	case StepProgram:
+		return 3
+	case StepVFsOn:
+		return 4
+	case StepAttach:
+		return 5
+	}
+	return 6
+}
+
+// Value is one side (Before or After) of a change. Only the fields the
+// action's contract names are set.
+type Value struct {
+	// Bitstream, SHA256 and AFUID describe what a PR region runs or should
+	// run.
+	Bitstream string `json:"bitstream,omitempty"`
+	SHA256    string `json:"sha256,omitempty"`
+	AFUID     string `json:"afuID,omitempty"`
+	// VFs is an SR-IOV VF count.
+	VFs *int `json:"vfs,omitempty"`
+	// VM, Function and PCI describe a function held by a VM.
+	VM       string `json:"vm,omitempty"`
+	Running  bool   `json:"running,omitempty"`
+	Function string `json:"function,omitempty"`
+	PCI      string `json:"pci,omitempty"`
+	// Note carries what a report shows when no field fits ("unknown:
+	// agent unreachable").
+	Note string `json:"note,omitempty"`
+}
+
+// Gate names the rule that holds a change back.
+type Gate string
+
+const (
+	// GateUnknownNode: the node could not be observed.
+	GateUnknownNode Gate = "unknown-node"
+	// GateHealth: the card reports a problem; it is not programmed.
+	GateHealth Gate = "health"
+	// GateInterface: the card's PR interface differs from the bitstream's.
+	GateInterface Gate = "interface"
+	// GateMissing: the card or the VM is not on the node.
+	GateMissing Gate = "missing"
+	// GateWindow: a disruptive change outside the maintenance windows.
+	GateWindow Gate = "window"
+	// GateBudget: the change alone needs more than the disruption budget.
+	GateBudget Gate = "budget"
+	// GatePrune: removal while prune is off, or beyond its limits.
+	GatePrune Gate = "prune"
+	// GateProtected: it would detach a protected binding.
+	GateProtected Gate = "protected"
+	// GateDependency: a change it depends on is held, or it only exists to
+	// serve a change that is held.
+	GateDependency Gate = "dependency"
+)
+
+// Hold says why a change is held back. Why is for display only.
+type Hold struct {
+	Gate Gate   `json:"gate"`
+	Why  string `json:"why"`
+}
+
+// Change is one step of the plan.
+type Change struct {
+	// ID is canonical and unique in the plan: the object's ID, a colon, the
+	// step ("node/compute-01/fpga/pac0:program",
+	// "node/compute-01/fpga/pac0/vf0/vm/vnf-a:attach").
+	ID     string `json:"id"`
+	Action Action `json:"action"`
+	Step   Step   `json:"step"`
+	// Object is the ID of what the change acts on.
+	Object string `json:"object"`
+	Node   string `json:"node"`
+	// Card is the card's slot, and CardPCI its PF address; empty for a
+	// change that concerns a whole node.
+	Card    string `json:"card,omitempty"`
+	CardPCI string `json:"cardPCI,omitempty"`
+	// Binding is the binding the change serves, if any.
+	Binding string `json:"binding,omitempty"`
+	Before  *Value `json:"before,omitempty"`
+	After   *Value `json:"after,omitempty"`
+	// Reason explains the change to a reader. It is display only: the
+	// executor never looks at it.
+	Reason string `json:"reason,omitempty"`
+	// DependsOn are the IDs of the changes that must succeed first.
+	DependsOn []string `json:"dependsOn,omitempty"`
+	// Disruptive is true when the change takes a function from a running
+	// VM.
+	Disruptive bool `json:"disruptive,omitempty"`
+	// Drift is true when the object matched the repository at the last
+	// apply and has changed since.
+	Drift bool `json:"drift,omitempty"`
+	// Held is set when a gate holds the change back; it is then not run.
+	Held *Hold `json:"held,omitempty"`
+	// Wave is the rollout wave (1, 2, ...) the change runs in; 0 when it is
+	// not run (held, report, noop).
+	Wave int `json:"wave,omitempty"`
+	// Digest is the desired-state digest of the card the change belongs
+	// to. With ID it keys the executor's journal.
+	Digest string `json:"digest,omitempty"`
+}
+
+// Runnable reports whether the executor runs the change.
+func (c *Change) Runnable() bool {
+	return c.Held == nil && c.Action != ActionNoop && c.Action != ActionReport
+}
+
+// Plan is what a run would do: every change, in a deterministic order
+// (node, card, step, name), with what made it and what holds it back.
+type Plan struct {
+	FormatVersion int `json:"formatVersion"`
+	// Revision is the desired state's revision, when known.
+	Revision string `json:"revision,omitempty"`
+	// DesiredDigest is a digest of the desired fleet the plan was made
+	// from; ObservedFingerprint the fingerprint of the observation.
+	DesiredDigest       string    `json:"desiredDigest"`
+	ObservedFingerprint string    `json:"observedFingerprint"`
+	CreatedAt           time.Time `json:"createdAt"`
+	// Drift is the drift mode the plan was made under.
+	Drift string `json:"drift"`
+	// Budget is the budget in force, defaults filled in.
+	Budget  Budget   `json:"budget"`
+	Waves   int      `json:"waves"`
+	Changes []Change `json:"changes"`
+	Summary Summary  `json:"summary"`
+}
+
+// Budget is the disruption budget the plan's waves respect.
+type Budget struct {
+	MaxCardsInFlight int `json:"maxCardsInFlight"`
+	MaxDisruptedVMs  int `json:"maxDisruptedVMs"`
+}
+
+// Defaults of the disruption budget when the policy leaves it zero: ten
+// cards may change at once, and one VM at a time may lose its FPGA.
+const (
+	DefaultMaxCardsInFlight = 10
+	DefaultMaxDisruptedVMs  = 1
+)
+
+// Summary counts the changes that will run, by action, and the rest.
+type Summary struct {
+	Program int `json:"program"`
+	SetVFs  int `json:"setVFs"`
+	Attach  int `json:"attach"`
+	Detach  int `json:"detach"`
+	Report  int `json:"report"`
+	Held    int `json:"held"`
+	Noop    int `json:"noop"`
+}
+
+// HasChanges reports whether the fleet differs from the desired state in
+// any way the plan shows, run or held or reported.
+func (p *Plan) HasChanges() bool {
+	for i := range p.Changes {
+		if p.Changes[i].Action != ActionNoop {
+			return true
+		}
+	}
+	return false
+}
+
+// Change returns the change with this ID.
+func (p *Plan) Change(id string) (*Change, bool) {
+	for i := range p.Changes {
+		if p.Changes[i].ID == id {
+			return &p.Changes[i], true
+		}
+	}
+	return nil, false
+}
+
+// Options tune the planner.
+type Options struct {
+	// Applied maps a card's ID ("node/compute-01/fpga/pac0") to the
+	// desired digest last applied to it. A card whose desired digest still
+	// equals it but whose live state differs has drifted. Nil means no
+	// history: nothing is drift.
+	Applied map[string]string
+}

@@ -1,0 +1,827 @@
+package reconcile
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+// NewPlan is the planner: from the desired fleet, an observation of the
+// live fleet and the time, it derives every change, in the safety order,
+// with the policy's gates applied. It is pure: no I/O, no clock, no
+// randomness; the same inputs give the same plan. It does not modify its
+// inputs (it sorts a copy of obs's node list when obs is unsorted).
+func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Options) (*Plan, error) {
+	if desired == nil || obs == nil {
+		return nil, errors.New("plan: desired and observed state are both required")
+	}
+	ws, err := compileWindows(desired.Policy)
+	if err != nil {
+		return nil, fmt.Errorf("plan: policy %s: %w", desired.Policy.Name, err)
+	}
+	if !sort.SliceIsSorted(obs.Nodes, func(i, j int) bool { return obs.Nodes[i].Name < obs.Nodes[j].Name }) {
+		c := *obs
+		c.Nodes = append([]observed.Node(nil), obs.Nodes...)
+		sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+		obs = &c
+	}
+	switch desired.Policy.Drift {
+	case "", spec.DriftReport, spec.DriftCorrect:
+	default:
+		return nil, fmt.Errorf("plan: policy %s: drift mode %q: want report or correct", desired.Policy.Name, desired.Policy.Drift)
+	}
+
+	pl := &planner{
+		desired:    desired,
+		opts:       opts,
+		bitstreams: make(map[string]*spec.Bitstream, len(desired.Bitstreams)),
+		byAFU:      make(map[string]string, len(desired.Bitstreams)),
+	}
+	for i := range desired.Bitstreams {
+		b := &desired.Bitstreams[i]
+		pl.bitstreams[b.Name] = b
+		if _, dup := pl.byAFU[b.AFUID]; !dup {
+			pl.byAFU[b.AFUID] = b.Name
+		}
+	}
+	var errs []error
+	pairs := pair(desired, obs)
+	for i := range pairs {
+		if err := pl.node(&pairs[i]); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("plan: %w", errors.Join(errs...))
+	}
+
+	pl.gatePrune()
+	pl.gateDisruption(ws, now)
+	pl.holdUselessDetaches()
+	changes := pl.flatten()
+	holdDependents(changes)
+	budget := effectiveBudget(desired.Policy.Budget)
+	waves := assignWaves(changes, budget)
+
+	p := &Plan{
+		FormatVersion:       FormatVersion,
+		Revision:            desired.Revision,
+		DesiredDigest:       DesiredDigest(desired),
+		ObservedFingerprint: obs.Fingerprint(),
+		CreatedAt:           now.UTC(),
+		Drift:               string(driftMode(desired.Policy)),
+		Budget:              budget,
+		Waves:               waves,
+		Changes:             changes,
+	}
+	p.Summary = summarise(changes)
+	return p, nil
+}
+
+func driftMode(p spec.Policy) spec.DriftMode {
+	if p.Drift == "" {
+		return spec.DriftReport
+	}
+	return p.Drift
+}
+
+func effectiveBudget(b spec.Budget) Budget {
+	out := Budget{MaxCardsInFlight: b.MaxCardsInFlight, MaxDisruptedVMs: b.MaxDisruptedVMs}
+	if out.MaxCardsInFlight <= 0 {
+		out.MaxCardsInFlight = DefaultMaxCardsInFlight
+	}
+	if out.MaxDisruptedVMs <= 0 {
+		out.MaxDisruptedVMs = DefaultMaxDisruptedVMs
+	}
+	return out
+}
+
+// DesiredDigest is a digest of the desired fleet: what a saved plan was
+// made for.
+func DesiredDigest(f *spec.Fleet) string {
+	b, err := json.Marshal(f)
+	if err != nil {
+		panic(err) // plain data always marshals
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
+// CardID is the canonical ID of a card as an object of the plan.
+func CardID(node, slot string) string { return "node/" + node + "/fpga/" + slot }
+
+// AttachmentID is the canonical ID of "this function of this card, held by
+// this VM".
+func AttachmentID(node, slot string, fn spec.Function, vm string) string {
+	return CardID(node, slot) + "/" + fn.String() + "/vm/" + vm
+}
+
+// detachKind says why a function is taken from a VM.
+type detachKind int
+
+const (
+	// detachCycle: the VM keeps the function, but the card must be reset
+	// under it; it is attached again afterwards.
+	detachCycle detachKind = iota
+	// detachReplace: a binding gives the function to another VM, or gives
+	// this VM another function: the repository changed who holds what.
+	detachReplace
+	// detachPrune: no binding mentions the VM and function any more.
+	detachPrune
+)
+
+// chain is every change of one card, before gates and flattening.
+type chain struct {
+	card    string // object ID
+	node    string
+	detach  []*Change
+	kinds   []detachKind
+	blocks  []bool // detach must finish before the card is reset
+	vfsOff  *Change
+	program *Change
+	vfsOn   *Change
+	attach  []*Change
+	other   []*Change // report or noop
+	// resetHold is why the card cannot be reset, if it cannot.
+	resetHold *Hold
+}
+
+func (c *chain) resetting() bool { return c.vfsOff != nil || c.program != nil || c.vfsOn != nil }
+
+type planner struct {
+	desired    *spec.Fleet
+	opts       Options
+	bitstreams map[string]*spec.Bitstream
+	byAFU      map[string]string
+	chains     []*chain
+	nodeOnly   []*Change
+	// managed counts the functions of desired cards that VMs hold: the
+	// base of the prune share.
+	managed int
+}
+
+func (pl *planner) node(np *nodePair) error {
+	n := np.Node
+	if !np.Known() {
+		reason := "the node is not in the observation"
+		if np.Obs != nil && np.Obs.Reason != "" {
+			reason = np.Obs.Reason
+		}
+		pl.nodeOnly = append(pl.nodeOnly, &Change{
+			ID: "node/" + n.Name + ":unknown", Action: ActionReport, Step: StepReport,
+			Object: "node/" + n.Name, Node: n.Name,
+			Before: &Value{Note: "unknown: " + reason},
+			Reason: fmt.Sprintf("node %s could not be observed (%s); nothing is planned for its %d card(s)", n.Name, reason, len(n.FPGAs)),
+		})
+		return nil
+	}
+	// VMs that some binding on this node names: their other hostdevs on
+	// managed cards are replaced, not pruned.
+	boundVMs := map[string]bool{}
+	wanted := map[string]string{} // PCI-less key card/fn -> VM
+	for c := range np.Cards {
+		for _, b := range np.Cards[c].Bindings {
+			if b.VM != "" {
+				boundVMs[b.VM] = true
+				wanted[np.Cards[c].Card.Slot+"/"+b.Function.String()] = b.VM
+			}
+		}
+	}
+	vms := make(map[string]*observed.VM, len(np.Obs.VMs))
+	for i := range np.Obs.VMs {
+		vms[np.Obs.VMs[i].Name] = &np.Obs.VMs[i]
+	}
+	var errs []error
+	first := len(pl.chains)
+	for c := range np.Cards {
+		ch, err := pl.card(n, &np.Cards[c], boundVMs, wanted, vms)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		pl.chains = append(pl.chains, ch)
+	}
+	linkMoves(pl.chains[first:])
+	return errors.Join(errs...)
+}
+
+// linkMoves makes a VM that moves between cards of a node give up its old
+// function before it gets the new one.
+func linkMoves(chains []*chain) {
+	leaving := map[string][]string{} // VM -> replace detaches
+	for _, ch := range chains {
+		for i, d := range ch.detach {
+			if ch.kinds[i] == detachReplace {
+				leaving[d.Before.VM] = append(leaving[d.Before.VM], d.ID)
+			}
+		}
+	}
+	if len(leaving) == 0 {
+		return
+	}
+	for _, ch := range chains {
+		for _, a := range ch.attach {
+			for _, id := range leaving[a.After.VM] {
+				if !contains(a.DependsOn, id) {
+					a.DependsOn = append(append([]string(nil), a.DependsOn...), id)
+				}
+			}
+		}
+	}
+}
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	if id == "" {
+		return "(none)"
+	}
+	return id
+}
+
+func intp(n int) *int { return &n }
+
+// card plans one card: the safety order detach, VFs off, program, VFs on,
+// attach, each step depending on the one before.
+func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wanted map[string]string, vms map[string]*observed.VM) (*chain, error) {
+	card := cp.Card
+	cid := CardID(n.Name, card.Slot)
+	ch := &chain{card: cid, node: n.Name}
+	digest := pl.cardDigest(n.Name, cp)
+	mk := func(step Step, action Action, object string) *Change {
+		id := object + ":" + string(step)
+		return &Change{ID: id, Action: action, Step: step, Object: object, Node: n.Name,
+			Card: card.Slot, CardPCI: card.PCI, Digest: digest}
+	}
+
+	// The card's bitstream: every binding on a card loads the same one,
+	// since a card has one PR region.
+	var bs *spec.Bitstream
+	for _, b := range cp.Bindings {
+		got, ok := pl.bitstreams[b.Bitstream]
+		if !ok {
+			return nil, fmt.Errorf("%s: binding %s: bitstream %q is not defined", cid, b.Name, b.Bitstream)
+		}
+		if bs != nil && bs.Name != got.Name {
+			return nil, fmt.Errorf("%s: bindings ask for bitstreams %s and %s; a card runs one", cid, bs.Name, got.Name)
+		}
+		bs = got
+	}
+
+	dev := cp.Dev
+	if dev == nil {
+		c := mk(StepReport, ActionReport, cid)
+		c.After = &Value{PCI: card.PCI, Note: "board " + string(card.Board)}
+		c.Reason = fmt.Sprintf("no FPGA at %s on node %s; nothing is planned for card %s", card.PCI, n.Name, card.Slot)
+		ch.other = append(ch.other, c)
+		return ch, nil
+	}
+	if dev.Board != "" && dev.Board != string(card.Board) {
+		c := mk(StepReport, ActionReport, cid)
+		c.Before = &Value{PCI: dev.PCI, Note: "board " + dev.Board}
+		c.After = &Value{PCI: card.PCI, Note: "board " + string(card.Board)}
+		c.Reason = fmt.Sprintf("the card at %s is a %s, the repository says %s; nothing is planned for it", card.PCI, dev.Board, card.Board)
+		ch.other = append(ch.other, c)
+		return ch, nil
+	}
+	if !dev.Health.OK() {
+		c := mk(StepReport, ActionReport, cid)
+		c.Before = &Value{AFUID: dev.AFUID(), Note: "unhealthy: " + strings.Join(dev.Health.Problems, "; ")}
+		c.Reason = fmt.Sprintf("card %s reports problems (%s); it is neither programmed nor given to VMs until it is healthy",
+			card.Slot, strings.Join(dev.Health.Problems, "; "))
+		ch.other = append(ch.other, c)
+		return ch, nil
+	}
+
+	needProgram := bs != nil && dev.AFUID() != bs.AFUID
+	vfChange := dev.NumVFs != card.VFs
+	reset := needProgram || vfChange
+	var resetWhy string
+	switch {
+	case needProgram && vfChange:
+		resetWhy = fmt.Sprintf("%s is reprogrammed with %s and its VFs go from %d to %d", card.Slot, bs.Name, dev.NumVFs, card.VFs)
+	case needProgram:
+		resetWhy = fmt.Sprintf("%s is reprogrammed with %s", card.Slot, bs.Name)
+	case vfChange:
+		resetWhy = fmt.Sprintf("%s's VFs go from %d to %d", card.Slot, dev.NumVFs, card.VFs)
+	}
+
+	// Who should hold what, and who does.
+	type want struct {
+		b  *spec.Binding
+		ok bool // held now and kept
+	}
+	wants := make([]want, 0, len(cp.Bindings))
+	for _, b := range cp.Bindings {
+		if b.VM != "" {
+			wants = append(wants, want{b: b})
+		}
+	}
+	var blocking []string
+	for _, h := range cp.Holders {
+		pl.managed++
+		keep := -1
+		for i := range wants {
+			if wants[i].b.VM == h.VM.Name && wants[i].b.Function == h.Function {
+				keep = i
+			}
+		}
+		if keep >= 0 && !(reset && h.Live()) {
+			wants[keep].ok = true
+			continue
+		}
+		obj := AttachmentID(n.Name, card.Slot, h.Function, h.VM.Name)
+		c := mk(StepDetach, ActionDetach, obj)
+		c.Before = &Value{VM: h.VM.Name, Running: h.VM.Running, Function: h.Function.String(), PCI: h.Hostdev.PCI}
+		c.Disruptive = h.Live()
+		var kind detachKind
+		switch {
+		case keep >= 0:
+			kind = detachCycle
+			c.Binding = wants[keep].b.Name
+			c.Reason = fmt.Sprintf("%s; %s gets %s back afterwards", resetWhy, h.VM.Name, h.Function)
+		case wanted[card.Slot+"/"+h.Function.String()] != "":
+			kind = detachReplace
+			c.Reason = fmt.Sprintf("the repository gives %s/%s to %s", card.Slot, h.Function, wanted[card.Slot+"/"+h.Function.String()])
+		case boundVMs[h.VM.Name]:
+			kind = detachReplace
+			c.Reason = fmt.Sprintf("the repository gives %s other functions, not %s/%s", h.VM.Name, card.Slot, h.Function)
+		default:
+			kind = detachPrune
+			c.Reason = fmt.Sprintf("no binding gives %s/%s to %s", card.Slot, h.Function, h.VM.Name)
+		}
+		block := reset && h.Live()
+		ch.detach = append(ch.detach, c)
+		ch.kinds = append(ch.kinds, kind)
+		ch.blocks = append(ch.blocks, block)
+		if block {
+			blocking = append(blocking, c.ID)
+		}
+	}
+
+	last := blocking
+	if reset && dev.NumVFs > 0 {
+		c := mk(StepVFsOff, ActionSetVFs, cid)
+		c.Before, c.After = &Value{VFs: intp(dev.NumVFs)}, &Value{VFs: intp(0)}
+		if needProgram {
+			c.Reason = "the PR region is programmed through the PF: VFs go off first"
+		} else {
+			c.Reason = fmt.Sprintf("SR-IOV changes from %d to %d VFs through 0", dev.NumVFs, card.VFs)
+		}
+		c.DependsOn = last
+		ch.vfsOff = c
+		last = []string{c.ID}
+	}
+	if needProgram {
+		c := mk(StepProgram, ActionProgram, cid)
+		before := &Value{AFUID: dev.AFUID()}
+		if name, ok := pl.byAFU[dev.AFUID()]; ok && dev.AFUID() != "" {
+			before.Bitstream = name
+		}
+		c.Before = before
+		c.After = &Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID}
+		c.Reason = fmt.Sprintf("%s runs AFU %s; bindings %s want %s (AFU %s)", card.Slot, short(dev.AFUID()), bindingNames(cp.Bindings), bs.Name, short(bs.AFUID))
+		c.DependsOn = last
+		if dev.InterfaceID != "" && bs.InterfaceID != "" && dev.InterfaceID != bs.InterfaceID {
+			c.Held = &Hold{Gate: GateInterface, Why: fmt.Sprintf("the card's PR interface is %s, bitstream %s is built for %s; it is never programmed",
+				dev.InterfaceID, bs.Name, bs.InterfaceID)}
+			ch.resetHold = c.Held
+		}
+		ch.program = c
+		last = []string{c.ID}
+	}
+	if reset && card.VFs > 0 {
+		c := mk(StepVFsOn, ActionSetVFs, cid)
+		from := dev.NumVFs
+		if ch.vfsOff != nil {
+			from = 0
+		}
+		c.Before, c.After = &Value{VFs: intp(from)}, &Value{VFs: intp(card.VFs)}
+		c.Reason = fmt.Sprintf("%s wants %d VF(s)", card.Slot, card.VFs)
+		c.DependsOn = last
+		ch.vfsOn = c
+		last = []string{c.ID}
+	}
+	for _, w := range wants {
+		if w.ok {
+			continue
+		}
+		b := w.b
+		obj := AttachmentID(n.Name, card.Slot, b.Function, b.VM)
+		c := mk(StepAttach, ActionAttach, obj)
+		c.Binding = b.Name
+		pci := ""
+		if ch.vfsOn == nil || b.Function.PF {
+			pci = functionPCI(dev, b.Function)
+		}
+		vm, ok := vms[b.VM]
+		c.After = &Value{VM: b.VM, Function: b.Function.String(), PCI: pci}
+		if ok {
+			c.After.Running = vm.Running
+		}
+		deps := last
+		// The same function taken from another VM, or this VM leaving
+		// another function of the node, must happen first.
+		for i, d := range ch.detach {
+			if d.Before.Function == b.Function.String() && ch.kinds[i] != detachCycle && !contains(deps, d.ID) {
+				deps = append(append([]string(nil), deps...), d.ID)
+			}
+		}
+		c.DependsOn = deps
+		switch {
+		case !ok:
+			c.Reason = "binding " + b.Name
+			c.Held = &Hold{Gate: GateMissing, Why: fmt.Sprintf("VM %s is not on node %s", b.VM, n.Name)}
+		case vm.Running:
+			c.Reason = fmt.Sprintf("binding %s; %s is running: attached live and in its definition", b.Name, b.VM)
+		default:
+			c.Reason = fmt.Sprintf("binding %s; %s is stopped: its definition only", b.Name, b.VM)
+		}
+		if pci == "" && !b.Function.PF {
+			c.Reason += fmt.Sprintf("; the address of %s is known once VFs are on", b.Function)
+		}
+		ch.attach = append(ch.attach, c)
+	}
+
+	if len(ch.detach)+len(ch.attach) == 0 && !ch.resetting() {
+		c := mk(StepNoop, ActionNoop, cid)
+		v := &Value{AFUID: dev.AFUID(), VFs: intp(dev.NumVFs)}
+		if bs != nil {
+			v.Bitstream = bs.Name
+		}
+		c.Before, c.After = v, v
+		ch.other = append(ch.other, c)
+		return ch, nil
+	}
+
+	// Drift: the card's desired state is what was last applied, yet the
+	// live state differs.
+	if applied, ok := pl.opts.Applied[cid]; ok && applied == digest {
+		if driftMode(pl.desired.Policy) == spec.DriftReport {
+			c := mk(StepReport, ActionReport, cid)
+			c.ID = cid + ":drift"
+			c.Drift = true
+			c.Before = &Value{AFUID: dev.AFUID(), VFs: intp(dev.NumVFs)}
+			c.After = &Value{VFs: intp(card.VFs)}
+			if bs != nil {
+				c.After.Bitstream, c.After.AFUID = bs.Name, bs.AFUID
+			}
+			c.Reason = "drift since the last apply: " + chainSummary(ch) + "; drift mode is report, so it is not corrected"
+			return &chain{card: cid, node: n.Name, other: []*Change{c}}, nil
+		}
+		for _, c := range ch.all() {
+			c.Drift = true
+			c.Reason = "drift: " + c.Reason
+		}
+	}
+	return ch, nil
+}
+
+func contains(s []string, v string) bool {
+	for _, x := range s {
+		if x == v {
+			return true
+		}
+	}
+	return false
+}
+
+func bindingNames(bs []*spec.Binding) string {
+	names := make([]string, len(bs))
+	for i, b := range bs {
+		names[i] = b.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// chainSummary says in words what correcting a card would do.
+func chainSummary(ch *chain) string {
+	var parts []string
+	for _, d := range ch.detach {
+		parts = append(parts, fmt.Sprintf("%s holds %s", d.Before.VM, d.Before.Function))
+	}
+	if ch.program != nil {
+		parts = append(parts, fmt.Sprintf("runs AFU %s instead of %s", short(ch.program.Before.AFUID), ch.program.After.Bitstream))
+	}
+	if ch.vfsOn != nil || ch.vfsOff != nil {
+		from, to := 0, 0
+		if ch.vfsOff != nil {
+			from = *ch.vfsOff.Before.VFs
+		} else {
+			from = *ch.vfsOn.Before.VFs
+		}
+		if ch.vfsOn != nil {
+			to = *ch.vfsOn.After.VFs
+		}
+		parts = append(parts, fmt.Sprintf("has %d VF(s) instead of %d", from, to))
+	}
+	for _, a := range ch.attach {
+		parts = append(parts, fmt.Sprintf("%s lacks %s", a.After.VM, a.After.Function))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// all lists the chain's changes in step order.
+func (c *chain) all() []*Change {
+	out := append([]*Change(nil), c.other...)
+	out = append(out, c.detach...)
+	for _, x := range []*Change{c.vfsOff, c.program, c.vfsOn} {
+		if x != nil {
+			out = append(out, x)
+		}
+	}
+	return append(out, c.attach...)
+}
+
+// cardDigest is a digest of everything the repository says about a card:
+// the journal and drift detection key on it.
+func (pl *planner) cardDigest(node string, cp *cardPair) string {
+	h := sha256.New()
+	c := cp.Card
+	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00", node, c.Slot, c.PCI, c.Board, c.VFs, c.InterfaceID)
+	for _, b := range cp.Bindings {
+		sha := ""
+		if bs, ok := pl.bitstreams[b.Bitstream]; ok {
+			sha = bs.SHA256
+		}
+		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", b.Name, b.Function, b.VM, b.Bitstream, sha)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// gatePrune holds every prune detach when prune is off, when it would
+// remove every managed attachment (unless allowed), or when it would
+// remove more than the allowed share.
+func (pl *planner) gatePrune() {
+	p := pl.desired.Policy.Prune
+	var prunes []*Change
+	for _, ch := range pl.chains {
+		for i, d := range ch.detach {
+			if ch.kinds[i] == detachPrune {
+				prunes = append(prunes, d)
+			}
+		}
+	}
+	if len(prunes) == 0 {
+		return
+	}
+	var why string
+	switch {
+	case !p.Enabled:
+		why = "prune is off in the policy"
+	case len(prunes) == pl.managed && !p.AllowEmpty:
+		why = fmt.Sprintf("refusing to prune all %d managed attachments (allowEmpty is off)", pl.managed)
+	case p.MaxShare > 0 && float64(len(prunes)) > p.MaxShare*float64(pl.managed):
+		why = fmt.Sprintf("pruning %d of %d managed attachments exceeds maxShare %s",
+			len(prunes), pl.managed, strconv.FormatFloat(p.MaxShare, 'g', -1, 64))
+	default:
+		return
+	}
+	for _, d := range prunes {
+		if d.Held == nil {
+			d.Held = &Hold{Gate: GatePrune, Why: why}
+		}
+	}
+}
+
+// gateDisruption holds detaches of protected bindings, and disruptive
+// changes outside the maintenance windows.
+func (pl *planner) gateDisruption(ws windows, now time.Time) {
+	protected := map[string]bool{}
+	for _, b := range pl.desired.Bindings {
+		if b.Protected {
+			protected[b.Name] = true
+		}
+	}
+	allowed, why := ws.allowDisruption(now)
+	for _, ch := range pl.chains {
+		for _, d := range ch.detach {
+			if d.Held != nil {
+				continue
+			}
+			if d.Binding != "" && protected[d.Binding] {
+				d.Held = &Hold{Gate: GateProtected, Why: fmt.Sprintf("binding %s is protected: fpgaops never detaches it", d.Binding)}
+				continue
+			}
+			if d.Disruptive && !allowed {
+				d.Held = &Hold{Gate: GateWindow, Why: why}
+			}
+		}
+	}
+}
+
+// holdUselessDetaches: when a card cannot be reset, the detaches that only
+// served the reset would disrupt VMs for nothing; hold them too.
+func (pl *planner) holdUselessDetaches() {
+	for _, ch := range pl.chains {
+		if !ch.resetting() {
+			continue
+		}
+		hold := ch.resetHold
+		if hold == nil {
+			for i, d := range ch.detach {
+				if ch.blocks[i] && d.Held != nil {
+					hold = &Hold{Gate: GateDependency, Why: fmt.Sprintf("%s cannot be reset: %s is held (%s)", ch.card, d.ID, d.Held.Gate)}
+					break
+				}
+			}
+		}
+		if hold == nil {
+			continue
+		}
+		for i, d := range ch.detach {
+			if ch.kinds[i] == detachCycle && d.Held == nil {
+				d.Held = &Hold{Gate: GateDependency, Why: fmt.Sprintf("only needed to reset %s, which is held: %s", ch.card, hold.Why)}
+			}
+		}
+	}
+}
+
+// flatten lists every change in the plan's order: node, card, step, ID.
+func (pl *planner) flatten() []Change {
+	n := len(pl.nodeOnly)
+	for _, ch := range pl.chains {
+		n += len(ch.other) + len(ch.detach) + len(ch.attach) + 3
+	}
+	ptrs := make([]*Change, 0, n)
+	ptrs = append(ptrs, pl.nodeOnly...)
+	for _, ch := range pl.chains {
+		ptrs = append(ptrs, ch.all()...)
+	}
+	sort.SliceStable(ptrs, func(i, j int) bool {
+		a, b := ptrs[i], ptrs[j]
+		if a.Node != b.Node {
+			return a.Node < b.Node
+		}
+		if a.Card != b.Card {
+			return a.Card < b.Card
+		}
+		if oa, ob := a.Step.order(), b.Step.order(); oa != ob {
+			return oa < ob
+		}
+		return a.ID < b.ID
+	})
+	out := make([]Change, len(ptrs))
+	for i, c := range ptrs {
+		out[i] = *c
+	}
+	return out
+}
+
+// holdDependents holds every change that depends, directly or not, on a
+// held change.
+func holdDependents(changes []Change) {
+	idx := make(map[string]int, len(changes))
+	for i := range changes {
+		idx[changes[i].ID] = i
+	}
+	state := make([]int8, len(changes)) // 0 unvisited, 1 visiting, 2 done
+	var visit func(i int) *Hold
+	visit = func(i int) *Hold {
+		c := &changes[i]
+		if state[i] == 2 || state[i] == 1 {
+			return c.Held
+		}
+		state[i] = 1
+		if c.Held == nil {
+			for _, d := range c.DependsOn {
+				j, ok := idx[d]
+				if !ok {
+					continue
+				}
+				if visit(j) != nil {
+					c.Held = &Hold{Gate: GateDependency, Why: "waits for " + d + ", which is held"}
+					break
+				}
+			}
+		}
+		state[i] = 2
+		return c.Held
+	}
+	for i := range changes {
+		visit(i)
+	}
+}
+
+// assignWaves groups the runnable changes into waves within the budget and
+// returns how many waves there are. Cards joined by a dependency (a VM
+// moving between them) form one group and share a wave; a group that
+// alone exceeds the budget is held.
+func assignWaves(changes []Change, b Budget) int {
+	idx := make(map[string]int, len(changes))
+	for i := range changes {
+		idx[changes[i].ID] = i
+	}
+	// Union-find over cards.
+	parent := map[string]string{}
+	var find func(string) string
+	find = func(x string) string {
+		p, ok := parent[x]
+		if !ok || p == x {
+			return x
+		}
+		r := find(p)
+		parent[x] = r
+		return r
+	}
+	cardOf := func(c *Change) string { return c.Node + "/" + c.Card }
+	for i := range changes {
+		c := &changes[i]
+		if !c.Runnable() {
+			continue
+		}
+		for _, d := range c.DependsOn {
+			if j, ok := idx[d]; ok {
+				a, b := find(cardOf(c)), find(cardOf(&changes[j]))
+				if a != b {
+					if a < b {
+						parent[b] = a
+					} else {
+						parent[a] = b
+					}
+				}
+			}
+		}
+	}
+	type group struct {
+		members []int
+		cards   map[string]bool
+		vms     map[string]bool
+	}
+	groups := map[string]*group{}
+	var order []string
+	for i := range changes {
+		c := &changes[i]
+		if !c.Runnable() {
+			continue
+		}
+		root := find(cardOf(c))
+		g, ok := groups[root]
+		if !ok {
+			g = &group{cards: map[string]bool{}, vms: map[string]bool{}}
+			groups[root] = g
+			order = append(order, root)
+		}
+		g.members = append(g.members, i)
+		g.cards[cardOf(c)] = true
+		if c.Disruptive {
+			g.vms[c.Node+"/"+c.Before.VM] = true
+		}
+	}
+	wave, cards, vms := 0, 0, 0
+	for _, root := range order {
+		g := groups[root]
+		if len(g.cards) > b.MaxCardsInFlight || len(g.vms) > b.MaxDisruptedVMs {
+			why := fmt.Sprintf("changing %d card(s) and disrupting %d VM(s) together exceeds the budget (%d cards, %d VMs)",
+				len(g.cards), len(g.vms), b.MaxCardsInFlight, b.MaxDisruptedVMs)
+			for _, i := range g.members {
+				changes[i].Held = &Hold{Gate: GateBudget, Why: why}
+			}
+			continue
+		}
+		if wave == 0 || cards+len(g.cards) > b.MaxCardsInFlight || vms+len(g.vms) > b.MaxDisruptedVMs {
+			wave++
+			cards, vms = 0, 0
+		}
+		cards += len(g.cards)
+		vms += len(g.vms)
+		for _, i := range g.members {
+			changes[i].Wave = wave
+		}
+	}
+	return wave
+}
+
+func summarise(changes []Change) Summary {
+	var s Summary
+	for i := range changes {
+		c := &changes[i]
+		switch {
+		case c.Action == ActionNoop:
+			s.Noop++
+		case c.Action == ActionReport:
+			s.Report++
+		case c.Held != nil:
+			s.Held++
+		case c.Action == ActionProgram:
+			s.Program++
+		case c.Action == ActionSetVFs:
+			s.SetVFs++
+		case c.Action == ActionAttach:
+			s.Attach++
+		case c.Action == ActionDetach:
+			s.Detach++
+		}
+	}
+	return s
+}
