@@ -1,0 +1,173 @@
+package fpgatest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/fpgaops/fpgaops/fpga"
+)
+
+// The fake kernel: each method checks what the driver checks, fails with
+// the errno it would return, and changes the tree as the kernel and the
+// card would. No sleeping; a handful of file operations per call.
+
+func (t *Tree) byFME(dev string, stack fpga.Stack) (*cardState, error) {
+	name := filepath.Base(dev)
+	for _, c := range t.st.Cards {
+		want := "dfl-fme." + strconv.Itoa(c.FME)
+		if c.Stack == fpga.StackIntelFPGA {
+			want = "intel-fpga-fme." + strconv.Itoa(c.FME)
+		}
+		if name != want || filepath.Join(t.root, "dev", name) != dev {
+			continue
+		}
+		if c.Stack != stack {
+			return nil, errno(syscall.ENOTTY, "%s: %s ioctl on a %s device", dev, stack, c.Stack)
+		}
+		if _, err := os.Stat(dev); err != nil {
+			return nil, err
+		}
+		return c, nil
+	}
+	return nil, errno(syscall.ENODEV, "%s", dev)
+}
+
+// PortBusy reports the busy flag SetPortBusy set, for a port the PF holds.
+func (t *Tree) PortBusy(portDev string) (bool, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if _, err := os.Stat(portDev); err != nil {
+		return false, err
+	}
+	name := filepath.Base(portDev)
+	for _, c := range t.st.Cards {
+		pre := "dfl-port."
+		if c.Stack == fpga.StackIntelFPGA {
+			pre = "intel-fpga-port."
+		}
+		if name == pre+strconv.Itoa(c.Port) {
+			return c.Busy, nil
+		}
+	}
+	return false, nil
+}
+
+// ReleasePort removes the port from the PF; the driver refuses while the
+// port is open or already released.
+func (t *Tree) ReleasePort(fmeDev string, stack fpga.Stack, port int) error {
+	return t.fmeOp(fmeDev, stack, func(c *cardState) error {
+		switch {
+		case port != 0:
+			return errno(syscall.EINVAL, "release port %d: no such port", port)
+		case c.Released:
+			return errno(syscall.EBUSY, "release port %d: already released", port)
+		case c.Busy:
+			return errno(syscall.EBUSY, "release port %d: port is open", port)
+		}
+		c.Released = true
+		return nil
+	})
+}
+
+// AssignPort gives a released port back to the PF; it fails while VFs
+// are on.
+func (t *Tree) AssignPort(fmeDev string, stack fpga.Stack, port int) error {
+	return t.fmeOp(fmeDev, stack, func(c *cardState) error {
+		switch {
+		case port != 0:
+			return errno(syscall.EINVAL, "assign port %d: no such port", port)
+		case !c.Released:
+			return errno(syscall.EINVAL, "assign port %d: not released", port)
+		case c.NumVFs > 0:
+			return errno(syscall.EBUSY, "assign port %d: SR-IOV is on", port)
+		}
+		c.Released = false
+		return nil
+	})
+}
+
+// PortPR acts as the card: it refuses a port the PF does not hold, fails
+// an image built for another PR interface with "reconfig incompatible
+// image" in the fpga_manager status (EIO), and otherwise loads the
+// image's AFU.
+func (t *Tree) PortPR(pr fpga.PR) error {
+	return t.fmeOp(pr.FME, pr.Stack, func(c *cardState) error {
+		switch {
+		case pr.Port != 0:
+			return errno(syscall.EINVAL, "PR port %d: no such port", pr.Port)
+		case c.Released:
+			return errno(syscall.EINVAL, "PR port %d: port is not on the PF", pr.Port)
+		case len(pr.Payload) == 0:
+			return errno(syscall.EINVAL, "PR port %d: empty buffer", pr.Port)
+		case pr.Image == nil:
+			return fmt.Errorf("fpgatest: PR without the parsed image: the fake cannot tell what the payload holds")
+		case c.Crashed:
+			c.MgrError = "reconfig error"
+			return errno(syscall.EIO, "PR port %d", pr.Port)
+		case pr.Image.InterfaceID() != c.InterfaceID:
+			c.MgrError = "reconfig incompatible image"
+			return errno(syscall.EIO, "PR port %d", pr.Port)
+		}
+		c.MgrError = ""
+		c.AFUID = pr.Image.AFUID()
+		return nil
+	})
+}
+
+// SetNumVFs writes sriov_numvfs as the kernel handles it: a change
+// between two non-zero counts fails (write 0 first), and the FPGA driver
+// wants one released port per VF.
+func (t *Tree) SetNumVFs(pfDir string, n int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var c *cardState
+	for _, x := range t.st.Cards {
+		if t.devDir(x.PCI) == filepath.Clean(pfDir) {
+			c = x
+		}
+	}
+	if c == nil {
+		return errno(syscall.ENOENT, "%s/sriov_numvfs", pfDir)
+	}
+	switch {
+	case n == c.NumVFs:
+		return nil
+	case n < 0 || n > c.TotalVFs:
+		return errno(syscall.ERANGE, "sriov_numvfs %d: total is %d", n, c.TotalVFs)
+	case n > 0 && c.NumVFs > 0:
+		return errno(syscall.EBUSY, "sriov_numvfs %d: %d VFs already on", n, c.NumVFs)
+	case n > 0 && !c.Released:
+		return errno(syscall.EINVAL, "sriov_numvfs %d: release the ports first", n)
+	case n > 1:
+		return errno(syscall.EINVAL, "sriov_numvfs %d: one port, one VF", n)
+	case c.pfDriver() != c.hostDriver():
+		return errno(syscall.ENOENT, "%s/sriov_numvfs", pfDir)
+	}
+	c.NumVFs = n
+	if err := t.render(c); err != nil {
+		return err
+	}
+	return t.save()
+}
+
+func (t *Tree) fmeOp(fmeDev string, stack fpga.Stack, f func(c *cardState) error) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.byFME(fmeDev, stack)
+	if err != nil {
+		return err
+	}
+	// Write the card even when the operation fails: a failed PR still
+	// changes the fpga_manager status.
+	opErr := f(c)
+	if err := t.render(c); err != nil {
+		return err
+	}
+	if err := t.save(); err != nil {
+		return err
+	}
+	return opErr
+}

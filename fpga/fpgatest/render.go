@@ -1,0 +1,270 @@
+package fpgatest
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+var knownDrivers = []string{"dfl-pci", "intel-fpga-pci", "vfio-pci"}
+
+func (c *cardState) hostDriver() string { return fpga.HostDriver(c.Stack) }
+
+func (c *cardState) pfDriver() string {
+	switch c.PFDriver {
+	case "":
+		return c.hostDriver()
+	case "none":
+		return ""
+	}
+	return c.PFDriver
+}
+
+func (c *cardState) vfDriver(i int) string {
+	d := ""
+	if i < len(c.VFDrivers) {
+		d = c.VFDrivers[i]
+	}
+	switch d {
+	case "":
+		return c.hostDriver()
+	case "none":
+		return ""
+	}
+	return d
+}
+
+// vfAddr is VF i's address: the functions after the PF's, as PAC cards
+// place them.
+func vfAddr(pf string, i int) string {
+	dom, bus, dev, fn := splitBDF(pf)
+	n := fn + 1 + i
+	return fmt.Sprintf("%s:%s:%02x.%d", dom, bus, dev+n/8, n%8)
+}
+
+func splitBDF(bdf string) (dom, bus string, dev, fn int) {
+	// bdf is checked by AddCard: "dddd:bb:dd.f".
+	d, _ := strconv.ParseInt(bdf[8:10], 16, 32)
+	f, _ := strconv.Atoi(bdf[11:])
+	return bdf[0:4], bdf[5:7], int(d), f
+}
+
+// devDir is a function's directory below /sys/devices.
+func (t *Tree) devDir(bdf string) string {
+	dom, bus, _, _ := splitBDF(bdf)
+	return filepath.Join(t.root, "sys/devices", "pci"+dom+":"+bus, bdf)
+}
+
+func (t *Tree) sys(p ...string) string {
+	return filepath.Join(append([]string{t.root, "sys"}, p...)...)
+}
+
+// paths lists every top-level entry a card owns, for removal before it is
+// written again.
+func (t *Tree) paths(c *cardState) []string {
+	var ps []string
+	fns := []string{c.PCI}
+	for i := range c.TotalVFs {
+		fns = append(fns, vfAddr(c.PCI, i))
+	}
+	for _, f := range fns {
+		ps = append(ps, t.devDir(f), t.sys("bus/pci/devices", f))
+		for _, d := range knownDrivers {
+			ps = append(ps, t.sys("bus/pci/drivers", d, f))
+		}
+		if c.PFDriver != "" {
+			ps = append(ps, t.sys("bus/pci/drivers", c.PFDriver, f))
+		}
+		for _, d := range c.VFDrivers {
+			if d != "" {
+				ps = append(ps, t.sys("bus/pci/drivers", d, f))
+			}
+		}
+	}
+	for i := 0; i <= c.TotalVFs; i++ {
+		ps = append(ps, t.sys("kernel/iommu_groups", strconv.Itoa(c.IOMMU+i)),
+			filepath.Join(t.root, "dev/vfio", strconv.Itoa(c.IOMMU+i)))
+	}
+	if c.Stack == fpga.StackDFL {
+		ps = append(ps,
+			t.sys("class/fpga_region", "region"+strconv.Itoa(c.Region)),
+			t.sys("class/fpga_region", "region"+strconv.Itoa(c.FMERegion)),
+			t.sys("class/fpga_manager", "fpga"+strconv.Itoa(c.Mgr)),
+			filepath.Join(t.root, "dev", "dfl-fme."+strconv.Itoa(c.FME)),
+			filepath.Join(t.root, "dev", "dfl-port."+strconv.Itoa(c.Port)))
+		for i := range c.VFRegion {
+			ps = append(ps, t.sys("class/fpga_region", "region"+strconv.Itoa(c.VFRegion[i])),
+				filepath.Join(t.root, "dev", "dfl-port."+strconv.Itoa(c.VFPort[i])))
+		}
+	} else {
+		ps = append(ps,
+			t.sys("class/fpga", "intel-fpga-dev."+strconv.Itoa(c.Region)),
+			filepath.Join(t.root, "dev", "intel-fpga-fme."+strconv.Itoa(c.FME)),
+			filepath.Join(t.root, "dev", "intel-fpga-port."+strconv.Itoa(c.Port)))
+		for i := range c.VFRegion {
+			ps = append(ps, t.sys("class/fpga", "intel-fpga-dev."+strconv.Itoa(c.VFRegion[i])),
+				filepath.Join(t.root, "dev", "intel-fpga-port."+strconv.Itoa(c.VFPort[i])))
+		}
+	}
+	return ps
+}
+
+// writer collects the first error of many file operations.
+type writer struct{ err error }
+
+func (w *writer) file(p, content string) {
+	if w.err != nil {
+		return
+	}
+	if w.err = os.MkdirAll(filepath.Dir(p), 0o755); w.err == nil {
+		w.err = os.WriteFile(p, []byte(content), 0o644)
+	}
+}
+
+// link makes a relative symlink at p pointing to target, as sysfs does.
+func (w *writer) link(p, target string) {
+	if w.err != nil {
+		return
+	}
+	if w.err = os.MkdirAll(filepath.Dir(p), 0o755); w.err != nil {
+		return
+	}
+	rel, err := filepath.Rel(filepath.Dir(p), target)
+	if err != nil {
+		w.err = err
+		return
+	}
+	w.err = os.Symlink(rel, p)
+}
+
+func hexID(id string) string { return id + "\n" }
+
+func (c *cardState) ids() (iface, afu string) {
+	if c.Crashed {
+		f := strings.Repeat("f", 32)
+		return f, f
+	}
+	return c.InterfaceID, c.AFUID
+}
+
+// render removes and rewrites every entry of the card.
+func (t *Tree) render(c *cardState) error {
+	for _, p := range t.paths(c) {
+		if err := os.RemoveAll(p); err != nil {
+			return err
+		}
+	}
+	info, _ := spec.LookupBoard(c.Board)
+	w := &writer{}
+	pf := t.devDir(c.PCI)
+	t.function(w, c.PCI, pf, info.PFDevice, c.NUMANode, c.pfDriver(), c.IOMMU)
+	w.file(filepath.Join(pf, "sriov_totalvfs"), strconv.Itoa(c.TotalVFs)+"\n")
+	w.file(filepath.Join(pf, "sriov_numvfs"), strconv.Itoa(c.NumVFs)+"\n")
+	if c.pfDriver() == c.hostDriver() {
+		t.features(w, c, pf)
+	}
+	for i := range c.NumVFs {
+		addr := vfAddr(c.PCI, i)
+		vf := t.devDir(addr)
+		t.function(w, addr, vf, info.VFDevice, c.NUMANode, c.vfDriver(i), c.IOMMU+1+i)
+		w.link(filepath.Join(vf, "physfn"), pf)
+		w.link(filepath.Join(pf, "virtfn"+strconv.Itoa(i)), vf)
+		if c.vfDriver(i) == c.hostDriver() && i == 0 {
+			t.vfPort(w, c, vf, i)
+		}
+	}
+	return w.err
+}
+
+// function writes a PCI function's attributes and links.
+func (t *Tree) function(w *writer, bdf, dir string, device uint16, numa int, driver string, group int) {
+	w.file(filepath.Join(dir, "vendor"), "0x8086\n")
+	w.file(filepath.Join(dir, "device"), fmt.Sprintf("0x%04x\n", device))
+	w.file(filepath.Join(dir, "subsystem_vendor"), "0x8086\n")
+	w.file(filepath.Join(dir, "subsystem_device"), "0x0000\n")
+	w.file(filepath.Join(dir, "class"), "0x120000\n")
+	w.file(filepath.Join(dir, "numa_node"), strconv.Itoa(numa)+"\n")
+	w.link(t.sys("bus/pci/devices", bdf), dir)
+	g := t.sys("kernel/iommu_groups", strconv.Itoa(group))
+	w.link(filepath.Join(g, "devices", bdf), dir)
+	w.link(filepath.Join(dir, "iommu_group"), g)
+	if driver != "" {
+		drv := t.sys("bus/pci/drivers", driver)
+		w.link(filepath.Join(drv, bdf), dir)
+		w.link(filepath.Join(dir, "driver"), drv)
+	}
+	if driver == "vfio-pci" {
+		w.file(filepath.Join(t.root, "dev/vfio", strconv.Itoa(group)), "")
+	}
+}
+
+// features writes the PF's FME and, unless released, its port.
+func (t *Tree) features(w *writer, c *cardState, pf string) {
+	iface, afu := c.ids()
+	if c.Stack == fpga.StackDFL {
+		region := filepath.Join(pf, "fpga_region", "region"+strconv.Itoa(c.Region))
+		w.link(t.sys("class/fpga_region", "region"+strconv.Itoa(c.Region)), region)
+		fme := filepath.Join(region, "dfl-fme."+strconv.Itoa(c.FME))
+		t.fme(w, c, fme)
+		pr := filepath.Join(fme, "dfl-fme-region."+strconv.Itoa(c.FMERegion), "fpga_region", "region"+strconv.Itoa(c.FMERegion))
+		w.file(filepath.Join(pr, "compat_id"), hexID(iface))
+		w.link(t.sys("class/fpga_region", "region"+strconv.Itoa(c.FMERegion)), pr)
+		mgr := filepath.Join(fme, "dfl-fme-mgr."+strconv.Itoa(c.Mgr), "fpga_manager", "fpga"+strconv.Itoa(c.Mgr))
+		w.file(filepath.Join(mgr, "name"), "DFL FME FPGA Manager\n")
+		w.file(filepath.Join(mgr, "state"), "operating\n")
+		w.file(filepath.Join(mgr, "status"), c.MgrError+"\n")
+		w.link(t.sys("class/fpga_manager", "fpga"+strconv.Itoa(c.Mgr)), mgr)
+		w.file(filepath.Join(t.root, "dev", "dfl-fme."+strconv.Itoa(c.FME)), "")
+		if !c.Released {
+			t.port(w, filepath.Join(region, "dfl-port."+strconv.Itoa(c.Port)), afu)
+			w.file(filepath.Join(t.root, "dev", "dfl-port."+strconv.Itoa(c.Port)), "")
+		}
+		return
+	}
+	dev := filepath.Join(pf, "fpga", "intel-fpga-dev."+strconv.Itoa(c.Region))
+	w.link(t.sys("class/fpga", "intel-fpga-dev."+strconv.Itoa(c.Region)), dev)
+	fme := filepath.Join(dev, "intel-fpga-fme."+strconv.Itoa(c.FME))
+	t.fme(w, c, fme)
+	w.file(filepath.Join(fme, "pr", "interface_id"), hexID(iface))
+	w.file(filepath.Join(t.root, "dev", "intel-fpga-fme."+strconv.Itoa(c.FME)), "")
+	if !c.Released {
+		t.port(w, filepath.Join(dev, "intel-fpga-port."+strconv.Itoa(c.Port)), afu)
+		w.file(filepath.Join(t.root, "dev", "intel-fpga-port."+strconv.Itoa(c.Port)), "")
+	}
+}
+
+func (t *Tree) fme(w *writer, c *cardState, dir string) {
+	w.file(filepath.Join(dir, "bitstream_id"), fmt.Sprintf("0x%x\n", c.BitstreamID))
+	w.file(filepath.Join(dir, "bitstream_metadata"), "0x0\n")
+	w.file(filepath.Join(dir, "ports_num"), "1\n")
+	w.file(filepath.Join(dir, "socket_id"), "0\n")
+	w.file(filepath.Join(dir, "dev"), "240:"+strconv.Itoa(c.FME)+"\n")
+}
+
+func (t *Tree) port(w *writer, dir, afu string) {
+	w.file(filepath.Join(dir, "afu_id"), hexID(afu))
+	w.file(filepath.Join(dir, "id"), "0\n")
+	w.file(filepath.Join(dir, "errors", "errors"), "0x0\n")
+}
+
+// vfPort writes the container and port a host-bound VF shows.
+func (t *Tree) vfPort(w *writer, c *cardState, vf string, i int) {
+	_, afu := c.ids()
+	r, p := strconv.Itoa(c.VFRegion[i]), strconv.Itoa(c.VFPort[i])
+	if c.Stack == fpga.StackDFL {
+		region := filepath.Join(vf, "fpga_region", "region"+r)
+		w.link(t.sys("class/fpga_region", "region"+r), region)
+		t.port(w, filepath.Join(region, "dfl-port."+p), afu)
+		w.file(filepath.Join(t.root, "dev", "dfl-port."+p), "")
+		return
+	}
+	dev := filepath.Join(vf, "fpga", "intel-fpga-dev."+r)
+	w.link(t.sys("class/fpga", "intel-fpga-dev."+r), dev)
+	t.port(w, filepath.Join(dev, "intel-fpga-port."+p), afu)
+	w.file(filepath.Join(t.root, "dev", "intel-fpga-port."+p), "")
+}

@@ -1,0 +1,172 @@
+package fpga
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"unsafe"
+
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+)
+
+// Kernel is the small part of the host that changes hardware: the FME
+// ioctls and the SR-IOV switch. Everything else the sysfs host only reads.
+// Tests and the simulated fleet replace it; production uses Syscalls.
+// Paths are absolute: the host has already joined them to its root.
+type Kernel interface {
+	// PortBusy reports whether another process holds the port's device
+	// node open (an exclusive open fails).
+	PortBusy(portDev string) (bool, error)
+	// ReleasePort takes the port away from the PF so that a VF can own it.
+	ReleasePort(fmeDev string, stack Stack, port int) error
+	// AssignPort gives a released port back to the PF.
+	AssignPort(fmeDev string, stack Stack, port int) error
+	// PortPR loads a PR payload into the port's region.
+	PortPR(pr PR) error
+	// SetNumVFs writes sriov_numvfs in the PF's sysfs directory.
+	SetNumVFs(pfDir string, n int) error
+}
+
+// PR is one partial-reconfiguration request.
+type PR struct {
+	// FME is the FME's device node, where the PR ioctl goes.
+	FME   string
+	Stack Stack
+	Port  int
+	// Payload is what the hardware gets: the image after its GBS header.
+	Payload []byte
+	// Image is the parsed header. Hardware never sees it; fakes read the
+	// AFU and interface IDs from it to act as the card would.
+	Image *bitstream.File
+}
+
+// Linux ioctl request encoding (asm-generic/ioctl.h, used by x86 and arm64).
+const (
+	iocNone  = 0
+	iocWrite = 1
+
+	iocNRBits   = 8
+	iocTypeBits = 8
+	iocSizeBits = 14
+
+	iocNRShift   = 0
+	iocTypeShift = iocNRShift + iocNRBits
+	iocSizeShift = iocTypeShift + iocTypeBits
+	iocDirShift  = iocSizeShift + iocSizeBits
+)
+
+func ioc(dir, typ, nr, size uint32) uint32 {
+	return dir<<iocDirShift | typ<<iocTypeShift | nr<<iocNRShift | size<<iocSizeShift
+}
+
+// Magic numbers and bases of the two drivers' uapi headers:
+// linux/fpga-dfl.h and OPAE's intel-fpga.h.
+const (
+	dflMagic   = 0xB6
+	intelMagic = 0xB5
+	fmeBase    = 0x80
+)
+
+// Request numbers. The DFL release/assign take an int; the intel-fpga
+// ones a struct, and all but DFL release/assign are declared with _IO.
+const (
+	DFLFMEPortPR        = 0xb680     // _IO(0xB6, 0x80)
+	DFLFMEPortRelease   = 0x4004b681 // _IOW(0xB6, 0x81, int)
+	DFLFMEPortAssign    = 0x4004b682 // _IOW(0xB6, 0x82, int)
+	IntelFMEPortPR      = 0xb580     // _IO(0xB5, 0x80)
+	IntelFMEPortRelease = 0xb581     // _IO(0xB5, 0x81)
+	IntelFMEPortAssign  = 0xb582     // _IO(0xB5, 0x82)
+)
+
+// dflPortPR is struct dfl_fpga_fme_port_pr.
+type dflPortPR struct {
+	Argsz         uint32
+	Flags         uint32
+	PortID        uint32
+	BufferSize    uint32
+	BufferAddress uint64
+}
+
+// intelPortPR is struct fpga_fme_port_pr; Status is the hardware error
+// code the driver fills in when the ioctl fails with EIO.
+type intelPortPR struct {
+	Argsz         uint32
+	Flags         uint32
+	PortID        uint32
+	BufferSize    uint32
+	BufferAddress uint64
+	Status        uint64
+}
+
+// intelPortArg is struct fpga_fme_port_release and _assign.
+type intelPortArg struct {
+	Argsz  uint32
+	Flags  uint32
+	PortID uint32
+}
+
+// intelPRErrors names the bits of intelPortPR.Status, in bit order.
+var intelPRErrors = []string{
+	"PR operation error",
+	"PR CRC error",
+	"PR incompatible bitstream error",
+	"PR IP protocol error",
+	"PR FIFO overflow error",
+	"PR timeout error",
+	"PR secure load error",
+}
+
+func intelPRStatus(s uint64) string {
+	var msg string
+	for i, m := range intelPRErrors {
+		if s&(1<<i) != 0 {
+			if msg != "" {
+				msg += ", "
+			}
+			msg += m
+		}
+	}
+	if msg == "" {
+		return fmt.Sprintf("status %#x", s)
+	}
+	return msg
+}
+
+func newDFLPortPR(port int, payload []byte, addr uint64) dflPortPR {
+	return dflPortPR{
+		Argsz:         uint32(unsafe.Sizeof(dflPortPR{})),
+		PortID:        uint32(port),
+		BufferSize:    uint32(len(payload)),
+		BufferAddress: addr,
+	}
+}
+
+func newIntelPortPR(port int, payload []byte, addr uint64) intelPortPR {
+	return intelPortPR{
+		Argsz:         uint32(unsafe.Sizeof(intelPortPR{})),
+		PortID:        uint32(port),
+		BufferSize:    uint32(len(payload)),
+		BufferAddress: addr,
+	}
+}
+
+func newIntelPortArg(port int) intelPortArg {
+	return intelPortArg{Argsz: uint32(unsafe.Sizeof(intelPortArg{})), PortID: uint32(port)}
+}
+
+// ErrUnsupported is returned by Syscalls on systems without the FPGA
+// drivers' ioctls.
+var ErrUnsupported = errors.New("FPGA ioctls are only available on Linux")
+
+// Syscalls is the Kernel of a real Linux host: ioctls on the device nodes
+// and a write to sriov_numvfs. It needs root and the hardware.
+type Syscalls struct{}
+
+var _ Kernel = Syscalls{}
+
+// SetNumVFs writes sriov_numvfs; the kernel creates or removes the VFs.
+func (Syscalls) SetNumVFs(pfDir string, n int) error {
+	return os.WriteFile(filepath.Join(pfDir, "sriov_numvfs"), []byte(strconv.Itoa(n)+"\n"), 0)
+}
