@@ -1,0 +1,206 @@
+// Package libvirttest runs a real libvirtd for tests: a private daemon in a
+// temporary directory, serving libvirt's test driver with a fleet file
+// (domains and PCI node devices) that matches a test fleet. It loads no
+// hypervisor driver, needs no systemd and touches nothing outside its
+// directory but the process table.
+//
+// The test driver gives every connection to a test:///file URI its own
+// copy of the file's state, and drops it on disconnect: a scenario must
+// keep one connection open from start to end.
+package libvirttest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Daemon is a running libvirtd.
+type Daemon struct {
+	// Dir holds the daemon's config, log, sockets and fleet files.
+	Dir string
+	// Socket is the daemon's read-write unix socket.
+	Socket string
+
+	bin  string
+	cmd  *exec.Cmd
+	done chan error
+}
+
+// Start starts a daemon in a temporary directory of t and stops it when
+// the test ends. It fails the test (never skips it) when libvirtd is not
+// installed: .ci/run installs the libvirt-daemon package.
+func Start(t testing.TB) *Daemon {
+	t.Helper()
+	d, err := StartDaemon(t.TempDir())
+	if err != nil {
+		t.Fatalf("libvirttest: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := d.Stop(); err != nil {
+			t.Errorf("libvirttest: %v", err)
+		}
+	})
+	return d
+}
+
+// StartDaemon starts a daemon that keeps its files in dir; the caller
+// stops it with Stop. For use where there is no testing.TB, such as a
+// testscript Setup.
+func StartDaemon(dir string) (*Daemon, error) {
+	bin, err := findLibvirtd()
+	if err != nil {
+		return nil, err
+	}
+	// A socket path must fit in sun_path (108 bytes), and test temp dirs
+	// can be long: keep the sockets in a short directory of their own.
+	sockDir, err := os.MkdirTemp("", "lvt")
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Dir: dir, Socket: filepath.Join(sockDir, "libvirt-sock"), bin: bin}
+	// The test driver is built into libvirtd, so the driver directory is
+	// empty: no QEMU driver (it wants the libvirt-qemu user) and no
+	// network or storage driver (they keep state in /run/libvirt that
+	// two daemons would share).
+	for _, sub := range []string{"drivers", "state"} {
+		if err := os.MkdirAll(filepath.Join(dir, sub), 0o755); err != nil {
+			return nil, err
+		}
+	}
+	conf := fmt.Sprintf(`unix_sock_dir = %q
+auth_unix_ro = "none"
+auth_unix_rw = "none"
+listen_tcp = 0
+listen_tls = 0
+log_outputs = "3:file:%s"
+`, sockDir, filepath.Join(dir, "libvirtd.log"))
+	if err := os.WriteFile(d.confPath(), []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	if err := d.start(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+func findLibvirtd() (string, error) {
+	if p, err := exec.LookPath("libvirtd"); err == nil {
+		return p, nil
+	}
+	// sbin is often missing from a user's PATH.
+	for _, p := range []string{"/usr/sbin/libvirtd", "/usr/local/sbin/libvirtd"} {
+		if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+			return p, nil
+		}
+	}
+	return "", errors.New("libvirtd not found: install the libvirt-daemon and libvirt-clients packages (.ci/run does)")
+}
+
+func (d *Daemon) confPath() string { return filepath.Join(d.Dir, "libvirtd.conf") }
+
+func (d *Daemon) start() error {
+	// Foreground (no -d) so that the daemon is our child and Stop can
+	// wait for it.
+	cmd := exec.Command(d.bin, "-f", d.confPath(), "-p", filepath.Join(d.Dir, "libvirtd.pid"))
+	cmd.Env = append(os.Environ(),
+		"LIBVIRT_DRIVER_DIR="+filepath.Join(d.Dir, "drivers"),
+		"XDG_RUNTIME_DIR="+filepath.Join(d.Dir, "state"),
+		"XDG_CONFIG_HOME="+filepath.Join(d.Dir, "state"),
+		"XDG_CACHE_HOME="+filepath.Join(d.Dir, "state"),
+	)
+	out, err := os.Create(filepath.Join(d.Dir, "libvirtd.out"))
+	if err != nil {
+		return err
+	}
+	defer out.Close()
+	cmd.Stdout, cmd.Stderr = out, out
+	// Its own process group, so a signal to the test's group does not
+	// reach it before Stop does.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start libvirtd: %w", err)
+	}
+	d.cmd = cmd
+	d.done = make(chan error, 1)
+	go func() { d.done <- cmd.Wait() }()
+	if err := d.waitReady(); err != nil {
+		d.Stop()
+		return err
+	}
+	return nil
+}
+
+// waitReady waits until the daemon accepts connections on its socket.
+func (d *Daemon) waitReady() error {
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.Dial("unix", d.Socket)
+		if err == nil {
+			c.Close()
+			return nil
+		}
+		select {
+		case werr := <-d.done:
+			d.done <- werr
+			return fmt.Errorf("libvirtd exited early (%v): %s", werr, d.Log())
+		default:
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("libvirtd did not open %s: %v: %s", d.Socket, err, d.Log())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Log returns the tail of the daemon's log and output, for failure
+// messages.
+func (d *Daemon) Log() string {
+	var b strings.Builder
+	for _, f := range []string{"libvirtd.out", "libvirtd.log"} {
+		data, _ := os.ReadFile(filepath.Join(d.Dir, f))
+		if len(data) > 2000 {
+			data = data[len(data)-2000:]
+		}
+		b.Write(data)
+	}
+	return b.String()
+}
+
+// Stop ends the daemon: SIGTERM, then SIGKILL if it lingers.
+func (d *Daemon) Stop() error {
+	if d.cmd == nil {
+		return nil
+	}
+	cmd := d.cmd
+	d.cmd = nil
+	defer os.RemoveAll(filepath.Dir(d.Socket))
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-d.done:
+		return nil
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-d.done
+		return errors.New("libvirtd ignored SIGTERM; killed")
+	}
+}
+
+// Restart stops the daemon and starts it again on the same socket, which
+// drops every client connection: the way to test reconnecting.
+func (d *Daemon) Restart() error {
+	if d.cmd != nil {
+		cmd := d.cmd
+		d.cmd = nil
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-d.done
+	}
+	return d.start()
+}

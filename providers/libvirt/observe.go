@@ -1,0 +1,253 @@
+package libvirt
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"strconv"
+
+	lv "github.com/digitalocean/go-libvirt"
+	"libvirt.org/go/libvirtxml"
+
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+// ObserveVMs lists the node's domains, whether each runs, and the PCI
+// functions each holds: Live from the running definition, Config from the
+// persistent one. A lost connection is re-dialled once.
+func (p *Provider) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
+	vms, err := p.observeVMs(ctx, node)
+	if err != nil && ctx.Err() == nil && isTransport(err) {
+		vms, err = p.observeVMs(ctx, node)
+	}
+	return vms, err
+}
+
+func (p *Provider) observeVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
+	c, err := p.conn(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	doms, _, err := c.l.ConnectListAllDomains(1, 0)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: list domains: %w", node.Name, p.fail(node.Name, c, err))
+	}
+	vms := make([]observed.VM, 0, len(doms))
+	for _, d := range doms {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		st, err := readDomain(c, d)
+		if hasCode(err, lv.ErrNoDomain) {
+			continue // undefined since the listing
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node %s vm %s: %w", node.Name, d.Name, p.fail(node.Name, c, err))
+		}
+		vms = append(vms, st.vm())
+	}
+	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
+	return vms, nil
+}
+
+// domainState is what one domain holds.
+type domainState struct {
+	dom        lv.Domain
+	running    bool
+	persistent bool
+	// live and config are the PCI functions of the running and the
+	// persistent definition; config is the definition to change.
+	live, config []string
+	def          *libvirtxml.Domain
+}
+
+func readDomain(c *conn, d lv.Domain) (*domainState, error) {
+	s := &domainState{dom: d}
+	active, err := c.l.DomainIsActive(d)
+	if err != nil {
+		return nil, err
+	}
+	s.running = active == 1
+	pers, err := c.l.DomainIsPersistent(d)
+	if err != nil {
+		return nil, err
+	}
+	s.persistent = pers == 1
+	if s.running {
+		x, err := c.l.DomainGetXMLDesc(d, 0)
+		if err != nil {
+			return nil, err
+		}
+		var live libvirtxml.Domain
+		if err := live.Unmarshal(x); err != nil {
+			return nil, fmt.Errorf("parse domain XML: %w", err)
+		}
+		s.live = pciHostdevs(&live)
+	}
+	if s.persistent {
+		x, err := c.l.DomainGetXMLDesc(d, lv.DomainXMLInactive)
+		if err != nil {
+			return nil, err
+		}
+		s.def = &libvirtxml.Domain{}
+		if err := s.def.Unmarshal(x); err != nil {
+			return nil, fmt.Errorf("parse persistent domain XML: %w", err)
+		}
+		s.config = pciHostdevs(s.def)
+	}
+	return s, nil
+}
+
+func (s *domainState) vm() observed.VM {
+	vm := observed.VM{Name: s.dom.Name, Running: s.running}
+	idx := map[string]int{}
+	add := func(pci string) *observed.Hostdev {
+		if i, ok := idx[pci]; ok {
+			return &vm.Hostdevs[i]
+		}
+		idx[pci] = len(vm.Hostdevs)
+		vm.Hostdevs = append(vm.Hostdevs, observed.Hostdev{PCI: pci})
+		return &vm.Hostdevs[len(vm.Hostdevs)-1]
+	}
+	for _, pci := range s.live {
+		add(pci).Live = true
+	}
+	for _, pci := range s.config {
+		add(pci).Config = true
+	}
+	sort.Slice(vm.Hostdevs, func(i, j int) bool { return vm.Hostdevs[i].PCI < vm.Hostdevs[j].PCI })
+	return vm
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// PCIDevice is a PCI function of a node as libvirt's node devices show it.
+type PCIDevice struct {
+	// PCI is the address, "0000:5e:00.1".
+	PCI     string `json:"pci"`
+	Vendor  uint16 `json:"vendor"`
+	Product uint16 `json:"product"`
+	// Driver is the bound kernel driver, or "".
+	Driver     string `json:"driver,omitempty"`
+	IOMMUGroup int    `json:"iommuGroup"`
+	NUMANode   int    `json:"numaNode"`
+	// PhysFn is the PF's address when this function is a VF.
+	PhysFn string `json:"physFn,omitempty"`
+}
+
+// ObservePCI lists the node's PCI devices, in address order.
+func (p *Provider) ObservePCI(ctx context.Context, node *spec.Node) ([]PCIDevice, error) {
+	devs, err := p.observePCI(ctx, node)
+	if err != nil && ctx.Err() == nil && isTransport(err) {
+		devs, err = p.observePCI(ctx, node)
+	}
+	return devs, err
+}
+
+func (p *Provider) observePCI(ctx context.Context, node *spec.Node) ([]PCIDevice, error) {
+	c, err := p.conn(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	// The test driver rejects the ACTIVE/INACTIVE flags; CAP_PCI_DEV
+	// alone works everywhere.
+	names, _, err := c.l.ConnectListAllNodeDevices(1, uint32(lv.ConnectListNodeDevicesCapPciDev))
+	if err != nil {
+		return nil, fmt.Errorf("node %s: list PCI devices: %w", node.Name, p.fail(node.Name, c, err))
+	}
+	out := make([]PCIDevice, 0, len(names))
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		x, err := c.l.NodeDeviceGetXMLDesc(n.Name, 0)
+		if hasCode(err, lv.ErrNoNodeDevice) {
+			continue // gone since the listing (a VF turned off)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("node %s: PCI device %s: %w", node.Name, n.Name, p.fail(node.Name, c, err))
+		}
+		d, ok, err := parseNodeDevice(x)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: PCI device %s: %w", node.Name, n.Name, err)
+		}
+		if ok {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].PCI < out[j].PCI })
+	return out, nil
+}
+
+func parseNodeDevice(x string) (PCIDevice, bool, error) {
+	var nd libvirtxml.NodeDevice
+	if err := nd.Unmarshal(x); err != nil {
+		return PCIDevice{}, false, err
+	}
+	pc := nd.Capability.PCI
+	if pc == nil || pc.Bus == nil || pc.Slot == nil || pc.Function == nil {
+		return PCIDevice{}, false, nil
+	}
+	a := pciAddr{bus: *pc.Bus, slot: *pc.Slot, function: *pc.Function}
+	if pc.Domain != nil {
+		a.domain = *pc.Domain
+	}
+	d := PCIDevice{PCI: a.String(), Vendor: hexID(pc.Vendor.ID), Product: hexID(pc.Product.ID), NUMANode: -1}
+	if nd.Driver != nil {
+		d.Driver = nd.Driver.Name
+	}
+	if pc.IOMMUGroup != nil {
+		d.IOMMUGroup = pc.IOMMUGroup.Number
+	}
+	if pc.NUMA != nil {
+		d.NUMANode = pc.NUMA.Node
+	}
+	for _, sc := range pc.Capabilities {
+		if pf := sc.PhysFunction; pf != nil && pf.Address.Bus != nil && pf.Address.Slot != nil && pf.Address.Function != nil {
+			pa := pciAddr{bus: *pf.Address.Bus, slot: *pf.Address.Slot, function: *pf.Address.Function}
+			if pf.Address.Domain != nil {
+				pa.domain = *pf.Address.Domain
+			}
+			d.PhysFn = pa.String()
+		}
+	}
+	return d, true, nil
+}
+
+func hexID(s string) uint16 {
+	n, _ := strconv.ParseUint(s, 0, 16)
+	return uint16(n)
+}
+
+// DomainXML returns the domain's definition: the running one, or with
+// inactive set the persistent one.
+func (p *Provider) DomainXML(ctx context.Context, node *spec.Node, vm string, inactive bool) (string, error) {
+	c, err := p.conn(ctx, node)
+	if err != nil {
+		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, err)
+	}
+	dom, err := c.l.DomainLookupByName(vm)
+	if hasCode(err, lv.ErrNoDomain) {
+		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, ErrNoDomain)
+	}
+	if err != nil {
+		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, p.fail(node.Name, c, err))
+	}
+	var flags lv.DomainXMLFlags
+	if inactive {
+		flags = lv.DomainXMLInactive
+	}
+	x, err := c.l.DomainGetXMLDesc(dom, flags)
+	if err != nil {
+		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, p.fail(node.Name, c, err))
+	}
+	return x, nil
+}
