@@ -238,3 +238,8 @@ func TestBBSVersion(t *testing.T) {
 		}
 	}
 }
+
+func readFile(p string) (string, error) {
+	b, err := os.ReadFile(p)
+	return string(b), err
+}

@@ -74,7 +74,7 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 		return wrap(fmt.Errorf("%w: image is built for %s, card has %s", ErrInterfaceMismatch, img.InterfaceID(), d.InterfaceID))
 	}
 	if !opts.Force {
-		if dev, ok := c.ports[programPort]; ok && !portOnVF(d, programPort) {
+		if dev, ok := c.ports[programPort]; ok {
 			busy, err := h.kernel.PortBusy(dev)
 			if err != nil {
 				return wrap(fmt.Errorf("port %d: %w", programPort, err))
@@ -168,15 +168,6 @@ func checkHeld(d *Device) error {
 		}
 	}
 	return nil
-}
-
-func portOnVF(d *Device, id int) bool {
-	for _, p := range d.Ports {
-		if p.ID == id {
-			return p.OnVF
-		}
-	}
-	return false
 }
 
 // vfsOff disables SR-IOV, then assigns the released ports back to the PF.
