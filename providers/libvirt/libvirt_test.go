@@ -395,3 +395,49 @@ func findVM(t *testing.T, vms []observed.VM, name string) observed.VM {
 	t.Fatalf("no vm %s in %+v", name, vms)
 	return observed.VM{}
 }
+
+// TestSharedConnection: through a Shared socket, separate providers (as
+// separate runs of a command would) see one fleet state; each direct
+// connection sees the file afresh.
+func TestSharedConnection(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri, err := d.WriteFleet("compute-01", testFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := d.Share(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	node := &spec.Node{Name: "compute-01", Libvirt: uri + "?socket=" + sh.Socket}
+
+	first := libvirt.New(libvirt.Options{})
+	if err := first.Attach(t.Context(), node, "web-01", "0000:5e:00.0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := libvirt.New(libvirt.Options{})
+	defer second.Close()
+	vms, err := second.ObserveVMs(t.Context(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := observed.VM{Name: "web-01", Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.0", Config: true}}}
+	if got := findVM(t, vms, "web-01"); !reflect.DeepEqual(got, want) {
+		t.Errorf("through the shared socket: %+v, want %+v", got, want)
+	}
+
+	direct := libvirt.New(libvirt.Options{Socket: d.Socket})
+	defer direct.Close()
+	vms, err = direct.ObserveVMs(t.Context(), &spec.Node{Name: "compute-01", Libvirt: uri})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := findVM(t, vms, "web-01"); len(got.Hostdevs) != 0 {
+		t.Errorf("a direct connection saw the shared state: %+v", got)
+	}
+}
