@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
@@ -257,7 +258,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	card := cp.Card
 	cid := CardID(n.Name, card.Slot)
 	ch := &chain{card: cid, node: n.Name}
-	digest := pl.cardDigest(n.Name, cp)
+	digest := cardDigest(n.Name, cp.Card, cp.Bindings, pl.bitstreams)
 	mk := func(step Step, action Action, object string) *Change {
 		id := object + ":" + string(step)
 		return &Change{ID: id, Action: action, Step: step, Object: object, Node: n.Name,
@@ -373,10 +374,13 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	if reset && dev.NumVFs > 0 {
 		c := mk(StepVFsOff, ActionSetVFs, cid)
 		c.Before, c.After = &Value{VFs: intp(dev.NumVFs)}, &Value{VFs: intp(0)}
-		if needProgram {
+		switch {
+		case needProgram:
 			c.Reason = "the PR region is programmed through the PF: VFs go off first"
-		} else {
-			c.Reason = fmt.Sprintf("SR-IOV changes from %d to %d VFs through 0", dev.NumVFs, card.VFs)
+		case card.VFs == 0:
+			c.Reason = card.Slot + " wants no VFs"
+		default:
+			c.Reason = fmt.Sprintf("SR-IOV goes from %d to %d VFs through 0", dev.NumVFs, card.VFs)
 		}
 		c.DependsOn = last
 		ch.vfsOff = c
@@ -390,7 +394,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		}
 		c.Before = before
 		c.After = &Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID}
-		c.Reason = fmt.Sprintf("%s runs AFU %s; bindings %s want %s (AFU %s)", card.Slot, short(dev.AFUID()), bindingNames(cp.Bindings), bs.Name, short(bs.AFUID))
+		c.Reason = fmt.Sprintf("%s runs AFU %s; %s %s (AFU %s)", card.Slot, short(dev.AFUID()), bindingNames(cp.Bindings), bs.Name, short(bs.AFUID))
 		c.DependsOn = last
 		if dev.InterfaceID != "" && bs.InterfaceID != "" && dev.InterfaceID != bs.InterfaceID {
 			c.Held = &Hold{Gate: GateInterface, Why: fmt.Sprintf("the card's PR interface is %s, bitstream %s is built for %s; it is never programmed",
@@ -441,6 +445,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		switch {
 		case !ok:
 			c.Reason = "binding " + b.Name
+			c.After.Note = "VM not found"
 			c.Held = &Hold{Gate: GateMissing, Why: fmt.Sprintf("VM %s is not on node %s", b.VM, n.Name)}
 		case vm.Running:
 			c.Reason = fmt.Sprintf("binding %s; %s is running: attached live and in its definition", b.Name, b.VM)
@@ -476,7 +481,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			if bs != nil {
 				c.After.Bitstream, c.After.AFUID = bs.Name, bs.AFUID
 			}
-			c.Reason = "drift since the last apply: " + chainSummary(ch) + "; drift mode is report, so it is not corrected"
+			c.Reason = "drift since the last apply: " + card.Slot + " " + driftSummary(ch, dev, card) + "; drift mode is report, so it is not corrected"
 			return &chain{card: cid, node: n.Name, other: []*Change{c}}, nil
 		}
 		for _, c := range ch.all() {
@@ -496,37 +501,39 @@ func contains(s []string, v string) bool {
 	return false
 }
 
+// bindingNames is "binding a wants" or "bindings a, b want".
 func bindingNames(bs []*spec.Binding) string {
 	names := make([]string, len(bs))
 	for i, b := range bs {
 		names[i] = b.Name
 	}
-	return strings.Join(names, ", ")
+	if len(names) == 1 {
+		return "binding " + names[0] + " wants"
+	}
+	return "bindings " + strings.Join(names, ", ") + " want"
 }
 
-// chainSummary says in words what correcting a card would do.
-func chainSummary(ch *chain) string {
+// driftSummary says in words how a card differs from what was applied.
+func driftSummary(ch *chain, dev *fpga.Device, card *spec.FPGA) string {
 	var parts []string
-	for _, d := range ch.detach {
-		parts = append(parts, fmt.Sprintf("%s holds %s", d.Before.VM, d.Before.Function))
+	cycled := map[string]bool{}
+	for i, d := range ch.detach {
+		if ch.kinds[i] == detachCycle {
+			cycled[d.Before.VM+"/"+d.Before.Function] = true
+			continue
+		}
+		parts = append(parts, fmt.Sprintf("%s holds %s, which no binding gives it", d.Before.VM, d.Before.Function))
 	}
 	if ch.program != nil {
 		parts = append(parts, fmt.Sprintf("runs AFU %s instead of %s", short(ch.program.Before.AFUID), ch.program.After.Bitstream))
 	}
-	if ch.vfsOn != nil || ch.vfsOff != nil {
-		from, to := 0, 0
-		if ch.vfsOff != nil {
-			from = *ch.vfsOff.Before.VFs
-		} else {
-			from = *ch.vfsOn.Before.VFs
-		}
-		if ch.vfsOn != nil {
-			to = *ch.vfsOn.After.VFs
-		}
-		parts = append(parts, fmt.Sprintf("has %d VF(s) instead of %d", from, to))
+	if dev.NumVFs != card.VFs {
+		parts = append(parts, fmt.Sprintf("has %d VF(s) instead of %d", dev.NumVFs, card.VFs))
 	}
 	for _, a := range ch.attach {
-		parts = append(parts, fmt.Sprintf("%s lacks %s", a.After.VM, a.After.Function))
+		if !cycled[a.After.VM+"/"+a.After.Function] {
+			parts = append(parts, fmt.Sprintf("%s lacks %s", a.After.VM, a.After.Function))
+		}
 	}
 	return strings.Join(parts, ", ")
 }
@@ -544,19 +551,44 @@ func (c *chain) all() []*Change {
 }
 
 // cardDigest is a digest of everything the repository says about a card:
-// the journal and drift detection key on it.
-func (pl *planner) cardDigest(node string, cp *cardPair) string {
+// the journal and drift detection key on it. bindings are sorted by name.
+func cardDigest(node string, c *spec.FPGA, bindings []*spec.Binding, bitstreams map[string]*spec.Bitstream) string {
 	h := sha256.New()
-	c := cp.Card
 	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00", node, c.Slot, c.PCI, c.Board, c.VFs, c.InterfaceID)
-	for _, b := range cp.Bindings {
+	for _, b := range bindings {
 		sha := ""
-		if bs, ok := pl.bitstreams[b.Bitstream]; ok {
+		if bs, ok := bitstreams[b.Bitstream]; ok {
 			sha = bs.SHA256
 		}
 		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", b.Name, b.Function, b.VM, b.Bitstream, sha)
 	}
 	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// CardDigests returns the desired digest of every card, by card ID: what
+// a run records as applied once a card has converged (Options.Applied).
+func CardDigests(desired *spec.Fleet) map[string]string {
+	bitstreams := make(map[string]*spec.Bitstream, len(desired.Bitstreams))
+	for i := range desired.Bitstreams {
+		bitstreams[desired.Bitstreams[i].Name] = &desired.Bitstreams[i]
+	}
+	type slotKey struct{ node, slot string }
+	bindings := map[slotKey][]*spec.Binding{}
+	for i := range desired.Bindings {
+		b := &desired.Bindings[i]
+		bindings[slotKey{b.Node, b.FPGA}] = append(bindings[slotKey{b.Node, b.FPGA}], b)
+	}
+	out := make(map[string]string, desired.FPGACount())
+	for i := range desired.Nodes {
+		n := &desired.Nodes[i]
+		for c := range n.FPGAs {
+			card := &n.FPGAs[c]
+			bs := bindings[slotKey{n.Name, card.Slot}]
+			sort.Slice(bs, func(a, b int) bool { return bs[a].Name < bs[b].Name })
+			out[CardID(n.Name, card.Slot)] = cardDigest(n.Name, card, bs, bitstreams)
+		}
+	}
+	return out
 }
 
 // gatePrune holds every prune detach when prune is off, when it would
@@ -782,7 +814,7 @@ func assignWaves(changes []Change, b Budget) int {
 	for _, root := range order {
 		g := groups[root]
 		if len(g.cards) > b.MaxCardsInFlight || len(g.vms) > b.MaxDisruptedVMs {
-			why := fmt.Sprintf("changing %d card(s) and disrupting %d VM(s) together exceeds the budget (%d cards, %d VMs)",
+			why := fmt.Sprintf("changing %d card(s) and disrupting %d VM(s) together exceeds the budget of %d card(s) and %d disrupted VM(s) at once",
 				len(g.cards), len(g.vms), b.MaxCardsInFlight, b.MaxDisruptedVMs)
 			for _, i := range g.members {
 				changes[i].Held = &Hold{Gate: GateBudget, Why: why}
