@@ -441,3 +441,28 @@ func TestSharedConnection(t *testing.T) {
 		t.Errorf("a direct connection saw the shared state: %+v", got)
 	}
 }
+
+// TestRunningDomainDetachWaits: a detach the driver cannot make live
+// leaves the function held by the running VM until it restarts.
+func TestRunningDomainDetachWaits(t *testing.T) {
+	s := newScenario(t)
+	const vm, pci = "db-01", "0000:5e:00.1"
+	if err := s.p.Detach(s.ctx, s.node, vm, pci); !errors.Is(err, libvirt.ErrNeedsRestart) {
+		t.Fatalf("Detach from a running domain: %v, want ErrNeedsRestart", err)
+	}
+	want := observed.VM{Name: vm, Running: true, Hostdevs: []observed.Hostdev{{PCI: pci, Live: true}}}
+	if got := findVM(t, s.observe(t), vm); !reflect.DeepEqual(got, want) {
+		t.Errorf("observed %+v\nwant %+v", got, want)
+	}
+	if err := s.p.Restart(s.ctx, s.node, vm); err != nil {
+		t.Fatal(err)
+	}
+	want.Hostdevs = nil
+	if got := findVM(t, s.observe(t), vm); !reflect.DeepEqual(got, want) {
+		t.Errorf("after restart observed %+v\nwant %+v", got, want)
+	}
+	if err := s.p.Restart(s.ctx, s.node, "ghost-01"); !errors.Is(err, libvirt.ErrNoDomain) ||
+		err.Error() != "node compute-01 vm ghost-01: restart: no such domain" {
+		t.Errorf("Restart of a missing domain: %v", err)
+	}
+}
