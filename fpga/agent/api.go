@@ -11,7 +11,6 @@
 package agent
 
 import (
-	"errors"
 	"fmt"
 
 	"github.com/fpgaops/fpgaops/fpga"
@@ -86,4 +85,4 @@ func Errorf(status int, code, format string, args ...any) *Error {
 }
 
 // ErrNoCard is returned by a Host for a PCI address that names no card.
-var ErrNoCard = errors.New("no FPGA card at this PCI address")
+var ErrNoCard = fpga.ErrNoCard

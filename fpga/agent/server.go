@@ -297,8 +297,13 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.As(err, &api):
 		e.Status, e.Code = api.Status, api.Code
-	case errors.Is(err, ErrNoCard):
+	case errors.Is(err, fpga.ErrNoCard):
 		e.Status, e.Code = http.StatusNotFound, CodeNotFound
+	case errors.Is(err, fpga.ErrDigestMismatch):
+		e.Status, e.Code = http.StatusUnprocessableEntity, CodeDigestMismatch
+	case errors.Is(err, fpga.ErrInterfaceMismatch), errors.Is(err, fpga.ErrPortBusy),
+		errors.Is(err, fpga.ErrHeld), errors.Is(err, fpga.ErrReadOnly):
+		e.Status, e.Code = http.StatusConflict, CodeConflict
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable
 	}
