@@ -398,8 +398,11 @@ func (c *Cloud) createServer(w http.ResponseWriter, r *http.Request) {
 	var nets []struct {
 		UUID string `json:"uuid"`
 	}
-	if err := json.Unmarshal(s.Networks, &nets); err != nil || len(nets) == 0 {
-		c.violation(w, http.StatusBadRequest, "nova: create server %s: networks: want a list of {\"uuid\": ...}: %s", s.Name, s.Networks)
+	var word string
+	if json.Unmarshal(s.Networks, &word) == nil && (word == "auto" || word == "none") {
+		nets = nil
+	} else if err := json.Unmarshal(s.Networks, &nets); err != nil || len(nets) == 0 {
+		c.violation(w, http.StatusBadRequest, "nova: create server %s: networks: want \"auto\", \"none\" or a list of {\"uuid\": ...}: %s", s.Name, s.Networks)
 		return
 	}
 	var f *Flavor

@@ -1,0 +1,21 @@
+// Package openstack is fpgaops's OpenStack provider: it observes what a
+// cloud with Nova, Cyborg, Placement and Glance runs for the fleet's nodes,
+// plans the changes that bring it to the desired state, and applies them.
+//
+// The OpenStack model differs from the libvirt one. A bitstream becomes a
+// Glance image (found again by name and digest); a Cyborg device profile
+// per bitstream and board asks Placement for a card of that board and PR
+// region and names the image in accel:bitstream_id; a Nova flavor carries
+// accel:device_profile. A binding with a VM is met when the VM's server
+// runs with a flavor naming the right profile; otherwise the server must be
+// replaced, because Nova cannot resize or migrate servers with
+// accelerators, and a replacement is disruptive. A binding without a VM
+// (a preprogrammed card) is met through Cyborg's deployable program action,
+// never while a server holds the card. Placement traits are checked
+// against what each card runs; disagreement is drift.
+//
+// The work is split as in the rest of fpgaops: Observe reads (all I/O),
+// Plan is a pure function of the desired fleet and the observed State, and
+// Apply carries out a plan's changes in order. Binding accelerator
+// requests is left to Nova: fpgaops only reads ARQs.
+package openstack
