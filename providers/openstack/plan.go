@@ -156,7 +156,9 @@ func BoardTrait(b spec.Board) string {
 func RegionTrait(id string) string { return traitRegionPrefix + strings.ToUpper(sanitizeTrait(id)) }
 
 // FunctionTrait is the trait of a card running the AFU id.
-func FunctionTrait(afu string) string { return traitFunctionPrefix + strings.ToUpper(sanitizeTrait(afu)) }
+func FunctionTrait(afu string) string {
+	return traitFunctionPrefix + strings.ToUpper(sanitizeTrait(afu))
+}
 
 func sanitizeTrait(s string) string {
 	return strings.Map(func(r rune) rune {
