@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga/agent"
@@ -37,6 +38,19 @@ type providerFlags struct {
 	clientCert, clientKey, caFile string
 	insecure                      bool
 	vms                           string
+	// getenv reads the environment (OS_* for OpenStack); nil means
+	// os.Getenv.
+	getenv func(string) string
+}
+
+// openStackConfigured reports whether the environment names an OpenStack
+// cloud (clouds.yaml entry or credentials).
+func (f *providerFlags) openStackConfigured() bool {
+	get := f.getenv
+	if get == nil {
+		get = os.Getenv
+	}
+	return get("OS_CLOUD") != "" || get("OS_AUTH_URL") != ""
 }
 
 func (f *providerFlags) register(fs *pflag.FlagSet) {
@@ -46,7 +60,7 @@ func (f *providerFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.clientKey, "tls-key", "", "key (PEM) of the client certificate")
 	fs.StringVar(&f.caFile, "ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
-	fs.StringVar(&f.vms, "vms", vmSideAuto, "where nodes' VMs are managed: auto, endpoint, libvirt or openstack;\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname, and the node's endpoint (the simulated fleet) otherwise")
+	fs.StringVar(&f.vms, "vms", vmSideAuto, "where nodes' VMs are managed: auto, endpoint, libvirt or openstack;\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname when OS_CLOUD or OS_AUTH_URL is set, and the node's endpoint\n(the simulated fleet) otherwise")
 }
 
 // newProvider builds the provider that observes and changes the fleet's
@@ -98,7 +112,7 @@ func (f *providerFlags) vmSide(n *spec.Node) string {
 	switch {
 	case n.Libvirt != "":
 		return vmSideLibvirt
-	case n.Hostname != "":
+	case n.Hostname != "" && f.openStackConfigured():
 		return vmSideOpenStack
 	}
 	return vmSideEndpoint
