@@ -1,0 +1,608 @@
+package execute
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/spec"
+	"golang.org/x/sync/errgroup"
+)
+
+// ImageSource gives the image to program for a bitstream.
+type ImageSource interface {
+	Image(ctx context.Context, bs spec.Bitstream) (providers.Image, error)
+}
+
+// RepoImages reads bitstreams that live in the repository from its
+// directory; a bitstream with a URL is passed on without data, for the
+// node to fetch and check.
+type RepoImages struct {
+	Root string
+}
+
+func (r RepoImages) Image(_ context.Context, bs spec.Bitstream) (providers.Image, error) {
+	if bs.File == "" {
+		return providers.Image{Bitstream: bs}, nil
+	}
+	data, err := os.ReadFile(filepath.Join(r.Root, filepath.FromSlash(bs.File)))
+	if err != nil {
+		return providers.Image{}, err
+	}
+	return providers.Image{Bitstream: bs, Data: data}, nil
+}
+
+// Retry says how passing faults are retried: up to Attempts calls in all,
+// waiting Base, 2*Base, 4*Base ... at most Max between them.
+type Retry struct {
+	Attempts  int
+	Base, Max time.Duration
+}
+
+// DefaultRetry is used when Executor.Retry is zero.
+var DefaultRetry = Retry{Attempts: 4, Base: 500 * time.Millisecond, Max: 10 * time.Second}
+
+func (r Retry) backoff(attempt int) time.Duration {
+	d := r.Base << (attempt - 1)
+	if d > r.Max || d <= 0 {
+		d = r.Max
+	}
+	return d
+}
+
+// Executor carries out plans. Provider and Images are required; the rest
+// have defaults.
+type Executor struct {
+	Provider providers.Provider
+	Images   ImageSource
+	// Journal defaults to one that lasts a single run.
+	Journal  Journal
+	Progress Progress
+	// Concurrency bounds how many independent cards change at once within
+	// a wave; 0 means the plan's budget of cards in flight.
+	Concurrency int
+	Retry       Retry
+	// Sleep waits between retries; tests replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+	Log   *slog.Logger
+}
+
+// Report is how a run went: one result per change, in plan order, and
+// the cards that converged with the desired digest they converged to
+// (what Options.Applied wants next time).
+type Report struct {
+	Results   []Result          `json:"results"`
+	Converged map[string]string `json:"converged"`
+	Applied   int               `json:"applied"`
+	Skipped   int               `json:"skipped"`
+	Failed    int               `json:"failed"`
+	Blocked   int               `json:"blocked"`
+	Held      int               `json:"held"`
+}
+
+// ErrValidate marks a plan refused before anything was touched.
+var ErrValidate = errors.New("plan refused before any change")
+
+// Apply validates every change of the plan and then runs it, wave after
+// wave. A failed change stops the changes that depend on it; independent
+// cards go on. It returns the report with an error when any change
+// failed, was blocked, or the context ended.
+func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.Plan) (*Report, error) {
+	x := &run{
+		Executor: e,
+		desired:  desired,
+		plan:     p,
+		results:  make([]Result, len(p.Changes)),
+		index:    make(map[string]int, len(p.Changes)),
+		images:   map[string]providers.Image{},
+	}
+	x.defaults()
+	for i := range p.Changes {
+		x.index[p.Changes[i].ID] = i
+		x.results[i] = Result{ID: p.Changes[i].ID, Status: StatusNotRun}
+		if p.Changes[i].Held != nil {
+			x.results[i].Status = StatusHeld
+		}
+	}
+	if err := x.validate(ctx); err != nil {
+		return nil, err
+	}
+	for w := 1; w <= p.Waves; w++ {
+		if err := x.wave(ctx, w); err != nil {
+			return x.report(), err
+		}
+	}
+	rep := x.report()
+	if err := ctx.Err(); err != nil {
+		return rep, err
+	}
+	if rep.Failed+rep.Blocked > 0 {
+		return rep, fmt.Errorf("%d change(s) failed and %d were blocked by them", rep.Failed, rep.Blocked)
+	}
+	if err := x.Journal.Finish(); err != nil {
+		return rep, err
+	}
+	return rep, nil
+}
+
+type run struct {
+	*Executor
+	desired *spec.Fleet
+	plan    *reconcile.Plan
+	results []Result
+	index   map[string]int
+	mu      sync.Mutex // guards images
+	images  map[string]providers.Image
+}
+
+func (x *run) defaults() {
+	c := *x.Executor
+	if c.Journal == nil {
+		c.Journal = &memJournal{done: map[string]bool{}}
+	}
+	if c.Progress == nil {
+		c.Progress = NoProgress{}
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = x.plan.Budget.MaxCardsInFlight
+		if c.Concurrency <= 0 {
+			c.Concurrency = reconcile.DefaultMaxCardsInFlight
+		}
+	}
+	if c.Retry.Attempts <= 0 {
+		c.Retry = DefaultRetry
+	}
+	if c.Sleep == nil {
+		c.Sleep = sleep
+	}
+	if c.Log == nil {
+		c.Log = slog.New(slog.DiscardHandler)
+	}
+	x.Executor = &c
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// validate is the dry run: every runnable change must name a node, card,
+// VM and bitstream the desired state has, and every image must be
+// readable with the digest and IDs the repository declares. All problems
+// are reported together, and nothing is touched when there is one.
+func (x *run) validate(ctx context.Context) error {
+	var errs []error
+	if x.plan.FormatVersion != reconcile.FormatVersion {
+		errs = append(errs, fmt.Errorf("plan format %d, this fpgaops reads %d", x.plan.FormatVersion, reconcile.FormatVersion))
+	}
+	if d := reconcile.DesiredDigest(x.desired); d != x.plan.DesiredDigest {
+		errs = append(errs, fmt.Errorf("the plan was made for desired state %s, not %s", short(x.plan.DesiredDigest), short(d)))
+	}
+	for i := range x.plan.Changes {
+		c := &x.plan.Changes[i]
+		if !c.Runnable() {
+			continue
+		}
+		if err := x.check(ctx, c); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", c.ID, err))
+		}
+		for _, d := range c.DependsOn {
+			if _, ok := x.index[d]; !ok {
+				errs = append(errs, fmt.Errorf("%s: depends on %s, which is not in the plan", c.ID, d))
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("%w: %w", ErrValidate, errors.Join(errs...))
+	}
+	return nil
+}
+
+func short(s string) string {
+	if len(s) > 12 {
+		return s[:12]
+	}
+	return s
+}
+
+func (x *run) check(ctx context.Context, c *reconcile.Change) error {
+	n, ok := x.desired.Node(c.Node)
+	if !ok {
+		return fmt.Errorf("node %s is not in the desired state", c.Node)
+	}
+	card, ok := n.FPGA(c.Card)
+	if !ok || card.PCI != c.CardPCI {
+		return fmt.Errorf("node %s has no card %s at %s", c.Node, c.Card, c.CardPCI)
+	}
+	switch c.Action {
+	case reconcile.ActionDetach:
+		if c.Before == nil || c.Before.VM == "" || c.Before.PCI == "" {
+			return errors.New("detach names no VM and function")
+		}
+	case reconcile.ActionAttach:
+		if c.After == nil || c.After.VM == "" {
+			return errors.New("attach names no VM")
+		}
+		if _, err := spec.ParseFunction(c.After.Function); err != nil {
+			return err
+		}
+	case reconcile.ActionSetVFs:
+		if c.After == nil || c.After.VFs == nil {
+			return errors.New("set-vfs names no VF count")
+		}
+	case reconcile.ActionProgram:
+		if c.After == nil {
+			return errors.New("program names no bitstream")
+		}
+		bs, ok := x.desired.Bitstream(c.After.Bitstream)
+		if !ok {
+			return fmt.Errorf("bitstream %s is not in the desired state", c.After.Bitstream)
+		}
+		if bs.SHA256 != c.After.SHA256 || bs.AFUID != c.After.AFUID {
+			return fmt.Errorf("bitstream %s differs from the one planned", bs.Name)
+		}
+		if _, err := x.image(ctx, *bs); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("action %q cannot run", c.Action)
+	}
+	return nil
+}
+
+// image loads and checks a bitstream once per run.
+func (x *run) image(ctx context.Context, bs spec.Bitstream) (providers.Image, error) {
+	x.mu.Lock()
+	img, ok := x.images[bs.Name]
+	x.mu.Unlock()
+	if ok {
+		return img, nil
+	}
+	img, err := x.Images.Image(ctx, bs)
+	if err != nil {
+		return providers.Image{}, fmt.Errorf("bitstream %s: %w", bs.Name, err)
+	}
+	if img.Data != nil {
+		sum := sha256.Sum256(img.Data)
+		if got := hex.EncodeToString(sum[:]); got != bs.SHA256 {
+			return providers.Image{}, fmt.Errorf("bitstream %s: digest is %s, the repository says %s", bs.Name, got, bs.SHA256)
+		}
+		f, err := bitstream.Parse(img.Data)
+		if err != nil {
+			return providers.Image{}, fmt.Errorf("bitstream %s: %w", bs.Name, err)
+		}
+		if f.InterfaceID() != bs.InterfaceID || f.AFUID() != bs.AFUID {
+			return providers.Image{}, fmt.Errorf("bitstream %s: image is for interface %s with AFU %s, the repository says %s and %s",
+				bs.Name, f.InterfaceID(), f.AFUID(), bs.InterfaceID, bs.AFUID)
+		}
+	}
+	x.mu.Lock()
+	x.images[bs.Name] = img
+	x.mu.Unlock()
+	return img, nil
+}
+
+// wave runs the wave's changes: independent groups (connected by
+// dependencies) in parallel within the concurrency limit, each group in
+// dependency order.
+func (x *run) wave(ctx context.Context, w int) error {
+	var members []int
+	for i := range x.plan.Changes {
+		if c := &x.plan.Changes[i]; c.Runnable() && c.Wave == w {
+			members = append(members, i)
+		}
+	}
+	groups := components(x.plan.Changes, members, x.index)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(x.Concurrency)
+	for _, grp := range groups {
+		g.Go(func() error {
+			x.group(gctx, grp)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	return ctx.Err()
+}
+
+// components splits members into groups joined by dependency edges, each
+// in a dependency order (ties by plan order), groups by their first
+// member.
+func components(changes []reconcile.Change, members []int, index map[string]int) [][]int {
+	parent := make(map[int]int, len(members))
+	in := make(map[int]bool, len(members))
+	for _, i := range members {
+		parent[i], in[i] = i, true
+	}
+	var find func(int) int
+	find = func(i int) int {
+		for parent[i] != i {
+			parent[i] = parent[parent[i]]
+			i = parent[i]
+		}
+		return i
+	}
+	for _, i := range members {
+		for _, d := range changes[i].DependsOn {
+			if j, ok := index[d]; ok && in[j] {
+				a, b := find(i), find(j)
+				if a != b {
+					if a < b {
+						parent[b] = a
+					} else {
+						parent[a] = b
+					}
+				}
+			}
+		}
+	}
+	byRoot := map[int][]int{}
+	var roots []int
+	for _, i := range members {
+		r := find(i)
+		if _, ok := byRoot[r]; !ok {
+			roots = append(roots, r)
+		}
+		byRoot[r] = append(byRoot[r], i)
+	}
+	sort.Ints(roots)
+	out := make([][]int, len(roots))
+	for k, r := range roots {
+		out[k] = topoSort(changes, byRoot[r], index)
+	}
+	return out
+}
+
+// topoSort orders a group so every change follows its dependencies,
+// keeping plan order where the graph allows.
+func topoSort(changes []reconcile.Change, group []int, index map[string]int) []int {
+	inGroup := make(map[int]bool, len(group))
+	for _, i := range group {
+		inGroup[i] = true
+	}
+	placed := make(map[int]bool, len(group))
+	out := make([]int, 0, len(group))
+	for len(out) < len(group) {
+		progress := false
+		for _, i := range group {
+			if placed[i] {
+				continue
+			}
+			ready := true
+			for _, d := range changes[i].DependsOn {
+				if j, ok := index[d]; ok && inGroup[j] && !placed[j] {
+					ready = false
+					break
+				}
+			}
+			if ready {
+				placed[i] = true
+				out = append(out, i)
+				progress = true
+				break
+			}
+		}
+		if !progress { // a cycle: the planner never makes one; run the rest in plan order
+			for _, i := range group {
+				if !placed[i] {
+					placed[i] = true
+					out = append(out, i)
+				}
+			}
+		}
+	}
+	return out
+}
+
+// group runs one group's changes in order; a change whose dependency did
+// not complete is blocked.
+func (x *run) group(ctx context.Context, members []int) {
+	for _, i := range members {
+		c := &x.plan.Changes[i]
+		r := &x.results[i]
+		if blocked := x.blockedBy(c); blocked != "" {
+			r.Status, r.Error = StatusBlocked, "blocked: "+blocked+" did not complete"
+			x.Progress.Finished(c, *r)
+			continue
+		}
+		if ctx.Err() != nil {
+			return // stays not-run
+		}
+		key := Key(c)
+		done, err := x.Journal.Done(key)
+		if err != nil {
+			x.fail(c, r, err)
+			continue
+		}
+		if done {
+			r.Status = StatusSkipped
+			x.Log.Info("skipped, completed in an earlier run", "change", c.ID)
+			x.Progress.Finished(c, *r)
+			continue
+		}
+		x.Progress.Started(c)
+		attempts, err := x.attempt(ctx, c)
+		r.Attempts = attempts
+		if err != nil {
+			x.fail(c, r, err)
+			continue
+		}
+		if err := x.Journal.Record(key); err != nil {
+			x.fail(c, r, fmt.Errorf("journal: %w", err))
+			continue
+		}
+		r.Status = StatusApplied
+		x.Log.Info("applied", "change", c.ID, "attempts", attempts)
+		x.Progress.Finished(c, *r)
+	}
+}
+
+func (x *run) fail(c *reconcile.Change, r *Result, err error) {
+	r.err = fmt.Errorf("%s: %w", c.ID, err)
+	r.Status, r.Error = StatusFailed, r.err.Error()
+	x.Log.Error("failed", "change", c.ID, "err", err)
+	x.Progress.Finished(c, *r)
+}
+
+// blockedBy names a dependency that did not complete, or "".
+func (x *run) blockedBy(c *reconcile.Change) string {
+	for _, d := range c.DependsOn {
+		j, ok := x.index[d]
+		if !ok || !x.results[j].Status.Done() {
+			return d
+		}
+	}
+	return ""
+}
+
+// attempt runs the change, retrying passing faults with backoff.
+func (x *run) attempt(ctx context.Context, c *reconcile.Change) (int, error) {
+	for n := 1; ; n++ {
+		err := x.step(ctx, c)
+		if err == nil {
+			return n, nil
+		}
+		if !providers.IsTransient(err) || n >= x.Retry.Attempts || ctx.Err() != nil {
+			return n, err
+		}
+		x.Log.Warn("retrying", "change", c.ID, "attempt", n, "err", err)
+		if serr := x.Sleep(ctx, x.Retry.backoff(n)); serr != nil {
+			return n, errors.Join(err, serr)
+		}
+	}
+}
+
+// step makes the provider calls of one change.
+func (x *run) step(ctx context.Context, c *reconcile.Change) error {
+	node, _ := x.desired.Node(c.Node)
+	p := x.Provider
+	switch c.Action {
+	case reconcile.ActionDetach:
+		return p.Detach(ctx, node, c.Before.VM, c.Before.PCI)
+	case reconcile.ActionSetVFs:
+		return p.SetVFs(ctx, node, c.CardPCI, *c.After.VFs)
+	case reconcile.ActionProgram:
+		bs, _ := x.desired.Bitstream(c.After.Bitstream)
+		img, err := x.image(ctx, *bs)
+		if err != nil {
+			return err
+		}
+		if err := p.Program(ctx, node, c.CardPCI, img); err != nil {
+			return fmt.Errorf("program: %w", err)
+		}
+		return x.verify(ctx, node, c)
+	case reconcile.ActionAttach:
+		pci := c.After.PCI
+		if pci == "" {
+			var err error
+			if pci, err = x.resolveVF(ctx, node, c); err != nil {
+				return err
+			}
+		}
+		return p.Attach(ctx, node, c.After.VM, pci)
+	}
+	return fmt.Errorf("action %q cannot run", c.Action)
+}
+
+// verify reads the card back after programming; a different AFU ID stops
+// the card's chain. A read that fails passingly is retried with the step.
+func (x *run) verify(ctx context.Context, node *spec.Node, c *reconcile.Change) error {
+	dev, err := x.card(ctx, node, c.CardPCI)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	if got := dev.AFUID(); got != c.After.AFUID {
+		return fmt.Errorf("verify: card runs AFU %s after programming, want %s", got, c.After.AFUID)
+	}
+	return nil
+}
+
+// resolveVF finds a VF's address once VFs are on: SR-IOV numbering is the
+// hardware's business, so the card is observed again.
+func (x *run) resolveVF(ctx context.Context, node *spec.Node, c *reconcile.Change) (string, error) {
+	fn, err := spec.ParseFunction(c.After.Function)
+	if err != nil {
+		return "", err
+	}
+	dev, err := x.card(ctx, node, c.CardPCI)
+	if err != nil {
+		return "", fmt.Errorf("resolve %s: %w", fn, err)
+	}
+	if fn.PF {
+		return dev.PCI, nil
+	}
+	for _, vf := range dev.VFs {
+		if vf.Index == fn.VF {
+			return vf.PCI, nil
+		}
+	}
+	return "", fmt.Errorf("resolve %s: the card has %d VF(s) on", fn, dev.NumVFs)
+}
+
+func (x *run) card(ctx context.Context, node *spec.Node, pci string) (*fpga.Device, error) {
+	devs, err := x.Provider.ObserveCards(ctx, node)
+	if err != nil {
+		return nil, err
+	}
+	for i := range devs {
+		if devs[i].PCI == pci {
+			return &devs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no card at %s", pci)
+}
+
+func (x *run) report() *Report {
+	rep := &Report{Results: x.results, Converged: map[string]string{}}
+	pending := map[string]bool{}
+	for i := range x.plan.Changes {
+		c := &x.plan.Changes[i]
+		r := &x.results[i]
+		switch r.Status {
+		case StatusApplied:
+			rep.Applied++
+		case StatusSkipped:
+			rep.Skipped++
+		case StatusFailed:
+			rep.Failed++
+		case StatusBlocked:
+			rep.Blocked++
+		case StatusHeld:
+			rep.Held++
+		}
+		if c.Card == "" {
+			continue
+		}
+		id := reconcile.CardID(c.Node, c.Card)
+		if !r.Status.Done() && c.Action != reconcile.ActionNoop {
+			pending[id] = true
+		}
+		if c.Digest != "" {
+			rep.Converged[id] = c.Digest
+		}
+	}
+	for id := range pending {
+		delete(rep.Converged, id)
+	}
+	return rep
+}
