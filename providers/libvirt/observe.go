@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	lv "github.com/digitalocean/go-libvirt"
+	"golang.org/x/sync/errgroup"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/fpgaops/fpgaops/reconcile/observed"
@@ -29,23 +30,50 @@ func (p *Provider) observeVMs(ctx context.Context, node *spec.Node) ([]observed.
 	if err != nil {
 		return nil, err
 	}
+	// Two listings say which domains run (an ID other than -1) and which
+	// are persistent, instead of two calls per domain.
 	doms, _, err := c.l.ConnectListAllDomains(1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: list domains: %w", node.Name, p.fail(node.Name, c, err))
 	}
+	pers, _, err := c.l.ConnectListAllDomains(1, lv.ConnectListDomainsPersistent)
+	if err != nil {
+		return nil, fmt.Errorf("node %s: list domains: %w", node.Name, p.fail(node.Name, c, err))
+	}
+	persistent := make(map[lv.UUID]bool, len(pers))
+	for _, d := range pers {
+		persistent[d.UUID] = true
+	}
+	// The definitions are read in parallel over the one connection; each
+	// result has its own slot, so the order stays the listing's.
+	states := make([]*domainState, len(doms))
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(8)
+	for i, d := range doms {
+		g.Go(func() error {
+			if err := gctx.Err(); err != nil {
+				return err
+			}
+			s := &domainState{dom: d, running: d.ID != -1, persistent: persistent[d.UUID]}
+			err := s.readDefs(c)
+			if hasCode(err, lv.ErrNoDomain) {
+				return nil // undefined since the listing
+			}
+			if err != nil {
+				return fmt.Errorf("node %s vm %s: %w", node.Name, d.Name, p.fail(node.Name, c, err))
+			}
+			states[i] = s
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
 	vms := make([]observed.VM, 0, len(doms))
-	for _, d := range doms {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+	for _, s := range states {
+		if s != nil {
+			vms = append(vms, s.vm())
 		}
-		st, err := readDomain(c, d)
-		if hasCode(err, lv.ErrNoDomain) {
-			continue // undefined since the listing
-		}
-		if err != nil {
-			return nil, fmt.Errorf("node %s vm %s: %w", node.Name, d.Name, p.fail(node.Name, c, err))
-		}
-		vms = append(vms, st.vm())
 	}
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
 	return vms, nil
@@ -62,6 +90,7 @@ type domainState struct {
 	def          *libvirtxml.Domain
 }
 
+// readDomain reads one domain's state and definitions.
 func readDomain(c *conn, d lv.Domain) (*domainState, error) {
 	s := &domainState{dom: d}
 	active, err := c.l.DomainIsActive(d)
@@ -74,29 +103,36 @@ func readDomain(c *conn, d lv.Domain) (*domainState, error) {
 		return nil, err
 	}
 	s.persistent = pers == 1
+	return s, s.readDefs(c)
+}
+
+// readDefs reads the running definition of a running domain and the
+// persistent one of a persistent domain.
+func (s *domainState) readDefs(c *conn) error {
+	d := s.dom
 	if s.running {
 		x, err := c.l.DomainGetXMLDesc(d, 0)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		var live libvirtxml.Domain
 		if err := live.Unmarshal(x); err != nil {
-			return nil, fmt.Errorf("parse domain XML: %w", err)
+			return fmt.Errorf("parse domain XML: %w", err)
 		}
 		s.live = pciHostdevs(&live)
 	}
 	if s.persistent {
 		x, err := c.l.DomainGetXMLDesc(d, lv.DomainXMLInactive)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.def = &libvirtxml.Domain{}
 		if err := s.def.Unmarshal(x); err != nil {
-			return nil, fmt.Errorf("parse persistent domain XML: %w", err)
+			return fmt.Errorf("parse persistent domain XML: %w", err)
 		}
 		s.config = pciHostdevs(s.def)
 	}
-	return s, nil
+	return nil
 }
 
 func (s *domainState) vm() observed.VM {
