@@ -76,3 +76,10 @@ func IsTransient(err error) bool {
 	var t transient
 	return errors.As(err, &t)
 }
+
+// ErrNeedsRestart is wrapped by an Attach or Detach that could change only
+// the VM's persistent definition because its platform cannot change a
+// running VM live: the change takes effect when the VM restarts. After
+// such a Detach the running VM still holds the function, so its card must
+// not be reprogrammed before then.
+var ErrNeedsRestart = errors.New("waits for the VM's restart: the platform cannot change a running VM live")
