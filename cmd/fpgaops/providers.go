@@ -12,6 +12,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
+	libvirtvms "github.com/fpgaops/fpgaops/providers/libvirt"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
@@ -125,7 +126,9 @@ func newVMSide(kind string, fleet *spec.Fleet, f *providerFlags, c *agent.Client
 	case vmSideEndpoint:
 		return sim.NewVMClient(c), nil
 	case vmSideLibvirt:
-		return nil, errors.New("nodes with a libvirt URI need the libvirt VM side, which this build lacks; use --vms endpoint for a simulated fleet")
+		// One provider for every libvirt node: it keeps a connection per
+		// node, dialled by the node's URI.
+		return libvirtvms.New(libvirtvms.Options{}), nil
 	case vmSideOpenStack:
 		return nil, errors.New("nodes with a hostname need the OpenStack VM side, which this build lacks; use --vms endpoint for a simulated fleet")
 	}
