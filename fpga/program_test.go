@@ -68,7 +68,7 @@ func (r *recorder) SetNumVFs(pf string, n int) error {
 	return r.tree.SetNumVFs(pf, n)
 }
 
-func gbs(t *testing.T, iface, afu string, payload []byte) ([]byte, string) {
+func gbs(t testing.TB, iface, afu string, payload []byte) ([]byte, string) {
 	t.Helper()
 	img, err := bitstream.Build(bitstream.Metadata{
 		Version:      1,

@@ -58,7 +58,7 @@ func (t *Tree) PortBusy(portDev string) (bool, error) {
 // ReleasePort removes the port from the PF; the driver refuses while the
 // port is open or already released.
 func (t *Tree) ReleasePort(fmeDev string, stack fpga.Stack, port int) error {
-	return t.fmeOp(fmeDev, stack, func(c *cardState) error {
+	return t.fmeOp(fmeDev, stack, func(c *cardState, w *writer) error {
 		switch {
 		case port != 0:
 			return errno(syscall.EINVAL, "release port %d: no such port", port)
@@ -68,6 +68,7 @@ func (t *Tree) ReleasePort(fmeDev string, stack fpga.Stack, port int) error {
 			return errno(syscall.EBUSY, "release port %d: port is open", port)
 		}
 		c.Released = true
+		t.removePFPort(w, c)
 		return nil
 	})
 }
@@ -75,7 +76,7 @@ func (t *Tree) ReleasePort(fmeDev string, stack fpga.Stack, port int) error {
 // AssignPort gives a released port back to the PF; it fails while VFs
 // are on.
 func (t *Tree) AssignPort(fmeDev string, stack fpga.Stack, port int) error {
-	return t.fmeOp(fmeDev, stack, func(c *cardState) error {
+	return t.fmeOp(fmeDev, stack, func(c *cardState, w *writer) error {
 		switch {
 		case port != 0:
 			return errno(syscall.EINVAL, "assign port %d: no such port", port)
@@ -85,6 +86,7 @@ func (t *Tree) AssignPort(fmeDev string, stack fpga.Stack, port int) error {
 			return errno(syscall.EBUSY, "assign port %d: SR-IOV is on", port)
 		}
 		c.Released = false
+		t.writePFPort(w, c)
 		return nil
 	})
 }
@@ -94,7 +96,7 @@ func (t *Tree) AssignPort(fmeDev string, stack fpga.Stack, port int) error {
 // image" in the fpga_manager status (EIO), and otherwise loads the
 // image's AFU.
 func (t *Tree) PortPR(pr fpga.PR) error {
-	return t.fmeOp(pr.FME, pr.Stack, func(c *cardState) error {
+	return t.fmeOp(pr.FME, pr.Stack, func(c *cardState, w *writer) error {
 		switch {
 		case pr.Port != 0:
 			return errno(syscall.EINVAL, "PR port %d: no such port", pr.Port)
@@ -106,13 +108,16 @@ func (t *Tree) PortPR(pr fpga.PR) error {
 			return fmt.Errorf("fpgatest: PR without the parsed image: the fake cannot tell what the payload holds")
 		case c.Crashed:
 			c.MgrError = "reconfig error"
+			t.writeAFU(w, c)
 			return errno(syscall.EIO, "PR port %d", pr.Port)
 		case pr.Image.InterfaceID() != c.InterfaceID:
 			c.MgrError = "reconfig incompatible image"
+			t.writeAFU(w, c)
 			return errno(syscall.EIO, "PR port %d", pr.Port)
 		}
 		c.MgrError = ""
 		c.AFUID = pr.Image.AFUID()
+		t.writeAFU(w, c)
 		return nil
 	})
 }
@@ -146,25 +151,33 @@ func (t *Tree) SetNumVFs(pfDir string, n int) error {
 	case c.pfDriver() != c.hostDriver():
 		return errno(syscall.ENOENT, "%s/sriov_numvfs", pfDir)
 	}
+	w := &writer{}
+	if n == 0 {
+		t.removeVFs(w, c)
+	}
 	c.NumVFs = n
-	if err := t.render(c); err != nil {
-		return err
+	if n > 0 {
+		t.writeVFs(w, c)
+	}
+	if w.err != nil {
+		return w.err
 	}
 	return t.save()
 }
 
-func (t *Tree) fmeOp(fmeDev string, stack fpga.Stack, f func(c *cardState) error) error {
+func (t *Tree) fmeOp(fmeDev string, stack fpga.Stack, f func(c *cardState, w *writer) error) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	c, err := t.byFME(fmeDev, stack)
 	if err != nil {
 		return err
 	}
-	// Write the card even when the operation fails: a failed PR still
+	// Files change even when the operation fails: a failed PR still
 	// changes the fpga_manager status.
-	opErr := f(c)
-	if err := t.render(c); err != nil {
-		return err
+	w := &writer{}
+	opErr := f(c, w)
+	if w.err != nil {
+		return w.err
 	}
 	if err := t.save(); err != nil {
 		return err

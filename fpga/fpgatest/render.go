@@ -114,24 +114,42 @@ func (t *Tree) paths(c *cardState) []string {
 	return ps
 }
 
-// writer collects the first error of many file operations.
-type writer struct{ err error }
+// writer collects the first error of many file operations, and
+// remembers the directories it made so that each is made once.
+type writer struct {
+	err  error
+	dirs map[string]bool
+}
 
-func (w *writer) file(p, content string) {
-	if w.err != nil {
+func (w *writer) mkdir(d string) {
+	if w.err != nil || w.dirs[d] {
 		return
 	}
-	if w.err = os.MkdirAll(filepath.Dir(p), 0o755); w.err == nil {
+	if w.err = os.MkdirAll(d, 0o755); w.err == nil {
+		if w.dirs == nil {
+			w.dirs = map[string]bool{}
+		}
+		w.dirs[d] = true
+	}
+}
+
+func (w *writer) file(p, content string) {
+	w.mkdir(filepath.Dir(p))
+	if w.err == nil {
 		w.err = os.WriteFile(p, []byte(content), 0o644)
+	}
+}
+
+func (w *writer) remove(p string) {
+	if w.err == nil {
+		w.err = os.RemoveAll(p)
 	}
 }
 
 // link makes a relative symlink at p pointing to target, as sysfs does.
 func (w *writer) link(p, target string) {
+	w.mkdir(filepath.Dir(p))
 	if w.err != nil {
-		return
-	}
-	if w.err = os.MkdirAll(filepath.Dir(p), 0o755); w.err != nil {
 		return
 	}
 	rel, err := filepath.Rel(filepath.Dir(p), target)
@@ -154,20 +172,27 @@ func (c *cardState) ids() (iface, afu string) {
 
 // render removes and rewrites every entry of the card.
 func (t *Tree) render(c *cardState) error {
+	w := &writer{}
 	for _, p := range t.paths(c) {
-		if err := os.RemoveAll(p); err != nil {
-			return err
-		}
+		w.remove(p)
 	}
 	info, _ := spec.LookupBoard(c.Board)
-	w := &writer{}
 	pf := t.devDir(c.PCI)
 	t.function(w, c.PCI, pf, info.PFDevice, c.NUMANode, c.pfDriver(), c.IOMMU)
 	w.file(filepath.Join(pf, "sriov_totalvfs"), strconv.Itoa(c.TotalVFs)+"\n")
-	w.file(filepath.Join(pf, "sriov_numvfs"), strconv.Itoa(c.NumVFs)+"\n")
 	if c.pfDriver() == c.hostDriver() {
 		t.features(w, c, pf)
 	}
+	t.writeVFs(w, c)
+	return w.err
+}
+
+// writeVFs writes sriov_numvfs and the VFs' entries; a VF bound to the
+// host driver shows its port.
+func (t *Tree) writeVFs(w *writer, c *cardState) {
+	info, _ := spec.LookupBoard(c.Board)
+	pf := t.devDir(c.PCI)
+	w.file(filepath.Join(pf, "sriov_numvfs"), strconv.Itoa(c.NumVFs)+"\n")
 	for i := range c.NumVFs {
 		addr := vfAddr(c.PCI, i)
 		vf := t.devDir(addr)
@@ -178,7 +203,76 @@ func (t *Tree) render(c *cardState) error {
 			t.vfPort(w, c, vf, i)
 		}
 	}
-	return w.err
+}
+
+// removeVFs removes what the kernel removes when SR-IOV goes off.
+func (t *Tree) removeVFs(w *writer, c *cardState) {
+	pf := t.devDir(c.PCI)
+	w.file(filepath.Join(pf, "sriov_numvfs"), "0\n")
+	for i := range c.TotalVFs {
+		addr := vfAddr(c.PCI, i)
+		w.remove(filepath.Join(pf, "virtfn"+strconv.Itoa(i)))
+		w.remove(t.devDir(addr))
+		w.remove(t.sys("bus/pci/devices", addr))
+		for _, d := range append(append([]string(nil), knownDrivers...), c.VFDrivers...) {
+			if d != "" && d != "none" {
+				w.remove(t.sys("bus/pci/drivers", d, addr))
+			}
+		}
+		g := strconv.Itoa(c.IOMMU + 1 + i)
+		w.remove(t.sys("kernel/iommu_groups", g))
+		w.remove(filepath.Join(t.root, "dev/vfio", g))
+		r, p := strconv.Itoa(c.VFRegion[i]), strconv.Itoa(c.VFPort[i])
+		if c.Stack == fpga.StackDFL {
+			w.remove(t.sys("class/fpga_region", "region"+r))
+			w.remove(filepath.Join(t.root, "dev", "dfl-port."+p))
+		} else {
+			w.remove(t.sys("class/fpga", "intel-fpga-dev."+r))
+			w.remove(filepath.Join(t.root, "dev", "intel-fpga-port."+p))
+		}
+	}
+}
+
+// pfPort is the PF's port directory and device node.
+func (t *Tree) pfPort(c *cardState) (dir, dev string) {
+	pf := t.devDir(c.PCI)
+	if c.Stack == fpga.StackDFL {
+		n := "dfl-port." + strconv.Itoa(c.Port)
+		return filepath.Join(pf, "fpga_region", "region"+strconv.Itoa(c.Region), n), filepath.Join(t.root, "dev", n)
+	}
+	n := "intel-fpga-port." + strconv.Itoa(c.Port)
+	return filepath.Join(pf, "fpga", "intel-fpga-dev."+strconv.Itoa(c.Region), n), filepath.Join(t.root, "dev", n)
+}
+
+func (t *Tree) writePFPort(w *writer, c *cardState) {
+	_, afu := c.ids()
+	dir, dev := t.pfPort(c)
+	t.port(w, dir, afu)
+	w.file(dev, "")
+}
+
+func (t *Tree) removePFPort(w *writer, c *cardState) {
+	dir, dev := t.pfPort(c)
+	w.remove(dir)
+	w.remove(dev)
+}
+
+// writeAFU rewrites the afu_id of the PF's port (the one PR changes) and
+// the FPGA manager's status.
+func (t *Tree) writeAFU(w *writer, c *cardState) {
+	_, afu := c.ids()
+	if !c.Released {
+		dir, _ := t.pfPort(c)
+		w.file(filepath.Join(dir, "afu_id"), hexID(afu))
+	}
+	if c.Stack == fpga.StackDFL {
+		w.file(filepath.Join(t.mgrDir(c), "status"), c.MgrError+"\n")
+	}
+}
+
+func (t *Tree) mgrDir(c *cardState) string {
+	fme := filepath.Join(t.devDir(c.PCI), "fpga_region", "region"+strconv.Itoa(c.Region), "dfl-fme."+strconv.Itoa(c.FME))
+	return filepath.Join(fme, "dfl-fme-mgr."+strconv.Itoa(c.Mgr), "fpga_manager", "fpga"+strconv.Itoa(c.Mgr))
 }
 
 // function writes a PCI function's attributes and links.
@@ -205,7 +299,7 @@ func (t *Tree) function(w *writer, bdf, dir string, device uint16, numa int, dri
 
 // features writes the PF's FME and, unless released, its port.
 func (t *Tree) features(w *writer, c *cardState, pf string) {
-	iface, afu := c.ids()
+	iface, _ := c.ids()
 	if c.Stack == fpga.StackDFL {
 		region := filepath.Join(pf, "fpga_region", "region"+strconv.Itoa(c.Region))
 		w.link(t.sys("class/fpga_region", "region"+strconv.Itoa(c.Region)), region)
@@ -214,15 +308,14 @@ func (t *Tree) features(w *writer, c *cardState, pf string) {
 		pr := filepath.Join(fme, "dfl-fme-region."+strconv.Itoa(c.FMERegion), "fpga_region", "region"+strconv.Itoa(c.FMERegion))
 		w.file(filepath.Join(pr, "compat_id"), hexID(iface))
 		w.link(t.sys("class/fpga_region", "region"+strconv.Itoa(c.FMERegion)), pr)
-		mgr := filepath.Join(fme, "dfl-fme-mgr."+strconv.Itoa(c.Mgr), "fpga_manager", "fpga"+strconv.Itoa(c.Mgr))
+		mgr := t.mgrDir(c)
 		w.file(filepath.Join(mgr, "name"), "DFL FME FPGA Manager\n")
 		w.file(filepath.Join(mgr, "state"), "operating\n")
 		w.file(filepath.Join(mgr, "status"), c.MgrError+"\n")
 		w.link(t.sys("class/fpga_manager", "fpga"+strconv.Itoa(c.Mgr)), mgr)
 		w.file(filepath.Join(t.root, "dev", "dfl-fme."+strconv.Itoa(c.FME)), "")
 		if !c.Released {
-			t.port(w, filepath.Join(region, "dfl-port."+strconv.Itoa(c.Port)), afu)
-			w.file(filepath.Join(t.root, "dev", "dfl-port."+strconv.Itoa(c.Port)), "")
+			t.writePFPort(w, c)
 		}
 		return
 	}
@@ -233,8 +326,7 @@ func (t *Tree) features(w *writer, c *cardState, pf string) {
 	w.file(filepath.Join(fme, "pr", "interface_id"), hexID(iface))
 	w.file(filepath.Join(t.root, "dev", "intel-fpga-fme."+strconv.Itoa(c.FME)), "")
 	if !c.Released {
-		t.port(w, filepath.Join(dev, "intel-fpga-port."+strconv.Itoa(c.Port)), afu)
-		w.file(filepath.Join(t.root, "dev", "intel-fpga-port."+strconv.Itoa(c.Port)), "")
+		t.writePFPort(w, c)
 	}
 }
 
