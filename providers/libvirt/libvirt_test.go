@@ -466,3 +466,41 @@ func TestRunningDomainDetachWaits(t *testing.T) {
 		t.Errorf("Restart of a missing domain: %v", err)
 	}
 }
+
+// TestTransports reaches the daemon over the tcp and tls transports the
+// way a node's URI names them, with no socket option.
+func TestTransports(t *testing.T) {
+	d := libvirttest.StartWith(t, libvirttest.Config{TCP: true, TLS: true})
+	uri, err := d.WriteFleet("compute-01", testFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := strings.TrimPrefix(uri, "test://")
+	tests := []struct{ name, uri string }{
+		{"unix socket in the URI", uri + "?socket=" + d.Socket},
+		{"tcp", "test+tcp://" + d.TCPAddr + path},
+		{"tls with pkipath", "test+tls://" + d.TLSAddr + path + "?pkipath=" + d.PKIDir},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			p := libvirt.New(libvirt.Options{})
+			defer p.Close()
+			vms, err := p.ObserveVMs(t.Context(), &spec.Node{Name: "compute-01", Libvirt: tc.uri})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(vms) != len(testFleet.Domains) {
+				t.Errorf("observed %d VMs, want %d", len(vms), len(testFleet.Domains))
+			}
+		})
+	}
+	t.Run("tls without the client certificate", func(t *testing.T) {
+		p := libvirt.New(libvirt.Options{})
+		defer p.Close()
+		_, err := p.ObserveVMs(t.Context(), &spec.Node{Name: "compute-01",
+			Libvirt: "test+tls://" + d.TLSAddr + path + "?pkipath=" + t.TempDir()})
+		if err == nil {
+			t.Fatal("connected without a client certificate")
+		}
+	})
+}

@@ -28,10 +28,27 @@ type Daemon struct {
 	Dir string
 	// Socket is the daemon's read-write unix socket.
 	Socket string
+	// TCPAddr and TLSAddr are the loopback host:port the daemon listens
+	// on for the tcp and tls transports, when Config asked for them.
+	TCPAddr, TLSAddr string
+	// PKIDir holds cacert.pem, clientcert.pem and clientkey.pem for a
+	// client of the TLS listener (the ?pkipath= of a qemu+tls URI).
+	PKIDir string
 
-	bin  string
-	cmd  *exec.Cmd
-	done chan error
+	bin    string
+	listen bool
+	cmd    *exec.Cmd
+	done   chan error
+}
+
+// Config says what a daemon listens on besides its unix socket.
+type Config struct {
+	// TCP listens for plain TCP on a free loopback port, without
+	// authentication.
+	TCP bool
+	// TLS listens for TLS on a free loopback port, with a CA, a server
+	// certificate for 127.0.0.1 and a client certificate made for it.
+	TLS bool
 }
 
 // Start starts a daemon in a temporary directory of t and stops it when
@@ -39,7 +56,13 @@ type Daemon struct {
 // installed: .ci/run installs the libvirt-daemon package.
 func Start(t testing.TB) *Daemon {
 	t.Helper()
-	d, err := StartDaemon(t.TempDir())
+	return StartWith(t, Config{})
+}
+
+// StartWith is Start with listeners.
+func StartWith(t testing.TB, c Config) *Daemon {
+	t.Helper()
+	d, err := StartDaemonWith(t.TempDir(), c)
 	if err != nil {
 		t.Fatalf("libvirttest: %v", err)
 	}
@@ -55,6 +78,11 @@ func Start(t testing.TB) *Daemon {
 // stops it with Stop. For use where there is no testing.TB, such as a
 // testscript Setup.
 func StartDaemon(dir string) (*Daemon, error) {
+	return StartDaemonWith(dir, Config{})
+}
+
+// StartDaemonWith is StartDaemon with listeners.
+func StartDaemonWith(dir string, c Config) (*Daemon, error) {
 	bin, err := findLibvirtd()
 	if err != nil {
 		return nil, err
@@ -78,10 +106,36 @@ func StartDaemon(dir string) (*Daemon, error) {
 	conf := fmt.Sprintf(`unix_sock_dir = %q
 auth_unix_ro = "none"
 auth_unix_rw = "none"
-listen_tcp = 0
-listen_tls = 0
 log_outputs = "3:file:%s"
+listen_addr = "127.0.0.1"
 `, sockDir, filepath.Join(dir, "libvirtd.log"))
+	if c.TCP {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		d.TCPAddr = "127.0.0.1:" + port
+		conf += fmt.Sprintf("listen_tcp = 1\ntcp_port = %q\nauth_tcp = \"none\"\n", port)
+	} else {
+		conf += "listen_tcp = 0\n"
+	}
+	if c.TLS {
+		port, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		d.TLSAddr = "127.0.0.1:" + port
+		d.PKIDir = filepath.Join(dir, "pki")
+		srv, err := makePKI(d.PKIDir)
+		if err != nil {
+			return nil, fmt.Errorf("make certificates: %w", err)
+		}
+		conf += fmt.Sprintf("listen_tls = 1\ntls_port = %q\nauth_tls = \"none\"\nca_file = %q\ncert_file = %q\nkey_file = %q\n",
+			port, filepath.Join(d.PKIDir, "cacert.pem"), srv.cert, srv.key)
+	} else {
+		conf += "listen_tls = 0\n"
+	}
+	d.listen = c.TCP || c.TLS
 	if err := os.WriteFile(d.confPath(), []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -89,6 +143,17 @@ log_outputs = "3:file:%s"
 		return nil, err
 	}
 	return d, nil
+}
+
+// freePort finds a loopback port nobody listens on now.
+func freePort() (string, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer ln.Close()
+	_, port, err := net.SplitHostPort(ln.Addr().String())
+	return port, err
 }
 
 func findLibvirtd() (string, error) {
@@ -109,7 +174,11 @@ func (d *Daemon) confPath() string { return filepath.Join(d.Dir, "libvirtd.conf"
 func (d *Daemon) start() error {
 	// Foreground (no -d) so that the daemon is our child and Stop can
 	// wait for it.
-	cmd := exec.Command(d.bin, "-f", d.confPath(), "-p", filepath.Join(d.Dir, "libvirtd.pid"))
+	args := []string{"-f", d.confPath(), "-p", filepath.Join(d.Dir, "libvirtd.pid")}
+	if d.listen {
+		args = append(args, "--listen")
+	}
+	cmd := exec.Command(d.bin, args...)
 	cmd.Env = append(os.Environ(),
 		"LIBVIRT_DRIVER_DIR="+filepath.Join(d.Dir, "drivers"),
 		"XDG_RUNTIME_DIR="+filepath.Join(d.Dir, "state"),
@@ -142,9 +211,8 @@ func (d *Daemon) start() error {
 func (d *Daemon) waitReady() error {
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		c, err := net.Dial("unix", d.Socket)
+		err := d.dialAll()
 		if err == nil {
-			c.Close()
 			return nil
 		}
 		select {
@@ -158,6 +226,26 @@ func (d *Daemon) waitReady() error {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// dialAll checks that every socket of the daemon accepts connections.
+func (d *Daemon) dialAll() error {
+	c, err := net.Dial("unix", d.Socket)
+	if err != nil {
+		return err
+	}
+	c.Close()
+	for _, a := range []string{d.TCPAddr, d.TLSAddr} {
+		if a == "" {
+			continue
+		}
+		c, err := net.Dial("tcp", a)
+		if err != nil {
+			return err
+		}
+		c.Close()
+	}
+	return nil
 }
 
 // Log returns the tail of the daemon's log and output, for failure
