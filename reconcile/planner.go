@@ -69,9 +69,10 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 	pl.gateDisruption(ws, now)
 	pl.holdUselessDetaches()
 	changes := pl.flatten()
-	holdDependents(changes)
+	idx := indexByID(changes)
+	holdDependents(changes, idx)
 	budget := effectiveBudget(desired.Policy.Budget)
-	waves := assignWaves(changes, budget)
+	waves := assignWaves(changes, idx, budget)
 
 	p := &Plan{
 		FormatVersion:       FormatVersion,
@@ -109,12 +110,11 @@ func effectiveBudget(b spec.Budget) Budget {
 // DesiredDigest is a digest of the desired fleet: what a saved plan was
 // made for.
 func DesiredDigest(f *spec.Fleet) string {
-	b, err := json.Marshal(f)
-	if err != nil {
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(f); err != nil {
 		panic(err) // plain data always marshals
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // CardID is the canonical ID of a card as an object of the plan.
@@ -165,6 +165,9 @@ type planner struct {
 	byAFU      map[string]string
 	chains     []*chain
 	nodeOnly   []*Change
+	changes    slab[Change]
+	values     slab[Value]
+	ints       slab[int]
 	// managed counts the functions of desired cards that VMs hold: the
 	// base of the prune share.
 	managed int
@@ -250,7 +253,30 @@ func short(id string) string {
 	return id
 }
 
-func intp(n int) *int { return &n }
+// slab hands out pointers into chunks of T: a plan has hundreds of
+// thousands of small objects, and one allocation per chunk keeps the
+// planner fast on large fleets.
+type slab[T any] struct{ buf []T }
+
+func (s *slab[T]) alloc() *T {
+	if len(s.buf) == cap(s.buf) {
+		s.buf = make([]T, 0, 1024)
+	}
+	s.buf = s.buf[:len(s.buf)+1]
+	return &s.buf[len(s.buf)-1]
+}
+
+func (pl *planner) val(v Value) *Value {
+	p := pl.values.alloc()
+	*p = v
+	return p
+}
+
+func (pl *planner) intp(n int) *int {
+	p := pl.ints.alloc()
+	*p = n
+	return p
+}
 
 // card plans one card: the safety order detach, VFs off, program, VFs on,
 // attach, each step depending on the one before.
@@ -261,8 +287,10 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	digest := cardDigest(n.Name, cp.Card, cp.Bindings, pl.bitstreams)
 	mk := func(step Step, action Action, object string) *Change {
 		id := object + ":" + string(step)
-		return &Change{ID: id, Action: action, Step: step, Object: object, Node: n.Name,
+		c := pl.changes.alloc()
+		*c = Change{ID: id, Action: action, Step: step, Object: object, Node: n.Name,
 			Card: card.Slot, CardPCI: card.PCI, Digest: digest}
+		return c
 	}
 
 	// The card's bitstream: every binding on a card loads the same one,
@@ -282,22 +310,22 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	dev := cp.Dev
 	if dev == nil {
 		c := mk(StepReport, ActionReport, cid)
-		c.After = &Value{PCI: card.PCI, Note: "board " + string(card.Board)}
+		c.After = pl.val(Value{PCI: card.PCI, Note: "board " + string(card.Board)})
 		c.Reason = fmt.Sprintf("no FPGA at %s on node %s; nothing is planned for card %s", card.PCI, n.Name, card.Slot)
 		ch.other = append(ch.other, c)
 		return ch, nil
 	}
 	if dev.Board != "" && dev.Board != string(card.Board) {
 		c := mk(StepReport, ActionReport, cid)
-		c.Before = &Value{PCI: dev.PCI, Note: "board " + dev.Board}
-		c.After = &Value{PCI: card.PCI, Note: "board " + string(card.Board)}
+		c.Before = pl.val(Value{PCI: dev.PCI, Note: "board " + dev.Board})
+		c.After = pl.val(Value{PCI: card.PCI, Note: "board " + string(card.Board)})
 		c.Reason = fmt.Sprintf("the card at %s is a %s, the repository says %s; nothing is planned for it", card.PCI, dev.Board, card.Board)
 		ch.other = append(ch.other, c)
 		return ch, nil
 	}
 	if !dev.Health.OK() {
 		c := mk(StepReport, ActionReport, cid)
-		c.Before = &Value{AFUID: dev.AFUID(), Note: "unhealthy: " + strings.Join(dev.Health.Problems, "; ")}
+		c.Before = pl.val(Value{AFUID: dev.AFUID(), Note: "unhealthy: " + strings.Join(dev.Health.Problems, "; ")})
 		c.Reason = fmt.Sprintf("card %s reports problems (%s); it is neither programmed nor given to VMs until it is healthy",
 			card.Slot, strings.Join(dev.Health.Problems, "; "))
 		ch.other = append(ch.other, c)
@@ -343,7 +371,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		}
 		obj := AttachmentID(n.Name, card.Slot, h.Function, h.VM.Name)
 		c := mk(StepDetach, ActionDetach, obj)
-		c.Before = &Value{VM: h.VM.Name, Running: h.VM.Running, Function: h.Function.String(), PCI: h.Hostdev.PCI}
+		c.Before = pl.val(Value{VM: h.VM.Name, Running: h.VM.Running, Function: h.Function.String(), PCI: h.Hostdev.PCI})
 		c.Disruptive = h.Live()
 		var kind detachKind
 		switch {
@@ -373,7 +401,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	last := blocking
 	if reset && dev.NumVFs > 0 {
 		c := mk(StepVFsOff, ActionSetVFs, cid)
-		c.Before, c.After = &Value{VFs: intp(dev.NumVFs)}, &Value{VFs: intp(0)}
+		c.Before, c.After = pl.val(Value{VFs: pl.intp(dev.NumVFs)}), pl.val(Value{VFs: pl.intp(0)})
 		switch {
 		case needProgram:
 			c.Reason = "the PR region is programmed through the PF: VFs go off first"
@@ -388,12 +416,12 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 	}
 	if needProgram {
 		c := mk(StepProgram, ActionProgram, cid)
-		before := &Value{AFUID: dev.AFUID()}
+		before := pl.val(Value{AFUID: dev.AFUID()})
 		if name, ok := pl.byAFU[dev.AFUID()]; ok && dev.AFUID() != "" {
 			before.Bitstream = name
 		}
 		c.Before = before
-		c.After = &Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID}
+		c.After = pl.val(Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID})
 		c.Reason = fmt.Sprintf("%s runs AFU %s; %s %s (AFU %s)", card.Slot, short(dev.AFUID()), bindingNames(cp.Bindings), bs.Name, short(bs.AFUID))
 		c.DependsOn = last
 		if dev.InterfaceID != "" && bs.InterfaceID != "" && dev.InterfaceID != bs.InterfaceID {
@@ -410,7 +438,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		if ch.vfsOff != nil {
 			from = 0
 		}
-		c.Before, c.After = &Value{VFs: intp(from)}, &Value{VFs: intp(card.VFs)}
+		c.Before, c.After = pl.val(Value{VFs: pl.intp(from)}), pl.val(Value{VFs: pl.intp(card.VFs)})
 		c.Reason = fmt.Sprintf("%s wants %d VF(s)", card.Slot, card.VFs)
 		c.DependsOn = last
 		ch.vfsOn = c
@@ -429,7 +457,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			pci = functionPCI(dev, b.Function)
 		}
 		vm, ok := vms[b.VM]
-		c.After = &Value{VM: b.VM, Function: b.Function.String(), PCI: pci}
+		c.After = pl.val(Value{VM: b.VM, Function: b.Function.String(), PCI: pci})
 		if ok {
 			c.After.Running = vm.Running
 		}
@@ -460,7 +488,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 
 	if len(ch.detach)+len(ch.attach) == 0 && !ch.resetting() {
 		c := mk(StepNoop, ActionNoop, cid)
-		v := &Value{AFUID: dev.AFUID(), VFs: intp(dev.NumVFs)}
+		v := pl.val(Value{AFUID: dev.AFUID(), VFs: pl.intp(dev.NumVFs)})
 		if bs != nil {
 			v.Bitstream = bs.Name
 		}
@@ -476,8 +504,8 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			c := mk(StepReport, ActionReport, cid)
 			c.ID = cid + ":drift"
 			c.Drift = true
-			c.Before = &Value{AFUID: dev.AFUID(), VFs: intp(dev.NumVFs)}
-			c.After = &Value{VFs: intp(card.VFs)}
+			c.Before = pl.val(Value{AFUID: dev.AFUID(), VFs: pl.intp(dev.NumVFs)})
+			c.After = pl.val(Value{VFs: pl.intp(card.VFs)})
 			if bs != nil {
 				c.After.Bitstream, c.After.AFUID = bs.Name, bs.AFUID
 			}
@@ -553,16 +581,28 @@ func (c *chain) all() []*Change {
 // cardDigest is a digest of everything the repository says about a card:
 // the journal and drift detection key on it. bindings are sorted by name.
 func cardDigest(node string, c *spec.FPGA, bindings []*spec.Binding, bitstreams map[string]*spec.Bitstream) string {
-	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%d\x00%s\x00", node, c.Slot, c.PCI, c.Board, c.VFs, c.InterfaceID)
+	buf := make([]byte, 0, 256)
+	field := func(s string) { buf = append(append(buf, s...), 0) }
+	field(node)
+	field(c.Slot)
+	field(c.PCI)
+	field(string(c.Board))
+	buf = strconv.AppendInt(buf, int64(c.VFs), 10)
+	field("")
+	field(c.InterfaceID)
 	for _, b := range bindings {
-		sha := ""
+		field(b.Name)
+		field(b.Function.String())
+		field(b.VM)
+		field(b.Bitstream)
 		if bs, ok := bitstreams[b.Bitstream]; ok {
-			sha = bs.SHA256
+			field(bs.SHA256)
+		} else {
+			field("")
 		}
-		fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00", b.Name, b.Function, b.VM, b.Bitstream, sha)
 	}
-	return hex.EncodeToString(h.Sum(nil))[:16]
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:8])
 }
 
 // CardDigests returns the desired digest of every card, by card ID: what
@@ -710,13 +750,18 @@ func (pl *planner) flatten() []Change {
 	return out
 }
 
-// holdDependents holds every change that depends, directly or not, on a
-// held change.
-func holdDependents(changes []Change) {
+// indexByID maps change IDs to their index.
+func indexByID(changes []Change) map[string]int {
 	idx := make(map[string]int, len(changes))
 	for i := range changes {
 		idx[changes[i].ID] = i
 	}
+	return idx
+}
+
+// holdDependents holds every change that depends, directly or not, on a
+// held change.
+func holdDependents(changes []Change, idx map[string]int) {
 	state := make([]int8, len(changes)) // 0 unvisited, 1 visiting, 2 done
 	var visit func(i int) *Hold
 	visit = func(i int) *Hold {
@@ -748,84 +793,90 @@ func holdDependents(changes []Change) {
 // assignWaves groups the runnable changes into waves within the budget and
 // returns how many waves there are. Cards joined by a dependency (a VM
 // moving between them) form one group and share a wave; a group that
-// alone exceeds the budget is held.
-func assignWaves(changes []Change, b Budget) int {
-	idx := make(map[string]int, len(changes))
+// alone exceeds the budget is held. changes are in plan order, so a card's
+// changes are adjacent.
+func assignWaves(changes []Change, idx map[string]int, b Budget) int {
+	// Number the cards, then union-find over them.
+	card := make([]int, len(changes))
+	ncards := 0
 	for i := range changes {
-		idx[changes[i].ID] = i
-	}
-	// Union-find over cards.
-	parent := map[string]string{}
-	var find func(string) string
-	find = func(x string) string {
-		p, ok := parent[x]
-		if !ok || p == x {
-			return x
+		if i > 0 && (changes[i].Node != changes[i-1].Node || changes[i].Card != changes[i-1].Card) {
+			ncards++
 		}
-		r := find(p)
-		parent[x] = r
-		return r
+		card[i] = ncards
 	}
-	cardOf := func(c *Change) string { return c.Node + "/" + c.Card }
+	ncards++
+	parent := make([]int, ncards)
+	for i := range parent {
+		parent[i] = i
+	}
+	find := func(x int) int {
+		for parent[x] != x {
+			parent[x] = parent[parent[x]]
+			x = parent[x]
+		}
+		return x
+	}
 	for i := range changes {
-		c := &changes[i]
-		if !c.Runnable() {
+		if !changes[i].Runnable() {
 			continue
 		}
-		for _, d := range c.DependsOn {
-			if j, ok := idx[d]; ok {
-				a, b := find(cardOf(c)), find(cardOf(&changes[j]))
-				if a != b {
-					if a < b {
-						parent[b] = a
-					} else {
-						parent[a] = b
-					}
+		for _, d := range changes[i].DependsOn {
+			if j, ok := idx[d]; ok && card[j] != card[i] {
+				a, b := find(card[i]), find(card[j])
+				if a < b {
+					parent[b] = a
+				} else if b < a {
+					parent[a] = b
 				}
 			}
 		}
 	}
 	type group struct {
-		members []int
-		cards   map[string]bool
-		vms     map[string]bool
+		members  []int
+		cards    int
+		lastCard int
+		vms      []string
 	}
-	groups := map[string]*group{}
-	var order []string
+	groups := make(map[int]*group)
+	var order []int
 	for i := range changes {
 		c := &changes[i]
 		if !c.Runnable() {
 			continue
 		}
-		root := find(cardOf(c))
+		root := find(card[i])
 		g, ok := groups[root]
 		if !ok {
-			g = &group{cards: map[string]bool{}, vms: map[string]bool{}}
+			g = &group{lastCard: -1}
 			groups[root] = g
 			order = append(order, root)
 		}
 		g.members = append(g.members, i)
-		g.cards[cardOf(c)] = true
-		if c.Disruptive {
-			g.vms[c.Node+"/"+c.Before.VM] = true
+		if card[i] != g.lastCard {
+			g.cards++
+			g.lastCard = card[i]
+		}
+		if c.Disruptive && !contains(g.vms, c.Before.VM) {
+			g.vms = append(g.vms, c.Before.VM)
 		}
 	}
 	wave, cards, vms := 0, 0, 0
 	for _, root := range order {
 		g := groups[root]
-		if len(g.cards) > b.MaxCardsInFlight || len(g.vms) > b.MaxDisruptedVMs {
+		if g.cards > b.MaxCardsInFlight || len(g.vms) > b.MaxDisruptedVMs {
 			why := fmt.Sprintf("changing %d card(s) and disrupting %d VM(s) together exceeds the budget of %d card(s) and %d disrupted VM(s) at once",
-				len(g.cards), len(g.vms), b.MaxCardsInFlight, b.MaxDisruptedVMs)
+				g.cards, len(g.vms), b.MaxCardsInFlight, b.MaxDisruptedVMs)
 			for _, i := range g.members {
 				changes[i].Held = &Hold{Gate: GateBudget, Why: why}
 			}
 			continue
 		}
-		if wave == 0 || cards+len(g.cards) > b.MaxCardsInFlight || vms+len(g.vms) > b.MaxDisruptedVMs {
+		if wave == 0 || cards+g.cards > b.MaxCardsInFlight || vms+len(g.vms) > b.MaxDisruptedVMs {
 			wave++
 			cards, vms = 0, 0
 		}
-		cards += len(g.cards)
+		cards += g.cards
 		vms += len(g.vms)
 		for _, i := range g.members {
 			changes[i].Wave = wave
