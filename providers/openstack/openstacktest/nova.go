@@ -235,7 +235,7 @@ func (c *Cloud) serveNova(w http.ResponseWriter, r *http.Request, p string) {
 			return
 		}
 		c.createFlavor(w, r)
-	case len(parts) == 3 && parts[0] == "flavors" && parts[2] == "os-extra-specs":
+	case len(parts) == 3 && parts[0] == "flavors" && parts[2] == "os-extra_specs":
 		var f *Flavor
 		for _, x := range c.flavors {
 			if x.ID == parts[1] {
