@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -291,6 +292,82 @@ func TestApplyEndToEnd(t *testing.T) {
 	}
 	if !slices.Equal(left, want) {
 		t.Errorf("after apply:\n  %s\nwant:\n  %s", strings.Join(left, "\n  "), strings.Join(want, "\n  "))
+	}
+
+	// In drift mode "correct", the traits are set in Placement.
+	e.fleet.Policy.Drift = spec.DriftCorrect
+	changes = Plan(e.fleet, st)
+	if _, err := p.Apply(ctx, st, changes, ApplyOptions{Fleet: e.fleet}); err != nil {
+		t.Fatalf("apply trait corrections: %v", err)
+	}
+	st, err = p.Observe(ctx, e.fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	left = nil
+	for _, ch := range Plan(e.fleet, st) {
+		left = append(left, line(ch))
+	}
+	if !slices.Equal(left, want[:1]) {
+		t.Errorf("after correcting traits:\n  %s\nwant only the blocked program", strings.Join(left, "\n  "))
+	}
+	a0 := st.node("compute-01").card("0000:5e:00.0")
+	if !slices.Contains(a0.Traits, FunctionTrait(afuGzip)) || !slices.Contains(a0.Traits, RegionTrait(ifA10)) {
+		t.Errorf("traits of vm-a's card: %v", a0.Traits)
+	}
+}
+
+func TestCreateImageChecksTheDigest(t *testing.T) {
+	ctx := context.Background()
+	cloud := openstacktest.NewCloud(t, placementURL)
+	data := []byte("XeonFPGA\xb7GBSv001 served")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(data) }))
+	t.Cleanup(srv.Close)
+	repo := t.TempDir()
+	if err := os.WriteFile(filepath.Join(repo, "a.gbs"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	clouds := filepath.Join(t.TempDir(), "clouds.yaml")
+	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Connect(ctx, Options{Cloud: "lab", CloudsFile: clouds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(c, nil)
+	tests := []struct {
+		name    string
+		image   ImageChange
+		wantErr string
+	}{
+		{"file whose digest differs", ImageChange{Bitstream: "a", Name: "fpgaops-a", File: "a.gbs", SHA256: sha(data)}, "digest mismatch"},
+		{"file outside the repository", ImageChange{Bitstream: "b", Name: "fpgaops-b", File: "../a.gbs", SHA256: sha(data)}, "not inside the repository"},
+		{"url whose digest differs", ImageChange{Bitstream: "c", Name: "fpgaops-c", URL: srv.URL, SHA256: sha([]byte("other"))}, "digest mismatch"},
+		{"url with the declared digest", ImageChange{Bitstream: "d", Name: "fpgaops-d", URL: srv.URL, SHA256: sha(data)}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			before := len(cloud.Images())
+			ic := tc.image
+			res, err := p.Apply(ctx, &State{}, []Change{{Action: CreateImage, ID: "image/" + ic.Bitstream, Image: &ic}}, ApplyOptions{Fleet: &spec.Fleet{Root: repo}, HTTPClient: srv.Client()})
+			if tc.wantErr == "" {
+				if err != nil || res[0].Outcome != Applied {
+					t.Fatalf("apply: %v %+v", err, res)
+				}
+				imgs := cloud.Images()
+				if len(imgs) != before+1 || !bytes.Equal(cloud.ImageData(imgs[len(imgs)-1].ID), data) {
+					t.Errorf("image not uploaded with the fetched bytes")
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || res[0].Outcome != Failed {
+				t.Errorf("error %v, outcome %s: want %q", err, res[0].Outcome, tc.wantErr)
+			}
+			if len(cloud.Images()) != before {
+				t.Error("an image was created for a bitstream that failed its check")
+			}
+		})
 	}
 }
 
