@@ -67,9 +67,13 @@ type container struct {
 type card struct {
 	dev    Device
 	pfDir  string
-	fmeDev string // absolute; "" when no FME is visible
-	mgr    string // DFL fpga_manager status file, if any
-	ports  map[int]string
+	fmeDev string         // absolute; "" when no FME is visible
+	mgr    string         // DFL fpga_manager status file, if any
+	ports  map[int]string // device nodes of visible ports
+	// dirs and errs are the sysfs directory and logged errors of the
+	// ports the PF holds.
+	dirs map[int]string
+	errs map[int]uint64
 }
 
 // Discover reads every FPGA card below the root. A card that cannot be
@@ -211,7 +215,7 @@ func (h *SysfsHost) readErr(err error) string {
 }
 
 func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
-	c := &card{pfDir: f.dir, ports: map[int]string{}}
+	c := &card{pfDir: f.dir, ports: map[int]string{}, dirs: map[int]string{}, errs: map[int]uint64{}}
 	d := &c.dev
 	d.PCI = f.bdf
 	d.NUMANode = -1
@@ -430,6 +434,12 @@ func (h *SysfsHost) readPort(c *card, dir string, onVF bool, pr *problems) Port 
 	}
 	if e, err := readUint(filepath.Join(dir, "errors", "errors"), 16, 64); err == nil && e != 0 {
 		pr.add("%s errors %#x", name, e)
+		if !onVF && p.ID >= 0 {
+			c.errs[p.ID] = e
+		}
+	}
+	if !onVF && p.ID >= 0 {
+		c.dirs[p.ID] = dir
 	}
 	dev := filepath.Join(h.root, "dev", filepath.Base(dir))
 	if _, err := os.Stat(dev); err == nil {

@@ -27,6 +27,9 @@ type Kernel interface {
 	PortPR(pr PR) error
 	// SetNumVFs writes sriov_numvfs in the PF's sysfs directory.
 	SetNumVFs(pfDir string, n int) error
+	// ClearPortErrors clears the errors errs a port logged, by writing
+	// them back to the port's sysfs error file.
+	ClearPortErrors(portDir string, stack Stack, errs uint64) error
 }
 
 // PR is one partial-reconfiguration request.
@@ -165,6 +168,17 @@ var ErrUnsupported = errors.New("FPGA ioctls are only available on Linux")
 type Syscalls struct{}
 
 var _ Kernel = Syscalls{}
+
+// ClearPortErrors writes the logged errors back: to errors/errors on DFL,
+// to errors/clear on intel-fpga. The driver refuses a value that no
+// longer matches what is logged.
+func (Syscalls) ClearPortErrors(portDir string, stack Stack, errs uint64) error {
+	f := "errors"
+	if stack == StackIntelFPGA {
+		f = "clear"
+	}
+	return os.WriteFile(filepath.Join(portDir, "errors", f), []byte(fmt.Sprintf("0x%x\n", errs)), 0)
+}
 
 // SetNumVFs writes sriov_numvfs; the kernel creates or removes the VFs.
 func (Syscalls) SetNumVFs(pfDir string, n int) error {

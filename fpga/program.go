@@ -33,7 +33,8 @@ const programPort = 0
 //  2. its interface ID must equal the card's PR interface ID;
 //  3. no VF may be bound to vfio-pci (a VM holds it; even with Force), and
 //     the port must not be open elsewhere unless opts.Force;
-//  4. VFs off and ports assigned back to the PF;
+//  4. VFs off and ports assigned back to the PF, and errors the port
+//     logged cleared;
 //  5. the PR ioctl on the FME with the payload after the header;
 //  6. the port's afu_id read back and compared with the image's AFU ID;
 //  7. VFs back on as they were.
@@ -92,6 +93,15 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 	if vfs > 0 {
 		if err := h.vfsOff(c); err != nil {
 			return wrap(err)
+		}
+		// The port is back on the PF: read it there.
+		if c, err = h.find(ctx, pci); err != nil {
+			return wrap(err)
+		}
+	}
+	if e := c.errs[programPort]; e != 0 {
+		if err := h.kernel.ClearPortErrors(c.dirs[programPort], d.Stack, e); err != nil {
+			return wrap(fmt.Errorf("clear port %d errors %#x: %w", programPort, e, err))
 		}
 	}
 	err = h.kernel.PortPR(PR{FME: c.fmeDev, Stack: d.Stack, Port: programPort, Payload: img.Payload(image), Image: img})

@@ -63,6 +63,11 @@ func (r *recorder) PortPR(pr fpga.PR) error {
 	return nil
 }
 
+func (r *recorder) ClearPortErrors(dir string, s fpga.Stack, errs uint64) error {
+	r.calls = append(r.calls, fmt.Sprintf("clear port errors %#x", errs))
+	return r.tree.ClearPortErrors(dir, s, errs)
+}
+
 func (r *recorder) SetNumVFs(pf string, n int) error {
 	r.calls = append(r.calls, fmt.Sprintf("sriov_numvfs %d", n))
 	return r.tree.SetNumVFs(pf, n)
@@ -131,6 +136,24 @@ func TestProgram(t *testing.T) {
 				"release dev/dfl-fme.0 port 0", "sriov_numvfs 1",
 			},
 			wantAFU: afuDMA, wantVFs: 1,
+		},
+		{
+			name: "port errors cleared after VFs off, before PR", card: withVF, image: good, sum: goodSum,
+			setup: func(tr *fpgatest.Tree, _ *recorder) { must(t, tr.SetPortErrors("0000:5e:00.0", 0x4)) },
+			calls: []string{
+				"busy? dev/dfl-port.1",
+				"sriov_numvfs 0", "assign dev/dfl-fme.0 port 0",
+				"clear port errors 0x4",
+				"pr dev/dfl-fme.0 port 0",
+				"release dev/dfl-fme.0 port 0", "sriov_numvfs 1",
+			},
+			wantAFU: afuDMA, wantVFs: 1,
+		},
+		{
+			name: "intel-fpga port errors cleared", card: intel, image: good, sum: goodSum,
+			setup:   func(tr *fpgatest.Tree, _ *recorder) { must(t, tr.SetPortErrors("0000:5e:00.0", 0x1)) },
+			calls:   []string{"busy? dev/intel-fpga-port.0", "clear port errors 0x1", "pr dev/intel-fpga-fme.0 port 0"},
+			wantAFU: afuDMA,
 		},
 		{
 			name: "interface mismatch refused before any ioctl", card: withVF, image: other, sum: otherSum,
@@ -344,5 +367,23 @@ func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Port errors show in the card's health until they are cleared.
+func TestPortErrorsInHealth(t *testing.T) {
+	tr := newTree(t, fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB})
+	must(t, tr.SetPortErrors("0000:5e:00.0", 0x10))
+	devs := discover(t, tr.Root())
+	if want := []string{"port 0 errors 0x10"}; !reflect.DeepEqual(devs[0].Health.Problems, want) {
+		t.Errorf("problems %q, want %q", devs[0].Health.Problems, want)
+	}
+	port := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-port.0")
+	if err := tr.ClearPortErrors(port, fpga.StackDFL, 0x1); err == nil {
+		t.Error("clearing errors the port did not log succeeded")
+	}
+	must(t, tr.ClearPortErrors(port, fpga.StackDFL, 0x10))
+	if devs := discover(t, tr.Root()); !devs[0].Health.OK() {
+		t.Errorf("after clearing: %q", devs[0].Health.Problems)
 	}
 }

@@ -122,6 +122,34 @@ func (t *Tree) PortPR(pr fpga.PR) error {
 	})
 }
 
+// ClearPortErrors clears the port's errors when errs matches what it
+// logged, as the drivers do, and fails with EINVAL otherwise.
+func (t *Tree) ClearPortErrors(portDir string, stack fpga.Stack, errs uint64) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.st.Cards {
+		dir, _ := t.pfPort(c)
+		if dir != filepath.Clean(portDir) || c.Released {
+			continue
+		}
+		if c.Stack != stack {
+			return errno(syscall.EINVAL, "%s: %s error file on a %s port", portDir, stack, c.Stack)
+		}
+		if errs != c.PortErrs {
+			return errno(syscall.EINVAL, "clear port errors %#x: port logged %#x", errs, c.PortErrs)
+		}
+		c.PortErrs = 0
+		w := &writer{}
+		_, afu := c.ids()
+		t.port(w, c, dir, afu)
+		if w.err != nil {
+			return w.err
+		}
+		return t.save()
+	}
+	return errno(syscall.ENOENT, "%s/errors", portDir)
+}
+
 // SetNumVFs writes sriov_numvfs as the kernel handles it: a change
 // between two non-zero counts fails (write 0 first), and the FPGA driver
 // wants one released port per VF.

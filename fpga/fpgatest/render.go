@@ -247,7 +247,7 @@ func (t *Tree) pfPort(c *cardState) (dir, dev string) {
 func (t *Tree) writePFPort(w *writer, c *cardState) {
 	_, afu := c.ids()
 	dir, dev := t.pfPort(c)
-	t.port(w, dir, afu)
+	t.port(w, c, dir, afu)
 	w.file(dev, "")
 }
 
@@ -338,10 +338,13 @@ func (t *Tree) fme(w *writer, c *cardState, dir string) {
 	w.file(filepath.Join(dir, "dev"), "240:"+strconv.Itoa(c.FME)+"\n")
 }
 
-func (t *Tree) port(w *writer, dir, afu string) {
+func (t *Tree) port(w *writer, c *cardState, dir, afu string) {
 	w.file(filepath.Join(dir, "afu_id"), hexID(afu))
 	w.file(filepath.Join(dir, "id"), "0\n")
-	w.file(filepath.Join(dir, "errors", "errors"), "0x0\n")
+	w.file(filepath.Join(dir, "errors", "errors"), fmt.Sprintf("0x%x\n", c.PortErrs))
+	if c.Stack == fpga.StackIntelFPGA {
+		w.file(filepath.Join(dir, "errors", "clear"), "0x0\n")
+	}
 }
 
 // vfPort writes the container and port a host-bound VF shows.
@@ -351,12 +354,12 @@ func (t *Tree) vfPort(w *writer, c *cardState, vf string, i int) {
 	if c.Stack == fpga.StackDFL {
 		region := filepath.Join(vf, "fpga_region", "region"+r)
 		w.link(t.sys("class/fpga_region", "region"+r), region)
-		t.port(w, filepath.Join(region, "dfl-port."+p), afu)
+		t.port(w, c, filepath.Join(region, "dfl-port."+p), afu)
 		w.file(filepath.Join(t.root, "dev", "dfl-port."+p), "")
 		return
 	}
 	dev := filepath.Join(vf, "fpga", "intel-fpga-dev."+r)
 	w.link(t.sys("class/fpga", "intel-fpga-dev."+r), dev)
-	t.port(w, filepath.Join(dev, "intel-fpga-port."+p), afu)
+	t.port(w, c, filepath.Join(dev, "intel-fpga-port."+p), afu)
 	w.file(filepath.Join(t.root, "dev", "intel-fpga-port."+p), "")
 }

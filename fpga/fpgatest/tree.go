@@ -50,8 +50,9 @@ type Card struct {
 // and the state the hardware holds.
 type cardState struct {
 	Card
-	Released bool `json:"released"`
-	Busy     bool `json:"busy"`
+	Released bool   `json:"released"`
+	Busy     bool   `json:"busy"`
+	PortErrs uint64 `json:"portErrs"`
 	MgrError string
 	// Instance numbers: DFL base region, FME PR region, FME, port,
 	// manager; intel-fpga device, FME, port. VFs get a region or device
@@ -229,6 +230,11 @@ func (t *Tree) SetAFUID(pci, afu string) error {
 // SetCrashed makes the card's firmware crash (or recover).
 func (t *Tree) SetCrashed(pci string, crashed bool) error {
 	return t.update(pci, func(c *cardState) error { c.Crashed = crashed; return nil })
+}
+
+// SetPortErrors makes port 0 log errors (its errors/errors value).
+func (t *Tree) SetPortErrors(pci string, errs uint64) error {
+	return t.update(pci, func(c *cardState) error { c.PortErrs = errs; return nil })
 }
 
 // SetPortBusy makes port 0 look open by another process.
