@@ -391,3 +391,37 @@ func TestCheckListen(t *testing.T) {
 		})
 	}
 }
+
+func TestReadsAreRetriedChangesAreNot(t *testing.T) {
+	var mu sync.Mutex
+	calls := map[string]int{}
+	h := agent.NewHandler(newMemHost(), agent.Server{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls[r.Method]++
+		n := calls[r.Method]
+		mu.Unlock()
+		if n <= 2 {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			w.Write([]byte(`{"error":{"code":"unavailable","message":"busy"}}`))
+			return
+		}
+		h.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	c := agent.NewClient(srv.Client())
+	c.ReadBackoff = time.Millisecond
+	node := &spec.Node{Name: "compute-01", Endpoint: srv.URL}
+
+	if _, err := c.ObserveCards(context.Background(), node); err != nil {
+		t.Fatalf("inventory after two 503s: %v; want the third attempt to answer", err)
+	}
+	err := c.SetVFs(context.Background(), node, cardPCI, 1)
+	if err == nil || !providers.IsTransient(err) {
+		t.Fatalf("set VFs answered 503: err = %v; want a transient error", err)
+	}
+	if calls["GET"] != 3 || calls["PUT"] != 1 {
+		t.Fatalf("calls = %v; want 3 GETs and 1 PUT", calls)
+	}
+}

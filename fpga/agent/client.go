@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/bitstream"
@@ -23,6 +24,13 @@ import (
 // use.
 type Client struct {
 	HTTP *http.Client
+	// ReadAttempts is how many times a GET (safe to repeat) is tried when
+	// it fails in a way a retry may cure; 0 means 3. Changes are never
+	// repeated here: the executor decides that.
+	ReadAttempts int
+	// ReadBackoff is the wait before the second attempt, doubled after;
+	// 0 means 100ms.
+	ReadBackoff time.Duration
 }
 
 var _ providers.Cards = (*Client)(nil)
@@ -117,6 +125,34 @@ func cardPath(p, pci string) string {
 // failures that a retry may cure (503, 502, 504, 429, a dropped or
 // refused connection, a timeout) are marked providers.Transient.
 func (c *Client) Do(ctx context.Context, node *spec.Node, method, path string, body *Body, out any) error {
+	attempts := 1
+	if method == http.MethodGet {
+		attempts = c.ReadAttempts
+		if attempts <= 0 {
+			attempts = 3
+		}
+	}
+	wait := c.ReadBackoff
+	if wait <= 0 {
+		wait = 100 * time.Millisecond
+	}
+	for i := 1; ; i++ {
+		err := c.do(ctx, node, method, path, body, out)
+		if err == nil || i >= attempts || !providers.IsTransient(err) {
+			return err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		wait *= 2
+	}
+}
+
+func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, body *Body, out any) error {
 	if node.Endpoint == "" {
 		return fmt.Errorf("node %s has no endpoint", node.Name)
 	}

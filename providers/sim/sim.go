@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
@@ -72,7 +73,20 @@ type Sim struct {
 	nodes    map[string]*node
 	handler  http.Handler
 	closed   bool
-	stateErr error
+	// failRate holds the float64 bits of the current fail rate.
+	failRate atomic.Uint64
+}
+
+// FailRate is the share of node requests answered 503 now.
+func (s *Sim) FailRate() float64 { return math.Float64frombits(s.failRate.Load()) }
+
+// SetFailRate changes the share of node requests answered 503.
+func (s *Sim) SetFailRate(p float64) error {
+	if p < 0 || p > 1 || math.IsNaN(p) {
+		return fmt.Errorf("fail rate %v: want a share between 0 and 1", p)
+	}
+	s.failRate.Store(math.Float64bits(p))
+	return nil
 }
 
 // Stats are the fleet's counters; GET /sim/stats answers them.
@@ -116,6 +130,7 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 		return nil, fmt.Errorf("latency %v: want 0 or more", opts.Latency)
 	}
 	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, newHost: opts.NewHost}
+	s.failRate.Store(math.Float64bits(opts.FailRate))
 	if s.newHost == nil {
 		s.newHost = FakeTreeHost
 	}
@@ -182,7 +197,7 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if n.fault(s.opts.Seed, s.opts.FailRate) {
+	if n.fault(s.opts.Seed, s.FailRate()) {
 		s.api.Fail(w, r, agent.Errorf(http.StatusServiceUnavailable, agent.CodeUnavailable, "node %s: injected fault, try again", name))
 		return
 	}

@@ -287,6 +287,7 @@ func TestStatsEndpoint(t *testing.T) {
 func faults(t *testing.T, opts sim.Options, n int) []bool {
 	t.Helper()
 	f := start(t, testFleet(), opts)
+	f.cards.ReadAttempts = 1 // see every fault, not just those a retry misses
 	out := make([]bool, n)
 	for i := range out {
 		_, err := f.cards.ObserveCards(context.Background(), f.node)

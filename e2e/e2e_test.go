@@ -1,0 +1,260 @@
+package e2e
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fpgaops/fpgaops/providers/sim"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+)
+
+// converge reruns apply, as an operator or the controller would, until a
+// plan has nothing to do and every node was seen, at most runs times; it
+// returns how many applies it took.
+func (w *world) converge(runs int) int {
+	w.t.Helper()
+	for i := range runs {
+		p := w.plan()
+		if !p.HasChanges() {
+			return i
+		}
+		if _, err := w.apply(p); err != nil {
+			w.t.Logf("run %d: %v", i+1, err)
+		}
+	}
+	if p := w.plan(); p.HasChanges() {
+		w.t.Fatalf("not converged after %d runs; still planned: %s", runs, summary(p))
+	}
+	return runs
+}
+
+// settle stops injecting faults, so that the next plan sees the fleet as
+// it is.
+func (w *world) settle() {
+	w.t.Helper()
+	if err := w.sim.SetFailRate(0); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// applyUntilQuiet reruns apply while a plan has something to run, at
+// most runs times; nodes a fault hid count as work left.
+func (w *world) applyUntilQuiet(runs int) int {
+	w.t.Helper()
+	for i := range runs {
+		p := w.plan()
+		if count(p, reconcile.ActionProgram)+count(p, reconcile.ActionSetVFs)+count(p, reconcile.ActionAttach)+count(p, reconcile.ActionDetach) == 0 && !unknownNodes(p) {
+			return i
+		}
+		if _, err := w.apply(p); err != nil {
+			w.t.Logf("apply %d: %v", i+1, err)
+		}
+	}
+	return runs
+}
+
+func unknownNodes(p *reconcile.Plan) bool {
+	for _, c := range p.Changes {
+		if c.Action == reconcile.ActionReport && c.Card == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func summary(p *reconcile.Plan) string {
+	var ids []string
+	for _, c := range p.Changes {
+		if c.Action != reconcile.ActionNoop {
+			ids = append(ids, c.ID+" ("+string(c.Action)+")")
+		}
+	}
+	return strings.Join(ids, ", ")
+}
+
+func count(p *reconcile.Plan, a reconcile.Action) int {
+	n := 0
+	for _, c := range p.Changes {
+		if c.Action == a && c.Runnable() {
+			n++
+		}
+	}
+	return n
+}
+
+func TestFreshFleetConverges(t *testing.T) {
+	w := newWorld(t, 6, sim.Options{})
+	p := w.plan()
+	// Six nodes of three cards: every card is programmed, two VFs per
+	// node turned on, two VMs per node attached.
+	if got := [3]int{count(p, reconcile.ActionProgram), count(p, reconcile.ActionSetVFs), count(p, reconcile.ActionAttach)}; got != [3]int{18, 12, 12} {
+		t.Fatalf("fresh plan programs, sets VFs, attaches %v; want [18 12 12]:\n%s", got, summary(p))
+	}
+	if count(p, reconcile.ActionDetach) != 0 {
+		t.Fatalf("fresh plan detaches: %s", summary(p))
+	}
+	rep, err := w.apply(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Applied != 42 || rep.Failed != 0 {
+		t.Fatalf("applied %d, failed %d; want 42 applied", rep.Applied, rep.Failed)
+	}
+
+	second := w.plan()
+	if second.HasChanges() {
+		t.Fatalf("second plan is not empty: %s", summary(second))
+	}
+	st := w.stats()
+	if st.Violations != 0 || st.Programs != 18 || st.Attaches != 12 {
+		t.Fatalf("sim stats %+v; want 18 programs, 12 attaches, no violation", st)
+	}
+	// The VMs hold what the bindings say.
+	obs := w.observe()
+	for _, b := range w.fleet.Bindings {
+		if b.VM == "" {
+			continue
+		}
+		n, _ := obs.Node(b.Node)
+		if !holds(n, b.VM) {
+			t.Errorf("binding %s: VM %s holds nothing", b.Name, b.VM)
+		}
+	}
+}
+
+func holds(n *observed.Node, vm string) bool {
+	for _, v := range n.VMs {
+		if v.Name == vm && len(v.Hostdevs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+func TestRebindingConvergesWithoutViolations(t *testing.T) {
+	w := newWorld(t, 6, sim.Options{})
+	w.converge(1)
+	before := w.stats()
+
+	w.rebind(1)
+	p := w.plan()
+	// Every card changes bitstream: the VF and PF cards of each node are
+	// detached from their running VMs, programmed and attached again.
+	if got := [3]int{count(p, reconcile.ActionDetach), count(p, reconcile.ActionProgram), count(p, reconcile.ActionAttach)}; got != [3]int{12, 18, 12} {
+		t.Fatalf("rebinding plan detaches, programs, attaches %v; want [12 18 12]:\n%s", got, summary(p))
+	}
+	for _, c := range p.Changes {
+		if c.Action == reconcile.ActionDetach && !c.Disruptive {
+			t.Errorf("%s takes a function from a running VM but is not marked disruptive", c.ID)
+		}
+	}
+	if _, err := w.apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if p := w.plan(); p.HasChanges() {
+		t.Fatalf("plan after rebinding is not empty: %s", summary(p))
+	}
+	st := w.stats()
+	if st.Violations != 0 {
+		t.Fatalf("%d violations while rebinding", st.Violations)
+	}
+	if st.Programs-before.Programs != 18 || st.Detaches-before.Detaches != 12 {
+		t.Fatalf("rebinding did %d programs and %d detaches; want 18 and 12", st.Programs-before.Programs, st.Detaches-before.Detaches)
+	}
+}
+
+func TestFaultsAndLatencyConvergeOnRerun(t *testing.T) {
+	w := newWorld(t, 8, sim.Options{FailRate: 0.25, Latency: 2 * time.Millisecond, Seed: 42})
+	runs := w.applyUntilQuiet(8)
+	w.settle()
+	if p := w.plan(); p.HasChanges() {
+		t.Fatalf("not converged after %d applies under faults: %s", runs, summary(p))
+	}
+	st := w.stats()
+	if st.Faults == 0 {
+		t.Fatal("no fault was injected; the test proves nothing")
+	}
+	if st.Violations != 0 {
+		t.Fatalf("%d violations under faults", st.Violations)
+	}
+	t.Logf("converged in %d applies through %d injected faults of %d requests", runs, st.Faults, st.Requests)
+
+	if err := w.sim.SetFailRate(0.25); err != nil {
+		t.Fatal(err)
+	}
+	w.rebind(1)
+	w.applyUntilQuiet(8)
+	w.settle()
+	if p := w.plan(); p.HasChanges() {
+		t.Fatalf("rebinding not converged under faults: %s", summary(p))
+	}
+	if st := w.stats(); st.Violations != 0 {
+		t.Fatalf("%d violations rebinding under faults", st.Violations)
+	}
+}
+
+func TestVanishedNodeIsUnknownAndSpared(t *testing.T) {
+	w := newWorld(t, 3, sim.Options{})
+	w.converge(1)
+	gone := w.fleet.Nodes[1].Name
+	if err := w.sim.SetDown(gone, true); err != nil {
+		t.Fatal(err)
+	}
+	w.rebind(1)
+
+	obs := w.observe()
+	n, _ := obs.Node(gone)
+	if n.State != observed.NodeUnknown || n.Reason == "" {
+		t.Fatalf("vanished node observed as %+v; want unknown with a reason", n)
+	}
+	p := w.plan()
+	reported := false
+	for _, c := range p.Changes {
+		if c.Node != gone {
+			continue
+		}
+		if c.Runnable() {
+			t.Errorf("%s is planned for the vanished node", c.ID)
+		}
+		if c.Action == reconcile.ActionReport {
+			reported = true
+		}
+	}
+	if !reported {
+		t.Fatalf("the plan does not report node %s as unknown:\n%s", gone, summary(p))
+	}
+	if count(p, reconcile.ActionProgram) != 6 {
+		t.Fatalf("plan programs %d cards; want the 6 of the two nodes still there", count(p, reconcile.ActionProgram))
+	}
+	before := w.stats()
+	if _, err := w.apply(p); err != nil {
+		t.Fatal(err)
+	}
+	if st := w.stats(); st.Violations != 0 || st.Programs-before.Programs != 6 {
+		t.Fatalf("stats %+v after the apply; want 6 programs and no violation", st)
+	}
+
+	// Back again, it converges too.
+	if err := w.sim.SetDown(gone, false); err != nil {
+		t.Fatal(err)
+	}
+	w.converge(2)
+}
+
+func TestSavedPlanRefusedAfterTheFleetChanged(t *testing.T) {
+	w := newWorld(t, 2, sim.Options{})
+	saved := w.plan()
+	w.rebind(1)
+	before := w.stats()
+	_, err := w.apply(saved)
+	if !errors.Is(err, execute.ErrValidate) {
+		t.Fatalf("apply of a plan made for another desired state: err = %v; want it refused", err)
+	}
+	if st := w.stats(); st.Programs != before.Programs || st.SetVFs != before.SetVFs || st.Attaches != before.Attaches {
+		t.Fatalf("a refused plan changed the fleet: %+v, before %+v", st, before)
+	}
+}

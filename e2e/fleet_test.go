@@ -1,0 +1,209 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/fpgaops/fpgaops/fpga/agent"
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/sim"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+// interfaceOf is the PR interface each board's cards have.
+func interfaceOf(b spec.Board) string { return madeUpID("fim", string(b)) }
+
+func madeUpID(parts ...string) string {
+	h := sha256.New()
+	for _, p := range parts {
+		fmt.Fprintf(h, "%s\x00", p)
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
+}
+
+// writeBitstreams writes two GBS images per board into dir/bitstreams and
+// returns their specs, indexed by board.
+func writeBitstreams(t testing.TB, dir string) map[spec.Board][]spec.Bitstream {
+	t.Helper()
+	out := map[spec.Board][]spec.Bitstream{}
+	if err := os.MkdirAll(filepath.Join(dir, "bitstreams"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, info := range spec.Boards {
+		for _, fn := range []string{"nlb", "dma"} {
+			name := fn + "-" + string(info.Board)
+			md := bitstream.Metadata{Version: 1, PlatformName: string(info.Board), AFUImage: bitstream.AFUImage{
+				MagicNo: bitstream.MagicNo, InterfaceUUID: interfaceOf(info.Board),
+				AcceleratorClusters: []bitstream.Cluster{{Name: fn, TotalContexts: 1, AcceleratorTypeUUID: madeUpID("afu", name)}},
+			}}
+			data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 256))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := "bitstreams/" + name + ".gbs"
+			if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sum := sha256.Sum256(data)
+			out[info.Board] = append(out[info.Board], spec.Bitstream{
+				Name: name, File: file, SHA256: hex.EncodeToString(sum[:]),
+				InterfaceID: interfaceOf(info.Board), AFUID: madeUpID("afu", name), Size: int64(len(data)),
+			})
+		}
+	}
+	return out
+}
+
+// buildFleet is a fleet of n nodes with three cards each: a VF bound to a
+// VM, the whole card (PF) bound to another VM, and a preprogrammed card
+// with no VM. seed picks each binding's bitstream, so the same n with
+// another seed rebinds some cards. Endpoints point at base.
+func buildFleet(dir string, images map[spec.Board][]spec.Bitstream, n int, seed int, base string) *spec.Fleet {
+	f := &spec.Fleet{Root: dir, Policy: spec.Policy{
+		Name: "default", Drift: spec.DriftCorrect,
+		Budget: spec.Budget{MaxDisruptedVMs: 1 << 20, MaxCardsInFlight: 1 << 20},
+	}}
+	seen := map[string]bool{}
+	for i := range n {
+		name := fmt.Sprintf("node-%05d", i+1)
+		board := spec.Boards[i%len(spec.Boards)].Board
+		node := spec.Node{Name: name, Endpoint: base + "/nodes/" + name}
+		modes := []struct {
+			slot, pci string
+			fn        spec.Function
+			vfs       int
+			vm        string
+		}{
+			{"pac0", "0000:3b:00.0", spec.VF(0), 1, "vm-" + name + "-a"},
+			{"pac1", "0000:5e:00.0", spec.PF, 0, "vm-" + name + "-b"},
+			{"pac2", "0000:86:00.0", spec.VF(0), 1, ""},
+		}
+		for k, m := range modes {
+			node.FPGAs = append(node.FPGAs, spec.FPGA{Slot: m.slot, PCI: m.pci, Board: board, VFs: m.vfs, InterfaceID: interfaceOf(board)})
+			bs := images[board][(i+k+seed)%len(images[board])]
+			if !seen[bs.Name] {
+				seen[bs.Name] = true
+				f.Bitstreams = append(f.Bitstreams, bs)
+			}
+			f.Bindings = append(f.Bindings, spec.Binding{
+				Name: name + "-" + m.slot, Node: name, FPGA: m.slot, Function: m.fn, VM: m.vm, Bitstream: bs.Name,
+			})
+		}
+		f.Nodes = append(f.Nodes, node)
+	}
+	sortFleet(f)
+	return f
+}
+
+func sortFleet(f *spec.Fleet) {
+	sortBy(f.Bitstreams, func(b spec.Bitstream) string { return b.Name })
+	sortBy(f.Bindings, func(b spec.Binding) string { return b.Name })
+}
+
+func sortBy[T any](s []T, key func(T) string) {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && key(s[j]) < key(s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// world is a simulated fleet behind an HTTP server, and the controller's
+// view of it.
+type world struct {
+	t        testing.TB
+	dir      string
+	images   map[spec.Board][]spec.Bitstream
+	sim      *sim.Sim
+	url      string
+	provider providers.Provider
+	fleet    *spec.Fleet
+	applied  map[string]string
+	conc     int
+}
+
+func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
+	t.Helper()
+	dir := t.TempDir()
+	w := &world{t: t, dir: dir, images: writeBitstreams(t, dir), conc: 32}
+	// The sim serves the nodes of the fleet it is given; endpoints are
+	// filled in once its address is known.
+	s, err := sim.New(buildFleet(dir, w.images, nodes, 0, ""), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	w.sim, w.url = s, srv.URL
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}
+	t.Cleanup(tr.CloseIdleConnections)
+	c := agent.NewClient(&http.Client{Transport: tr})
+	w.provider = providers.Compose(c, sim.NewVMClient(c))
+	w.fleet = buildFleet(dir, w.images, nodes, 0, srv.URL)
+	return w
+}
+
+// rebind changes the desired state to the one seed picks.
+func (w *world) rebind(seed int) {
+	w.fleet = buildFleet(w.dir, w.images, len(w.fleet.Nodes), seed, w.url)
+}
+
+func (w *world) observe() *observed.Fleet {
+	w.t.Helper()
+	obs, err := reconcile.Observe(context.Background(), w.fleet, w.provider, w.conc, 5*time.Second)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return obs
+}
+
+func (w *world) plan() *reconcile.Plan {
+	w.t.Helper()
+	p, err := reconcile.NewPlan(w.fleet, w.observe(), time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), reconcile.Options{Applied: w.applied})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return p
+}
+
+func (w *world) executor() *execute.Executor {
+	return &execute.Executor{
+		Provider:    w.provider,
+		Images:      execute.RepoImages{Root: w.dir},
+		Concurrency: w.conc,
+		Retry:       execute.Retry{Attempts: 6, Base: time.Millisecond, Max: 20 * time.Millisecond},
+	}
+}
+
+// apply carries out the plan and remembers what converged.
+func (w *world) apply(p *reconcile.Plan) (*execute.Report, error) {
+	w.t.Helper()
+	rep, err := w.executor().Apply(context.Background(), w.fleet, p)
+	if rep != nil {
+		if w.applied == nil {
+			w.applied = map[string]string{}
+		}
+		for k, v := range rep.Converged {
+			w.applied[k] = v
+		}
+	}
+	return rep, err
+}
+
+func (w *world) stats() sim.Stats { return w.sim.Stats() }
