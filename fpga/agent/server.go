@@ -329,4 +329,6 @@ func (s *Server) Fail(w http.ResponseWriter, r *http.Request, err error) { s.fai
 
 // Decode reads a JSON body within the JSON size limit, refusing unknown
 // fields.
-func (s *Server) Decode(w http.ResponseWriter, r *http.Request, v any) error { return s.decode(w, r, v) }
+func (s *Server) Decode(w http.ResponseWriter, r *http.Request, v any) error {
+	return s.decode(w, r, v)
+}

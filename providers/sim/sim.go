@@ -63,16 +63,16 @@ type Card struct {
 // Sim is a simulated fleet. Nodes are built on first touch, so a fleet of
 // thousands costs little until it is used.
 type Sim struct {
-	fleet    *spec.Fleet
-	opts     Options
-	dir      string
-	tempDir  bool
-	newHost  HostFactory
-	api      agent.Server
-	mu       sync.Mutex
-	nodes    map[string]*node
-	handler  http.Handler
-	closed   bool
+	fleet   *spec.Fleet
+	opts    Options
+	dir     string
+	tempDir bool
+	newHost HostFactory
+	api     agent.Server
+	mu      sync.Mutex
+	nodes   map[string]*node
+	handler http.Handler
+	closed  bool
 	// failRate holds the float64 bits of the current fail rate.
 	failRate atomic.Uint64
 }
