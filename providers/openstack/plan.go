@@ -190,7 +190,10 @@ func ProfileGroup(b spec.Bitstream, board spec.Board) map[string]string {
 // deterministic. Nodes that OpenStack does not manage (no hostname) are
 // not its concern; unknown nodes get nothing but a drift note.
 func Plan(desired *spec.Fleet, st *State) []Change {
-	p := planner{fleet: desired, st: st, images: map[string]string{}, pendingImage: map[string]bool{}}
+	p := planner{fleet: desired, st: st, images: map[string]string{}, pendingImage: map[string]bool{}, nodes: map[string]*Node{}}
+	for i := range st.Nodes {
+		p.nodes[st.Nodes[i].Name] = &st.Nodes[i]
+	}
 	p.plan()
 	sort.SliceStable(p.out, func(i, j int) bool {
 		a, b := p.out[i], p.out[j]
@@ -210,6 +213,7 @@ type planner struct {
 	images       map[string]string
 	pendingImage map[string]bool
 	disrupted    int
+	nodes        map[string]*Node
 }
 
 func (p *planner) add(c Change) { p.out = append(p.out, c) }
@@ -217,14 +221,18 @@ func (p *planner) add(c Change) { p.out = append(p.out, c) }
 func (p *planner) plan() {
 	type use struct {
 		b    spec.Binding
-		node spec.Node
+		node *spec.Node
 		fpga spec.FPGA
 		bs   spec.Bitstream
 	}
+	fleetNodes := make(map[string]*spec.Node, len(p.fleet.Nodes))
+	for i := range p.fleet.Nodes {
+		fleetNodes[p.fleet.Nodes[i].Name] = &p.fleet.Nodes[i]
+	}
 	var uses []use
 	for _, b := range p.fleet.Bindings {
-		n, ok := p.fleet.Node(b.Node)
-		if !ok || n.Hostname == "" {
+		n := fleetNodes[b.Node]
+		if n == nil || n.Hostname == "" {
 			continue
 		}
 		f, ok := n.FPGA(b.FPGA)
@@ -232,7 +240,7 @@ func (p *planner) plan() {
 		if !ok || !ok2 {
 			continue // the spec's checks report dangling references
 		}
-		uses = append(uses, use{b, *n, *f, *bs})
+		uses = append(uses, use{b, n, *f, *bs})
 	}
 	sort.Slice(uses, func(i, j int) bool { return uses[i].b.Name < uses[j].b.Name })
 
@@ -285,7 +293,7 @@ func (p *planner) plan() {
 	// Per binding: flavors and servers for VMs, programming for the pool.
 	wantFlavor := map[string]bool{}
 	for _, u := range uses {
-		sn := p.st.node(u.node.Name)
+		sn := p.nodes[u.node.Name]
 		if sn == nil || sn.State != observed.NodeOK {
 			reason := "not observed"
 			if sn != nil {
@@ -336,7 +344,7 @@ func (p *planner) profileUsers(profile string) []string {
 	return users
 }
 
-func (p *planner) planPool(b spec.Binding, node spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream) {
+func (p *planner) planPool(b spec.Binding, node *spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream) {
 	if card.Deployable == "" {
 		p.add(Change{Action: Drift, ID: "card/" + cardID, Node: node.Name, Binding: b.Name, Reason: "Cyborg has no deployable on resource provider " + card.RPName})
 		return
@@ -366,7 +374,7 @@ func (p *planner) describeImage(id string) string {
 	return "image " + id
 }
 
-func (p *planner) planServer(b spec.Binding, node spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream, board spec.Board, wantFlavor map[string]bool) {
+func (p *planner) planServer(b spec.Binding, node *spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream, board spec.Board, wantFlavor map[string]bool) {
 	srv := sn.server(b.VM)
 	if srv == nil {
 		p.add(Change{Action: Drift, ID: "server/" + node.Name + "/" + b.VM, Node: node.Name, Binding: b.Name,
@@ -435,7 +443,7 @@ func (p *planner) planTraits() {
 		}
 	}
 	for _, n := range OpenStackNodes(p.fleet) {
-		sn := p.st.node(n.Name)
+		sn := p.nodes[n.Name]
 		if sn == nil || sn.State != observed.NodeOK {
 			continue
 		}
