@@ -1,0 +1,42 @@
+package source
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/go-git/go-git/v5/plumbing/object"
+)
+
+// ErrUnsigned is returned for a commit without a signature when one is
+// required.
+var ErrUnsigned = errors.New("commit is not signed")
+
+// checkKeyring makes sure the keyring parses and holds at least one key,
+// so a broken keyring file is reported at start and not as a rejected
+// revision.
+func checkKeyring(armored string) error {
+	ring, err := openpgp.ReadArmoredKeyRing(strings.NewReader(armored))
+	if err != nil {
+		return err
+	}
+	if len(ring) == 0 {
+		return errors.New("no keys")
+	}
+	return nil
+}
+
+// verify checks the commit's signature against the keyring and returns the
+// signing key's fingerprint.
+func verify(c *object.Commit, keyring string) (string, error) {
+	if strings.TrimSpace(c.PGPSignature) == "" {
+		return "", ErrUnsigned
+	}
+	e, err := c.Verify(keyring)
+	if err != nil {
+		return "", fmt.Errorf("signature not made by a trusted key: %w", err)
+	}
+	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint)), nil
+}
