@@ -1,0 +1,77 @@
+package planfile_test
+
+import (
+	"bytes"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/reconcile/planfile"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+func sample(t *testing.T) (*reconcile.Plan, *spec.Fleet) {
+	t.Helper()
+	desired := &spec.Fleet{
+		Root:       "/srv/fleet",
+		Revision:   "4f2a9c1",
+		Nodes:      []spec.Node{{Name: "compute-01", Labels: map[string]string{"rack": "r1"}, FPGAs: []spec.FPGA{{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardN3000, VFs: 1}}}},
+		Bitstreams: []spec.Bitstream{{Name: "nfv", File: "bitstreams/nfv.gbs", SHA256: strings.Repeat("1", 64), InterfaceID: strings.Repeat("a", 32), AFUID: strings.Repeat("b", 32)}},
+		Bindings:   []spec.Binding{{Name: "vnf-a", Node: "compute-01", FPGA: "pac0", Function: spec.VF(0), VM: "vnf-a", Bitstream: "nfv"}},
+		Policy:     spec.Policy{Name: "default", Drift: spec.DriftReport, Windows: []spec.Window{{Kind: spec.WindowAllow, Schedule: "0 2 * * *", Duration: spec.Duration(4 * time.Hour)}}},
+	}
+	obs := &observed.Fleet{Version: 1, Nodes: []observed.Node{{Name: "compute-01", State: observed.NodeUnknown, Reason: "down"}}}
+	p, err := reconcile.NewPlan(desired, obs, time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC), reconcile.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, desired
+}
+
+func TestRoundTrip(t *testing.T) {
+	p, desired := sample(t)
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, p, desired); err != nil {
+		t.Fatal(err)
+	}
+	f, err := planfile.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(f.Plan, p) {
+		t.Error("plan changed through the file")
+	}
+	if !reflect.DeepEqual(f.Desired, desired) {
+		t.Errorf("desired changed through the file:\n%+v\n%+v", f.Desired, desired)
+	}
+}
+
+func TestReadRefuses(t *testing.T) {
+	p, desired := sample(t)
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, p, desired); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.String()
+	tests := []struct{ name, from, to, want string }{
+		{"edited desired state", `"vm": "vnf-a"`, `"vm": "vnf-b"`, "does not match its digest"},
+		{"newer format", `"formatVersion": 1`, `"formatVersion": 2`, "format version 2"},
+		{"unknown field", `"formatVersion": 1`, `"formatVersion": 1, "extra": true`, "unknown field"},
+		{"truncated", `"changes"`, `"changes`, "saved plan:"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			text := strings.Replace(good, tt.from, tt.to, 1)
+			if text == good {
+				t.Fatalf("%q not found in the file", tt.from)
+			}
+			_, err := planfile.Read(strings.NewReader(text))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("err = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
