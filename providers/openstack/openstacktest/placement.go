@@ -73,6 +73,7 @@ enforce_new_defaults = False
 	p.cmd.Env = env
 	p.cmd.Stdout = p.log
 	p.cmd.Stderr = p.log
+	dieWithParent(p.cmd)
 	if err := p.cmd.Start(); err != nil {
 		p.Stop()
 		return nil, fmt.Errorf("placement: start: %w", err)
