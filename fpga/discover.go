@@ -369,8 +369,8 @@ func (h *SysfsHost) features(ct container) (fme string, ports []string) {
 	return fme, ports
 }
 
-// readFME fills the card's FME fields and returns ports_num (-1 unknown).
-func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) int {
+// readFME fills the card's FME fields.
+func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) {
 	d := &c.dev
 	c.fmeDev = filepath.Join(h.root, "dev", filepath.Base(dir))
 	if id, err := readUint(filepath.Join(dir, "bitstream_id"), 16, 64); err != nil {
@@ -382,11 +382,8 @@ func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) int 
 			pr.add("FME bitstream ID reads all f: %s", problemCrash)
 		}
 	}
-	portsNum := -1
-	if n, err := readInt(filepath.Join(dir, "ports_num")); err != nil {
+	if _, err := readInt(filepath.Join(dir, "ports_num")); err != nil {
 		pr.add("%s", h.readErr(err))
-	} else {
-		portsNum = n
 	}
 	var ifPath string
 	if stack == StackDFL {
@@ -410,7 +407,6 @@ func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) int 
 			pr.add("PR interface ID reads all f: %s", problemCrash)
 		}
 	}
-	return portsNum
 }
 
 func (h *SysfsHost) readPort(c *card, dir string, onVF bool, pr *problems) Port {
