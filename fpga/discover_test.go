@@ -143,6 +143,28 @@ func TestDiscover(t *testing.T) {
 			}},
 		},
 		{
+			name:  "IDs read with dashes and capitals are normalised",
+			cards: []fpgatest.Card{n3000},
+			modify: func(t *testing.T, root string) {
+				region := filepath.Join(root, "sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0")
+				for p, v := range map[string]string{
+					"dfl-fme.0/dfl-fme-region.1/fpga_region/region1/compat_id": "9346116D-A52D-5CA8-B06A-A9A389EF7C8D\n",
+					"dfl-port.0/afu_id": "D8424DC4-A4A3-C413-F89E-433683F9040B\n",
+				} {
+					if err := os.WriteFile(filepath.Join(region, p), []byte(v), 0o644); err != nil {
+						t.Fatal(err)
+					}
+				}
+			},
+			want: []fpga.Device{{
+				PCI: "0000:5e:00.0", Vendor: 0x8086, DeviceID: 0x0b30, Board: "pac-n3000", NUMANode: 1,
+				Stack: fpga.StackDFL, Driver: "dfl-pci",
+				InterfaceID: "9346116da52d5ca8b06aa9a389ef7c8d", BitstreamID: 0x0231000200000304, BBSVersion: "2.3.1",
+				TotalVFs: 1,
+				Ports:    []fpga.Port{{ID: 0, AFUID: "d8424dc4a4a3c413f89e433683f9040b", Dev: "dev/dfl-port.0"}},
+			}},
+		},
+		{
 			name:  "driver unbound",
 			cards: []fpgatest.Card{{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB, PFDriver: "none"}},
 			want: []fpga.Device{{
