@@ -97,6 +97,7 @@ func TestProgram(t *testing.T) {
 	payload := []byte("partial reconfiguration payload")
 	good, goodSum := gbs(t, ifaceN3000, afuDMA, payload)
 	other, otherSum := gbs(t, ifaceA10, afuDMA, payload)
+	upper, upperSum := gbs(t, strings.ToUpper(ifaceN3000), strings.ToUpper(afuDMA), payload)
 	dfl := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
 	withVF := dfl
 	withVF.NumVFs = 1
@@ -119,6 +120,11 @@ func TestProgram(t *testing.T) {
 	}{
 		{
 			name: "dfl without VFs", card: dfl, image: good, sum: goodSum,
+			calls:   []string{"busy? dev/dfl-port.0", "pr dev/dfl-fme.0 port 0"},
+			wantAFU: afuDMA,
+		},
+		{
+			name: "IDs compared normalised", card: dfl, image: upper, sum: upperSum,
 			calls:   []string{"busy? dev/dfl-port.0", "pr dev/dfl-fme.0 port 0"},
 			wantAFU: afuDMA,
 		},
