@@ -12,7 +12,7 @@ import (
 
 // elf64 builds a minimal little-endian ELF64 relocatable file holding the
 // given named sections, enough for debug/elf and for AOCX tests.
-func elf64(t *testing.T, sections map[string][]byte, order ...string) []byte {
+func elf64(t testing.TB, sections map[string][]byte, order ...string) []byte {
 	t.Helper()
 	le := binary.LittleEndian
 	shstr := []byte{0}
@@ -64,7 +64,7 @@ func elf64(t *testing.T, sections map[string][]byte, order ...string) []byte {
 	return out
 }
 
-func gzipped(t *testing.T, b []byte) []byte {
+func gzipped(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
@@ -77,7 +77,7 @@ func gzipped(t *testing.T, b []byte) []byte {
 	return buf.Bytes()
 }
 
-func aocx(t *testing.T, gbs []byte) []byte {
+func aocx(t testing.TB, gbs []byte) []byte {
 	t.Helper()
 	inner := elf64(t, map[string][]byte{".acl.gbs.gz": gzipped(t, gbs), ".acl.board": []byte("pac_a10")}, ".acl.board", ".acl.gbs.gz")
 	return elf64(t, map[string][]byte{".acl.fpga.bin": inner, ".acl.source": []byte("kernel void k() {}")}, ".acl.source", ".acl.fpga.bin")
@@ -121,4 +121,22 @@ func TestParseAOCXErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzParseImage: GBS or AOCX, the parser never panics and what it accepts
+// parses again from the GBS bytes it returns.
+func FuzzParseImage(f *testing.F) {
+	f.Add(raw(goodMeta, "P"))
+	f.Add(aocx(f, raw(goodMeta, "P")))
+	f.Add([]byte("\x7fELF\x02\x01\x01"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		g, gbs, err := bitstream.ParseImage(data)
+		if err != nil {
+			return
+		}
+		again, err := bitstream.Parse(gbs)
+		if err != nil || again.AFUID() != g.AFUID() {
+			t.Fatalf("accepted image does not parse again: %v", err)
+		}
+	})
 }
