@@ -18,5 +18,11 @@ demo: build
 bench:
 	./scripts/bench.sh
 
+# FUZZTIME per target; the GBS parser and the GBS/AOCX image parser.
+FUZZTIME ?= 30s
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./fpga/bitstream
+	$(GO) test -run '^$$' -fuzz '^FuzzParseImage$$' -fuzztime $(FUZZTIME) ./fpga/bitstream
+
 clean:
 	rm -rf bin
