@@ -209,7 +209,11 @@ func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf
 func (h *SysfsHost) readErr(err error) string {
 	var pe *fs.PathError
 	if errors.As(err, &pe) {
-		return fmt.Sprintf("cannot read /%s: %v", h.rel(pe.Path), pe.Err)
+		verb := "read"
+		if pe.Op == "parse" {
+			verb = "parse"
+		}
+		return fmt.Sprintf("cannot %s /%s: %v", verb, h.rel(pe.Path), pe.Err)
 	}
 	return err.Error()
 }

@@ -129,6 +129,9 @@ func TestDiscover(t *testing.T) {
 						t.Fatal(err)
 					}
 				}
+				if err := os.WriteFile(filepath.Join(pf, "fpga_region/region0/dfl-fme.0/ports_num"), []byte("one\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
 			},
 			want: []fpga.Device{{
 				PCI: "0000:5e:00.0", Vendor: 0x8086, DeviceID: 0x0b30, Board: "pac-n3000", NUMANode: -1,
@@ -137,6 +140,7 @@ func TestDiscover(t *testing.T) {
 				TotalVFs: 1,
 				Ports:    []fpga.Port{{ID: 0, Dev: "dev/dfl-port.0"}},
 				Health: fpga.Health{Problems: []string{
+					`cannot parse /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-fme.0/ports_num: strconv.Atoi: parsing "one": invalid syntax`,
 					"no PR region with a compat_id below /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-fme.0",
 					"cannot read /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-port.0/afu_id: no such file or directory",
 				}},

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -98,7 +99,7 @@ func readUint(p string, base int, bits int) (uint64, error) {
 	}
 	v, err := strconv.ParseUint(s, base, bits)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", p, err)
+		return 0, &fs.PathError{Op: "parse", Path: p, Err: err}
 	}
 	return v, nil
 }
@@ -110,7 +111,7 @@ func readInt(p string) (int, error) {
 	}
 	v, err := strconv.Atoi(s)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", p, err)
+		return 0, &fs.PathError{Op: "parse", Path: p, Err: err}
 	}
 	return v, nil
 }
