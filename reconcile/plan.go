@@ -93,14 +93,12 @@ type Value struct {
 	Note string `json:"note,omitempty"`
 }
 
-// Gate names the rule that holds a change back.
+// Gate names the rule that holds a change back. What fpgaops cannot change
+// at all (an unknown node, an unhealthy or missing card) is not held but
+// reported (ActionReport).
 type Gate string
 
 const (
-	// GateUnknownNode: the node could not be observed.
-	GateUnknownNode Gate = "unknown-node"
-	// GateHealth: the card reports a problem; it is not programmed.
-	GateHealth Gate = "health"
 	// GateInterface: the card's PR interface differs from the bitstream's.
 	GateInterface Gate = "interface"
 	// GateMissing: the card or the VM is not on the node.
