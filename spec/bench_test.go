@@ -1,0 +1,125 @@
+package spec_test
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
+
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/fleetgen"
+)
+
+// genFleet writes a generated fleet of n nodes with 4 cards each.
+func genFleet(b *testing.B, n int) string {
+	b.Helper()
+	dir := b.TempDir()
+	if err := fleetgen.Generate(fleetgen.Options{Dir: dir, Nodes: n, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+// BenchmarkValidate10k loads and checks a 10,000-node fleet (40,000 cards
+// and bindings). The x-yaml metric is its time over a plain yaml.v3 decode
+// of the same files (BenchmarkYAMLDecode10k) measured in the same run.
+func BenchmarkValidate10k(b *testing.B) {
+	dir := genFleet(b, 10000)
+	plain := time.Duration(1<<63 - 1)
+	for range 3 {
+		start := time.Now()
+		if err := decodeAll(dir); err != nil {
+			b.Fatal(err)
+		}
+		plain = min(plain, time.Since(start))
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		f, err := spec.Load(dir)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(f.Bindings) != 40000 {
+			b.Fatalf("%d bindings", len(f.Bindings))
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed())/float64(b.N)/float64(plain), "x-yaml")
+	b.ReportMetric(float64(plain.Milliseconds()), "yaml-ms")
+}
+
+// BenchmarkYAMLDecode10k decodes the files of a 10,000-node fleet into
+// plain Go maps with yaml.v3, with the loader's parallelism: the floor any
+// YAML loader stands on.
+func BenchmarkYAMLDecode10k(b *testing.B) {
+	dir := genFleet(b, 10000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := decodeAll(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func decodeAll(dir string) error {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() && strings.HasSuffix(p, ".yaml") {
+			files = append(files, p)
+		}
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	var next atomic.Int64
+	var g errgroup.Group
+	for range runtime.GOMAXPROCS(0) {
+		g.Go(func() error {
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(files) {
+					return nil
+				}
+				data, err := os.ReadFile(files[i])
+				if err != nil {
+					return err
+				}
+				dec := yaml.NewDecoder(bytes.NewReader(data))
+				for {
+					var doc map[string]any
+					if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
+						break
+					} else if err != nil {
+						return err
+					}
+				}
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// BenchmarkValidate1k is BenchmarkValidate10k at a tenth of the size, for
+// quick profiles.
+func BenchmarkValidate1k(b *testing.B) {
+	dir := genFleet(b, 1000)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := spec.Load(dir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,189 @@
+package spec
+
+import (
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+)
+
+// decode fills the document's model object. The document has passed the
+// schema, so every field has the type the model expects.
+func decode(d *document) {
+	pos := d.pos()
+	switch d.kind {
+	case KindNode:
+		n := &Node{Pos: pos}
+		eachField(d.root, func(k string, v *yaml.Node) {
+			switch k {
+			case "name":
+				n.Name = v.Value
+			case "endpoint":
+				n.Endpoint = v.Value
+			case "libvirt":
+				n.Libvirt = v.Value
+			case "hostname":
+				n.Hostname = v.Value
+			case "labels":
+				n.Labels = make(map[string]string, len(v.Content)/2)
+				eachField(v, func(k string, v *yaml.Node) { n.Labels[k] = v.Value })
+			case "fpgas":
+				n.FPGAs = make([]FPGA, 0, len(v.Content))
+				for _, item := range v.Content {
+					n.FPGAs = append(n.FPGAs, decodeFPGA(d.file, deref(item)))
+				}
+			}
+		})
+		d.node = n
+	case KindBitstream:
+		b := &Bitstream{Pos: pos}
+		eachField(d.root, func(k string, v *yaml.Node) {
+			switch k {
+			case "name":
+				b.Name = v.Value
+			case "file":
+				b.File = v.Value
+			case "url":
+				b.URL = v.Value
+			case "sha256":
+				b.SHA256 = strings.ToLower(v.Value)
+			case "interfaceID":
+				b.InterfaceID = bitstream.NormalizeID(v.Value)
+			case "afuID":
+				b.AFUID = bitstream.NormalizeID(v.Value)
+			}
+		})
+		d.bitstream = b
+	case KindBinding:
+		b := &Binding{Pos: pos}
+		eachField(d.root, func(k string, v *yaml.Node) {
+			switch k {
+			case "name":
+				b.Name = v.Value
+			case "node":
+				b.Node = v.Value
+			case "fpga":
+				b.FPGA = v.Value
+			case "function":
+				b.Function, _ = ParseFunction(v.Value)
+			case "vm":
+				b.VM = v.Value
+			case "bitstream":
+				b.Bitstream = v.Value
+			case "protected":
+				b.Protected = boolOf(v)
+			}
+		})
+		d.binding = b
+	case KindPolicy:
+		p := &Policy{Pos: pos, Drift: DriftReport}
+		eachField(d.root, func(k string, v *yaml.Node) {
+			switch k {
+			case "name":
+				p.Name = v.Value
+			case "schedule":
+				p.Schedule = v.Value
+			case "drift":
+				p.Drift = DriftMode(v.Value)
+			case "windows":
+				for _, item := range v.Content {
+					item = deref(item)
+					w := Window{Pos: Pos{File: d.file, Line: item.Line, Col: item.Column}}
+					eachField(item, func(k string, v *yaml.Node) {
+						switch k {
+						case "kind":
+							w.Kind = WindowKind(v.Value)
+						case "schedule":
+							w.Schedule = v.Value
+						case "duration":
+							dur, _ := time.ParseDuration(v.Value)
+							w.Duration = Duration(dur)
+						case "timezone":
+							w.TimeZone = v.Value
+						}
+					})
+					p.Windows = append(p.Windows, w)
+				}
+			case "budget":
+				eachField(v, func(k string, v *yaml.Node) {
+					switch k {
+					case "maxDisruptedVMs":
+						p.Budget.MaxDisruptedVMs = atoi(v)
+					case "maxCardsInFlight":
+						p.Budget.MaxCardsInFlight = atoi(v)
+					}
+				})
+			case "prune":
+				eachField(v, func(k string, v *yaml.Node) {
+					switch k {
+					case "enabled":
+						p.Prune.Enabled = boolOf(v)
+					case "maxShare":
+						p.Prune.MaxShare, _ = strconv.ParseFloat(v.Value, 64)
+					case "allowEmpty":
+						p.Prune.AllowEmpty = boolOf(v)
+					}
+				})
+			}
+		})
+		d.policy = p
+	}
+}
+
+func decodeFPGA(file string, m *yaml.Node) FPGA {
+	f := FPGA{Pos: Pos{File: file, Line: m.Line, Col: m.Column}}
+	eachField(m, func(k string, v *yaml.Node) {
+		switch k {
+		case "slot":
+			f.Slot = v.Value
+		case "pci":
+			f.PCI = NormalizePCI(v.Value)
+		case "board":
+			f.Board = Board(v.Value)
+		case "vfs":
+			f.VFs = atoi(v)
+		case "interfaceID":
+			f.InterfaceID = bitstream.NormalizeID(v.Value)
+		}
+	})
+	return f
+}
+
+// NormalizePCI lowercases a PCI address and adds the default domain when
+// it has none: "5E:00.0" becomes "0000:5e:00.0".
+func NormalizePCI(s string) string {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if strings.Count(s, ":") == 1 {
+		s = "0000:" + s
+	}
+	return s
+}
+
+func eachField(m *yaml.Node, fn func(k string, v *yaml.Node)) {
+	m = deref(m)
+	for i := 0; i+1 < len(m.Content); i += 2 {
+		fn(m.Content[i].Value, deref(m.Content[i+1]))
+	}
+}
+
+func deref(n *yaml.Node) *yaml.Node {
+	for n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	return n
+}
+
+func atoi(n *yaml.Node) int {
+	var i int
+	_ = n.Decode(&i)
+	return i
+}
+
+func boolOf(n *yaml.Node) bool {
+	var b bool
+	_ = n.Decode(&b)
+	return b
+}

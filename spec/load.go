@@ -1,0 +1,301 @@
+package spec
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
+	"gopkg.in/yaml.v3"
+)
+
+// Load reads every *.yaml and *.yml file under dir (hidden directories such
+// as .git are skipped), checks each document against the schema and all of
+// them against each other, and returns the fleet. On failure the error is
+// an ErrorList holding every mistake, with files relative to dir.
+//
+// Bitstream files, whose paths the documents name, are opened through an
+// os.Root, so that neither ".." nor a symlink leads the loader out of the
+// repository. YAML files are found by walking the tree, which does not
+// follow symlinks, and read directly, which is faster.
+func Load(dir string) (*Fleet, error) {
+	root, err := os.OpenRoot(dir)
+	if err != nil {
+		return nil, fmt.Errorf("load fleet: %w", err)
+	}
+	defer root.Close()
+	f, err := load(os.DirFS(dir), root.FS())
+	if f != nil {
+		f.Root = dir
+	}
+	return f, err
+}
+
+// LoadFS is Load on a file system whose root is the repository. Whether a
+// symlink in fsys may lead outside the repository is up to fsys.
+func LoadFS(fsys fs.FS) (*Fleet, error) { return load(fsys, fsys) }
+
+// load reads the YAML files of docs and the bitstream files of files.
+func load(docs, files fs.FS) (*Fleet, error) {
+	fsys := docs
+	names, err := yamlFiles(fsys)
+	if err != nil {
+		return nil, fmt.Errorf("load fleet: %w", err)
+	}
+	results := make([]fileResult, len(names))
+	workers := min(runtime.GOMAXPROCS(0), max(len(names), 1))
+	var next atomic.Int64
+	var g errgroup.Group
+	for range workers {
+		g.Go(func() error {
+			// CUE values are not shared between goroutines: each worker
+			// compiles the schema into its own context.
+			v, err := newValidator()
+			if err != nil {
+				return err
+			}
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(names) {
+					return nil
+				}
+				results[i] = loadFile(fsys, files, names[i], v)
+			}
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var errs ErrorList
+	n := 0
+	for _, r := range results {
+		errs = append(errs, r.errs...)
+		n += len(r.docs)
+	}
+	all := make([]*document, 0, n)
+	for _, r := range results {
+		all = append(all, r.docs...)
+	}
+	fleet, cerrs := assemble(all)
+	errs = append(errs, cerrs...)
+	if len(errs) > 0 {
+		errs.Sort()
+		return nil, errs
+	}
+	return fleet, nil
+}
+
+// yamlFiles lists the repository's YAML files in lexical order.
+func yamlFiles(fsys fs.FS) ([]string, error) {
+	var files []string
+	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if p != "." && strings.HasPrefix(d.Name(), ".") {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		if ext := path.Ext(p); (ext == ".yaml" || ext == ".yml") && d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	return files, err
+}
+
+// document is one YAML document of the repository, checked against the
+// schema and decoded.
+type document struct {
+	file string
+	kind string
+	// root is the document's mapping; positions in it are file positions.
+	root *yaml.Node
+
+	node      *Node
+	bitstream *Bitstream
+	binding   *Binding
+	policy    *Policy
+}
+
+func (d *document) name() string {
+	if n, _ := lookupYAML(d.root, []string{"name"}); n != nil {
+		return n.Value
+	}
+	return ""
+}
+
+// pos is the position of the value at a path in the document, or of the
+// nearest value above it that exists.
+func (d *document) pos(field ...string) Pos {
+	n, parent := lookupYAML(d.root, field)
+	if n == nil {
+		n = parent
+	}
+	if n == nil {
+		n = d.root
+	}
+	return Pos{File: d.file, Line: n.Line, Col: n.Column}
+}
+
+func (d *document) errorf(field []string, format string, args ...any) Error {
+	return Error{Pos: d.pos(field...), Msg: fmt.Sprintf(format, args...)}
+}
+
+type fileResult struct {
+	docs []*document
+	errs ErrorList
+}
+
+// loadFile parses, checks and decodes every document of one file.
+func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
+	var r fileResult
+	data, err := fs.ReadFile(fsys, file)
+	if err != nil {
+		r.errs = append(r.errs, Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("read: %v", err)})
+		return r
+	}
+	for _, c := range splitDocuments(data) {
+		var n yaml.Node
+		if err := yaml.Unmarshal(c.text, &n); err != nil {
+			r.errs = append(r.errs, syntaxError(file, c, err))
+			continue
+		}
+		if len(n.Content) == 0 {
+			continue // only comments
+		}
+		shift(&n, c.line-1)
+		root := n.Content[0]
+		errf := func(at *yaml.Node, format string, args ...any) {
+			r.errs = append(r.errs, Error{Pos: Pos{File: file, Line: at.Line, Col: at.Column}, Msg: fmt.Sprintf(format, args...)})
+		}
+		if root.Kind != yaml.MappingNode {
+			errf(root, "a document must be a mapping with apiVersion, kind and name, got %s", gotText(root))
+			continue
+		}
+		dups := duplicateKeys(root, nil)
+		for _, k := range dups {
+			errf(k, "duplicate field %s", k.Value)
+		}
+		kindNode, _ := lookupYAML(root, []string{"kind"})
+		switch {
+		case kindNode == nil:
+			errf(root, "missing required field kind (one of %s)", strings.Join(kinds, ", "))
+			continue
+		case kindNode.Kind != yaml.ScalarNode || !knownKind(kindNode.Value):
+			errf(kindNode, "kind: want one of %s, got %s", strings.Join(kinds, ", "), gotText(kindNode))
+			continue
+		}
+		d := &document{file: file, kind: kindNode.Value, root: root}
+		ferrs := v.validate(d.kind, root)
+		for _, fe := range ferrs {
+			errf(fe.node, "%s", fe.msg)
+		}
+		if len(ferrs) > 0 || len(dups) > 0 {
+			continue
+		}
+		decode(d)
+		if d.bitstream != nil {
+			r.errs = append(r.errs, checkBitstream(files, d)...)
+		}
+		r.docs = append(r.docs, d)
+	}
+	return r
+}
+
+// chunk is one document's text and the file line it starts on.
+type chunk struct {
+	text []byte
+	line int
+}
+
+// splitDocuments cuts a file before each "---" marker line, so that a
+// syntax error in one document does not hide the documents after it. Each
+// chunk keeps its marker, which yaml.v3 reads as the document start.
+func splitDocuments(data []byte) []chunk {
+	var out []chunk
+	start, startLine, line := 0, 1, 1
+	for i := 0; i < len(data); line++ {
+		next := len(data)
+		if end := bytes.IndexByte(data[i:], '\n'); end >= 0 {
+			next = i + end + 1
+		}
+		if i > start && isMarker(data[i:next]) {
+			out = append(out, chunk{data[start:i], startLine})
+			start, startLine = i, line
+		}
+		i = next
+	}
+	if start < len(data) {
+		out = append(out, chunk{data[start:], startLine})
+	}
+	return out
+}
+
+// isMarker reports whether a line is a YAML document start marker.
+func isMarker(l []byte) bool {
+	return bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == '\n' || l[3] == '\r' || l[3] == ' ' || l[3] == '\t')
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// syntaxError places a yaml.v3 error. yaml.v3 reports a line but no column;
+// the column given is the line's first non-blank character.
+func syntaxError(file string, c chunk, err error) Error {
+	msg := err.Error()
+	line := 0
+	if m := yamlLine.FindStringSubmatch(msg); m != nil {
+		line, _ = strconv.Atoi(m[1])
+		msg = m[2]
+	} else {
+		msg = strings.TrimPrefix(msg, "yaml: ")
+	}
+	if line == 0 {
+		line = 1
+	}
+	col := 1
+	lines := bytes.Split(c.text, []byte("\n"))
+	if line <= len(lines) {
+		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
+	}
+	return Error{Pos: Pos{File: file, Line: c.line + line - 1, Col: col}, Msg: "YAML syntax: " + msg}
+}
+
+// shift moves every position of a tree down by lines.
+func shift(n *yaml.Node, lines int) {
+	if lines == 0 {
+		return
+	}
+	n.Line += lines
+	for _, c := range n.Content {
+		shift(c, lines)
+	}
+}
+
+// duplicateKeys returns the second and later keys of every mapping in the
+// tree that repeat an earlier key.
+func duplicateKeys(n *yaml.Node, out []*yaml.Node) []*yaml.Node {
+	if n.Kind == yaml.MappingNode {
+		for i := 2; i < len(n.Content); i += 2 {
+			for j := 0; j < i; j += 2 {
+				if n.Content[i].Value == n.Content[j].Value {
+					out = append(out, n.Content[i])
+					break
+				}
+			}
+		}
+	}
+	for _, c := range n.Content {
+		out = duplicateKeys(c, out)
+	}
+	return out
+}
