@@ -68,7 +68,12 @@ type Executor struct {
 	Provider providers.Provider
 	Images   ImageSource
 	// Journal defaults to one that lasts a single run.
-	Journal  Journal
+	Journal Journal
+	// Resume continues the journal's interrupted run of the same plan,
+	// skipping the steps it completed. Only a caller that knows the plan
+	// is that run's (the same saved plan, applied again after a kill)
+	// sets it; a run of a fresh plan never needs it.
+	Resume   bool
 	Progress Progress
 	// Concurrency bounds how many independent cards change at once within
 	// a wave; 0 means the plan's budget of cards in flight.
@@ -117,6 +122,9 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 		}
 	}
 	if err := x.validate(ctx); err != nil {
+		return nil, err
+	}
+	if err := x.Journal.Begin(PlanKey(p), x.Resume); err != nil {
 		return nil, err
 	}
 	for w := 1; w <= p.Waves; w++ {

@@ -423,10 +423,13 @@ func TestKilledRunIsFinishedWithoutRepeats(t *testing.T) {
 					t.Fatal(err)
 				}
 				defer j.Close()
+				ex := fx.executor(fake, j)
 				if replan {
 					p = fx.plan(t, fake.Snapshot())
+				} else {
+					ex.Resume = true
 				}
-				rep, err := fx.executor(fake, j).Apply(context.Background(), fx.desired, p)
+				rep, err := ex.Apply(context.Background(), fx.desired, p)
 				if err != nil {
 					t.Fatalf("rerun: %v", err)
 				}
@@ -440,8 +443,8 @@ func TestKilledRunIsFinishedWithoutRepeats(t *testing.T) {
 					}
 					seen[c] = true
 				}
-				if !replan && rep.Skipped != k {
-					t.Errorf("rerun skipped %d journaled steps, want %d", rep.Skipped, k)
+				if want := map[bool]int{false: k, true: 0}[replan]; rep.Skipped != want {
+					t.Errorf("rerun skipped %d journaled steps, want %d", rep.Skipped, want)
 				}
 				if _, err := os.Stat(filepath.Join(dir, execute.JournalFile)); !errors.Is(err, os.ErrNotExist) {
 					t.Errorf("journal left behind after a converged run: %v", err)
@@ -582,12 +585,26 @@ func TestFileJournal(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := j.Record("node/a/fpga/pac0:program@d1"); err == nil {
+		t.Error("Record before Begin was accepted")
+	}
+	if err := j.Begin("plan-1", true); err != nil {
+		t.Fatal(err)
+	}
 	if err := j.Record("node/a/fpga/pac0:program@d1"); err != nil {
 		t.Fatal(err)
 	}
 	j.Close()
+
+	// Reopened: the same plan resumes with its entries.
 	j, err = execute.OpenFileJournal(dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if j.Plan() != "plan-1" {
+		t.Fatalf("Plan() = %q, want plan-1", j.Plan())
+	}
+	if err := j.Begin("plan-1", true); err != nil {
 		t.Fatal(err)
 	}
 	for key, want := range map[string]bool{"node/a/fpga/pac0:program@d1": true, "node/a/fpga/pac0:program@d2": false} {
@@ -595,17 +612,86 @@ func TestFileJournal(t *testing.T) {
 			t.Errorf("Done(%s) = %v, want %v", key, got, want)
 		}
 	}
-	if err := j.Finish(); err != nil {
+	if err := j.Record("node/a/fpga/pac0:vfs-on@d1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A fresh run of the same plan drops the entries.
+	if err := j.Begin("plan-1", false); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := j.Done("node/a/fpga/pac0:program@d1"); got {
-		t.Error("Finish kept an entry")
+		t.Error("a fresh run kept an entry")
+	}
+	if err := j.Record("node/a/fpga/pac0:vfs-on@d1"); err != nil {
+		t.Fatal(err)
+	}
+
+	// Another plan starts afresh, also on disk.
+	if err := j.Begin("plan-2", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Done("node/a/fpga/pac0:program@d1"); got {
+		t.Error("an entry of another plan survived Begin")
+	}
+	j.Close()
+	j, err = execute.OpenFileJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j.Done("node/a/fpga/pac0:vfs-on@d1"); got || j.Plan() != "plan-2" {
+		t.Errorf("after Begin(plan-2) and reopening: plan %q, old entry kept %v", j.Plan(), got)
+	}
+
+	if err := j.Finish(); err != nil {
+		t.Fatal(err)
 	}
 	j, err = execute.OpenFileJournal(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := j.Done("node/a/fpga/pac0:program@d1"); got {
+	if j.Plan() != "" {
 		t.Error("a finished journal came back after reopening")
+	}
+}
+
+// TestJournalNeverHidesAStepAnotherPlanNeeds: a run is killed after its
+// detach; someone attaches the VM again by hand, so the fleet is back as it
+// was and a new plan is the same as the first; the next run must detach
+// again rather than trust the old journal entry, or it would reset the
+// card under the running VM.
+func TestJournalNeverHidesAStepAnotherPlanNeeds(t *testing.T) {
+	fx := newFixture(t)
+	fx.obs.Nodes = fx.obs.Nodes[:1]
+	fx.desired.Nodes = fx.desired.Nodes[:1]
+	fx.desired.Bindings = fx.desired.Bindings[1:2] // vnf-a on compute-01 pac0
+	fx.desired.Nodes[0].FPGAs = fx.desired.Nodes[0].FPGAs[:1]
+	dir := t.TempDir()
+	j, err := execute.OpenFileJournal(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	fake := reconciletest.New(fx.obs)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	fake.KillAfter(1, cancel)
+	if _, err := fx.executor(fake, j).Apply(ctx, fx.desired, fx.plan(t, fx.obs)); err == nil {
+		t.Fatal("the killed run reported success")
+	}
+	if got := fake.Calls(); len(got) != 1 || got[0] != "detach compute-01 vnf-a 0000:5e:00.1" {
+		t.Fatalf("killed run calls %q, want the detach only", got)
+	}
+	if err := fake.Attach(context.Background(), &fx.desired.Nodes[0], "vnf-a", "0000:5e:00.1"); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := fx.executor(fake, j).Apply(context.Background(), fx.desired, fx.plan(t, fake.Snapshot()))
+	if err != nil {
+		t.Fatalf("rerun: %v; results %+v", err, rep.Results)
+	}
+	noViolations(t, fake)
+	converged(t, fx, fake)
+	if rep.Skipped != 0 {
+		t.Errorf("the rerun of a new plan skipped %d steps", rep.Skipped)
 	}
 }
