@@ -1,8 +1,12 @@
 package state
 
 import (
+	"errors"
+
 	bolt "go.etcd.io/bbolt"
 )
+
+var keyJournalPlan = []byte("journal-plan")
 
 // Journal is the executor's journal (execute.Journal) kept in the store:
 // the steps of an unfinished run that completed, so that the next run does
@@ -11,6 +15,46 @@ type Journal struct{ s *Store }
 
 // Journal returns the store's journal.
 func (s *Store) Journal() *Journal { return &Journal{s} }
+
+// Begin starts the run of a plan, dropping every entry, or with resume
+// set continues the journal's unfinished run of the same plan.
+func (j *Journal) Begin(plan string, resume bool) error {
+	return j.s.update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketMeta)
+		if err != nil {
+			return err
+		}
+		if resume && string(meta.Get(keyJournalPlan)) == plan {
+			return nil
+		}
+		if err := resetJournal(tx); err != nil {
+			return err
+		}
+		return meta.Put(keyJournalPlan, []byte(plan))
+	})
+}
+
+func resetJournal(tx *bolt.Tx) error {
+	if err := tx.DeleteBucket(bucketJournal); err != nil && !errors.Is(err, bolt.ErrBucketNotFound) {
+		return err
+	}
+	_, err := tx.CreateBucket(bucketJournal)
+	return err
+}
+
+// Plan is the plan the journal's entries belong to, "" when none.
+func (j *Journal) Plan() (string, error) {
+	var plan string
+	err := j.s.view(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketMeta)
+		if err != nil {
+			return err
+		}
+		plan = string(meta.Get(keyJournalPlan))
+		return nil
+	})
+	return plan, err
+}
 
 // Done reports whether the step completed in an earlier, unfinished run.
 func (j *Journal) Done(key string) (bool, error) {
@@ -29,6 +73,13 @@ func (j *Journal) Done(key string) (bool, error) {
 // Record notes that the step completed.
 func (j *Journal) Record(key string) error {
 	return j.s.update(func(tx *bolt.Tx) error {
+		meta, err := bucket(tx, bucketMeta)
+		if err != nil {
+			return err
+		}
+		if meta.Get(keyJournalPlan) == nil {
+			return errors.New("journal: Record before Begin")
+		}
 		b, err := bucket(tx, bucketJournal)
 		if err != nil {
 			return err
@@ -40,11 +91,14 @@ func (j *Journal) Record(key string) error {
 // Finish forgets every step: the run converged.
 func (j *Journal) Finish() error {
 	return j.s.update(func(tx *bolt.Tx) error {
-		if err := tx.DeleteBucket(bucketJournal); err != nil {
+		meta, err := bucket(tx, bucketMeta)
+		if err != nil {
 			return err
 		}
-		_, err := tx.CreateBucket(bucketJournal)
-		return err
+		if err := meta.Delete(keyJournalPlan); err != nil {
+			return err
+		}
+		return resetJournal(tx)
 	})
 }
 

@@ -103,6 +103,12 @@ func TestReadOnlyOpenOfEmptyDir(t *testing.T) {
 func TestJournal(t *testing.T) {
 	s := open(t, t.TempDir(), state.Options{})
 	j := s.Journal()
+	if err := j.Record("node/a/fpga/pac0:program@d1"); err == nil {
+		t.Fatal("Record before Begin was accepted")
+	}
+	if err := j.Begin("plan-1", false); err != nil {
+		t.Fatal(err)
+	}
 	if err := j.Record("node/a/fpga/pac0:program@d1"); err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +118,35 @@ func TestJournal(t *testing.T) {
 		if got, err := j2.Done(key); err != nil || got != want {
 			t.Fatalf("Done(%s) = %v, %v; want %v", key, got, err, want)
 		}
+	}
+	// Resuming the same plan keeps the entries; resuming another plan, or
+	// starting afresh, drops them.
+	if err := j2.Begin("plan-1", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j2.Done("node/a/fpga/pac0:program@d1"); !got {
+		t.Fatal("resuming the same plan dropped its entries")
+	}
+	if err := j2.Begin("plan-2", true); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j2.Done("node/a/fpga/pac0:program@d1"); got {
+		t.Fatal("an entry of another plan survived Begin")
+	}
+	if err := j2.Record("node/a/fpga/pac0:program@d1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := j2.Begin("plan-2", false); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := j2.Done("node/a/fpga/pac0:program@d1"); got {
+		t.Fatal("a fresh Begin kept an entry")
+	}
+	if plan, err := j2.Plan(); err != nil || plan != "plan-2" {
+		t.Fatalf("Plan = %q, %v", plan, err)
+	}
+	if err := j2.Record("node/a/fpga/pac0:program@d1"); err != nil {
+		t.Fatal(err)
 	}
 	if err := j2.Finish(); err != nil {
 		t.Fatal(err)
@@ -184,6 +219,9 @@ func BenchmarkJournalRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	j := s.Journal()
+	if err := j.Begin("plan", false); err != nil {
+		b.Fatal(err)
+	}
 	b.ResetTimer()
 	for i := range b.N {
 		if err := j.Record(fmt.Sprintf("node/n%d/fpga/pac0:program@d", i)); err != nil {

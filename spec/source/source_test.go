@@ -298,7 +298,7 @@ func TestSignatures(t *testing.T) {
 			s := newSource(t, source.Config{URL: r.FileURL(), Keyring: keyring})
 			rev, err := s.Fetch(context.Background())
 			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), c) {
+				if !errors.Is(err, source.ErrUntrusted) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), c) {
 					t.Fatalf("got %v, want an error about commit %s containing %q", err, c, tt.wantErr)
 				}
 				return

@@ -10,9 +10,13 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/object"
 )
 
+// ErrUntrusted marks every verification failure: the revision is rejected
+// because its commit is not signed by a key of the keyring.
+var ErrUntrusted = errors.New("verification failed")
+
 // ErrUnsigned is returned for a commit without a signature when one is
-// required.
-var ErrUnsigned = errors.New("commit is not signed")
+// required; it is also an ErrUntrusted.
+var ErrUnsigned = fmt.Errorf("%w: commit is not signed", ErrUntrusted)
 
 // checkKeyring makes sure the keyring parses and holds at least one key,
 // so a broken keyring file is reported at start and not as a rejected
@@ -36,7 +40,7 @@ func verify(c *object.Commit, keyring string) (string, error) {
 	}
 	e, err := c.Verify(keyring)
 	if err != nil {
-		return "", fmt.Errorf("signature not made by a trusted key: %w", err)
+		return "", fmt.Errorf("%w: signature not made by a trusted key: %w", ErrUntrusted, err)
 	}
 	return strings.ToUpper(hex.EncodeToString(e.PrimaryKey.Fingerprint)), nil
 }

@@ -1,0 +1,305 @@
+// Package controller is fpgaops' long-running loop: it fetches the fleet
+// repository, validates each revision, and hands a valid one to the
+// reconcile step, at start, on a schedule (an interval or a cron
+// expression, with jitter), after a failure on a shorter interval with
+// backoff, and at once when a verified webhook reports a push. It keeps the
+// last good revision in force when a newer one fails to fetch, verify or
+// validate, records every run in the state store, and reports status,
+// conditions and metrics over HTTP.
+//
+// The loop never plans or changes the fleet itself: that is the Reconciler
+// it is given (Step in production, a fake in tests). On shutdown it starts
+// no new run and waits for the one in flight, whose context is cancelled to
+// tell it to start no new card chains.
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/robfig/cron/v3"
+)
+
+// Source gives the followed revision of the fleet repository.
+type Source interface {
+	Fetch(ctx context.Context) (source.Revision, error)
+	// Retain drops written-out revisions other than these.
+	Retain(keep ...string) error
+	String() string
+}
+
+// Reconciler plans and applies one valid revision. ctx is cancelled on
+// shutdown: the reconciler then starts no new card chain but finishes the
+// ones in flight, and returns with Result.Interrupted set.
+type Reconciler interface {
+	Reconcile(ctx context.Context, rev source.Revision, fleet *spec.Fleet) (Result, error)
+}
+
+// Result is what a reconcile step reports.
+type Result struct {
+	// Plan counts the planned changes by action, plus "held" and "noop".
+	Plan map[string]int
+	// Results counts the changes by how they ended.
+	Results map[string]int
+	// Applied counts the changes that ran and succeeded, by action.
+	Applied    map[string]int
+	Violations int
+	Drift      int
+	Nodes      []state.NodeSummary
+	// Interrupted is set when shutdown kept changes from starting.
+	Interrupted bool
+}
+
+// Loader loads and checks the fleet in a directory: spec.Load.
+type Loader func(dir string) (*spec.Fleet, error)
+
+// Options configure a Controller. Source, Load, Reconciler and Store are
+// required, and one of Interval and Schedule.
+type Options struct {
+	Source     Source
+	Load       Loader
+	Reconciler Reconciler
+	Store      *state.Store
+
+	// Interval between scheduled runs, or Schedule, a cron expression
+	// (five fields, or a descriptor such as @hourly).
+	Interval time.Duration
+	Schedule string
+	// Jitter delays each scheduled run by a random share of at most this
+	// much, so that many controllers do not hit one remote together.
+	Jitter time.Duration
+	// RetryInterval is the first wait after a failed run; it doubles with
+	// each further failure up to MaxRetryInterval (default: the interval,
+	// or ten minutes with a schedule). A retry never comes later than the
+	// next scheduled run.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
+
+	// Drift, when set, overrides the repository policy's drift mode.
+	Drift spec.DriftMode
+
+	// WebhookSecret verifies /hooks/github (HMAC) and /hooks/gitlab
+	// (token); without it the hooks answer 404.
+	WebhookSecret []byte
+	// AdminToken guards /suspend, /resume and /reconcile (bearer token);
+	// without it they answer 403.
+	AdminToken []byte
+
+	Log      *slog.Logger
+	Registry *prometheus.Registry
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Controller runs the loop. Create it with New.
+type Controller struct {
+	opts     Options
+	schedule cron.Schedule
+	log      *slog.Logger
+	metrics  *metrics
+	now      func() time.Time
+	triggers chan string
+
+	mu        sync.Mutex
+	status    Status
+	failures  int
+	lastGood  string
+	rng       *rand.Rand
+	suspended bool
+}
+
+// New checks the options and restores the suspended flag and the last
+// status from the store.
+func New(opts Options) (*Controller, error) {
+	var errs []error
+	if opts.Source == nil || opts.Load == nil || opts.Reconciler == nil || opts.Store == nil {
+		errs = append(errs, errors.New("controller: source, loader, reconciler and store are required"))
+	}
+	var sched cron.Schedule
+	switch {
+	case opts.Interval > 0 && opts.Schedule != "":
+		errs = append(errs, errors.New("give an interval or a schedule, not both"))
+	case opts.Schedule != "":
+		s, err := cron.ParseStandard(opts.Schedule)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("schedule %q: %w", opts.Schedule, err))
+		}
+		sched = s
+	case opts.Interval > 0:
+		sched = cron.Every(opts.Interval)
+	default:
+		errs = append(errs, errors.New("give an interval or a schedule"))
+	}
+	if opts.Jitter < 0 || opts.RetryInterval < 0 || opts.MaxRetryInterval < 0 {
+		errs = append(errs, errors.New("jitter and retry intervals must not be negative"))
+	}
+	switch opts.Drift {
+	case "", spec.DriftReport, spec.DriftCorrect:
+	default:
+		errs = append(errs, fmt.Errorf("drift %q: want report or correct", opts.Drift))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	if opts.RetryInterval == 0 {
+		opts.RetryInterval = 30 * time.Second
+	}
+	if opts.MaxRetryInterval == 0 {
+		opts.MaxRetryInterval = opts.Interval
+		if opts.MaxRetryInterval == 0 {
+			opts.MaxRetryInterval = 10 * time.Minute
+		}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	c := &Controller{
+		opts:     opts,
+		schedule: sched,
+		log:      opts.Log,
+		now:      opts.Now,
+		triggers: make(chan string, 1),
+		rng:      rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), uint64(os.Getpid()))),
+	}
+	m, err := newMetrics(opts.Registry)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	if _, err := opts.Store.Status(&c.status); err != nil {
+		return nil, err
+	}
+	suspended, err := opts.Store.Suspended()
+	if err != nil {
+		return nil, err
+	}
+	c.suspended = suspended
+	c.lastGood = c.status.LastAppliedRevision
+	c.status.Source = opts.Source.String()
+	c.status.Suspended = suspended
+	c.metrics.setSuspended(suspended)
+	if c.status.LastAppliedAt != nil {
+		c.metrics.lastApplied.Set(float64(c.status.LastAppliedAt.Unix()))
+	}
+	return c, nil
+}
+
+// Trigger asks for a run as soon as the loop is free. Triggers that arrive
+// while one is pending merge into it. It reports false when suspended.
+func (c *Controller) Trigger(why string) bool {
+	c.mu.Lock()
+	suspended := c.suspended
+	c.mu.Unlock()
+	if suspended {
+		c.log.Info("trigger ignored: suspended", "trigger", why)
+		return false
+	}
+	select {
+	case c.triggers <- why:
+	default:
+	}
+	return true
+}
+
+// SetSuspended suspends or resumes scheduled and triggered runs; a run in
+// flight finishes.
+func (c *Controller) SetSuspended(on bool) error {
+	if err := c.opts.Store.SetSuspended(on); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.suspended = on
+	c.status.Suspended = on
+	st := c.status
+	c.mu.Unlock()
+	c.metrics.setSuspended(on)
+	c.log.Info("suspended", "suspended", on)
+	return c.opts.Store.PutStatus(st)
+}
+
+// Status is a copy of the current status.
+func (c *Controller) Status() Status {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.status.clone()
+}
+
+// Run reconciles at once and then on the schedule, on triggers and on
+// retries, until ctx ends. Then it waits for the run in flight and returns.
+func (c *Controller) Run(ctx context.Context) error {
+	why := "start"
+	for {
+		c.mu.Lock()
+		suspended := c.suspended
+		c.mu.Unlock()
+		if suspended {
+			c.log.Info("run skipped: suspended", "trigger", why)
+		} else {
+			c.reconcile(ctx, why)
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		next, reason := c.next(c.now())
+		c.mu.Lock()
+		c.status.NextRunAt = &next
+		c.mu.Unlock()
+		timer := time.NewTimer(next.Sub(c.now()))
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil
+		case <-timer.C:
+			why = reason
+		case why = <-c.triggers:
+			timer.Stop()
+		}
+	}
+}
+
+// next is when the loop runs again without a trigger, and why.
+func (c *Controller) next(now time.Time) (time.Time, string) {
+	c.mu.Lock()
+	failures := c.failures
+	jitter := time.Duration(0)
+	if c.opts.Jitter > 0 {
+		jitter = time.Duration(c.rng.Int64N(int64(c.opts.Jitter)))
+	}
+	c.mu.Unlock()
+	return nextRun(now, c.schedule, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+}
+
+// nextRun is the scheduling rule, apart for testing: the next scheduled
+// time plus jitter, or after failures a retry with exponential backoff if
+// that comes first.
+func nextRun(now time.Time, sched cron.Schedule, failures int, retry, maxRetry, jitter time.Duration) (time.Time, string) {
+	scheduled := sched.Next(now).Add(jitter)
+	if failures == 0 {
+		return scheduled, "schedule"
+	}
+	backoff := retry
+	for i := 1; i < failures && backoff < maxRetry; i++ {
+		backoff *= 2
+	}
+	backoff = min(backoff, maxRetry)
+	if at := now.Add(backoff); at.Before(scheduled) {
+		return at, "retry"
+	}
+	return scheduled, "schedule"
+}

@@ -1,0 +1,186 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source"
+)
+
+// reconcile is one run: fetch, verify, validate, reconcile, record.
+func (c *Controller) reconcile(ctx context.Context, trigger string) {
+	start := c.now()
+	run := &state.Run{Trigger: trigger, StartedAt: start}
+	c.mu.Lock()
+	c.status.setCondition(Reconciling, "True", ReasonProgressing, "run triggered by "+trigger, start)
+	c.mu.Unlock()
+	c.log.Info("run started", "trigger", trigger)
+
+	rev, stage, err := c.attempt(ctx, run)
+	end := c.now()
+	run.FinishedAt = end
+	run.DurationSeconds = end.Sub(start).Seconds()
+
+	c.mu.Lock()
+	st := &c.status
+	if rev.Commit != "" {
+		st.LastAttemptedRevision = rev.Commit
+		st.LastAttemptedAt = &end
+	}
+	inForce := "no revision applied yet"
+	if c.lastGood != "" {
+		inForce = "revision " + c.lastGood + " stays in force"
+	}
+	switch run.Outcome {
+	case state.OutcomeApplied:
+		c.failures = 0
+		c.lastGood = rev.Commit
+		st.LastAppliedRevision, st.LastAppliedAt = rev.Commit, &end
+		msg := fmt.Sprintf("applied revision %s: %d change(s), %d violation(s)", rev.Commit, sum(run.Results, "applied"), run.Violations)
+		st.setCondition(Ready, "True", ReasonSucceeded, msg, end)
+		st.setCondition(Stalled, "False", ReasonSucceeded, "", end)
+		c.metrics.lastApplied.Set(float64(end.Unix()))
+	case state.OutcomeRejected:
+		// Retrying the same commit cannot help: wait for the schedule or
+		// a push.
+		c.failures = 0
+		reason := ReasonValidationFailed
+		if stage == "verify" {
+			reason = ReasonVerificationFailed
+		}
+		msg := run.Error + "; " + inForce
+		st.setCondition(Ready, "False", reason, msg, end)
+		st.setCondition(Stalled, "True", reason, msg, end)
+	case state.OutcomeInterrupted:
+		st.setCondition(Ready, "False", ReasonInterrupted, "shutdown interrupted the run; "+inForce, end)
+	default:
+		c.failures++
+		reason := ReasonReconcileFailed
+		if run.Outcome == state.OutcomeFetchFailed {
+			reason = ReasonFetchFailed
+		}
+		st.setCondition(Ready, "False", reason, run.Error+"; "+inForce, end)
+		st.setCondition(Stalled, "False", reason, "retrying", end)
+	}
+	if run.Nodes != nil {
+		st.Nodes, st.Violations, st.Drift = run.Nodes, run.Violations, run.Drift
+	}
+	st.setCondition(Reconciling, "False", ReasonIdle, "", end)
+	st.ConsecutiveFailures = c.failures
+	st.LastRun = run
+	snapshot := st.clone()
+	keep := []string{c.lastGood, rev.Commit}
+	c.mu.Unlock()
+
+	c.metrics.observe(run, stage)
+	if err := c.opts.Store.AddRun(run); err != nil {
+		c.log.Error("history not recorded", "err", err)
+	}
+	snapshot.LastRun = run
+	if err := c.opts.Store.PutStatus(snapshot); err != nil {
+		c.log.Error("status not recorded", "err", err)
+	}
+	if err := c.opts.Source.Retain(keep...); err != nil {
+		c.log.Warn("old revisions not removed", "err", err)
+	}
+	attrs := []any{"trigger", trigger, "outcome", run.Outcome, "revision", rev.Commit,
+		"duration", end.Sub(start).Round(time.Millisecond), "violations", run.Violations, "drift", run.Drift}
+	if err != nil {
+		c.log.Error("run failed", append(attrs, "stage", stage, "err", err)...)
+	} else {
+		c.log.Info("run finished", attrs...)
+	}
+}
+
+// attempt does the run's work and fills run in; it returns the revision
+// (zero if the fetch failed), the stage that failed and its error.
+func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revision, string, error) {
+	rev, err := c.opts.Source.Fetch(ctx)
+	if err != nil {
+		run.Error = err.Error()
+		switch {
+		case ctx.Err() != nil:
+			run.Outcome = state.OutcomeInterrupted
+			return rev, "fetch", err
+		case errors.Is(err, source.ErrUntrusted):
+			run.Outcome = state.OutcomeRejected
+			return rev, "verify", err
+		}
+		run.Outcome = state.OutcomeFetchFailed
+		return rev, "fetch", err
+	}
+	run.Revision, run.Ref, run.Subject = rev.Commit, rev.Ref, rev.Subject
+
+	fleet, err := c.opts.Load(rev.Dir)
+	if err != nil {
+		run.Outcome = state.OutcomeRejected
+		run.Problems = problems(err)
+		run.Error = fmt.Sprintf("revision %s rejected: %s", rev.Commit, summarise(run.Problems))
+		return rev, "validate", err
+	}
+	fleet.Revision = rev.Commit
+	if c.opts.Drift != "" {
+		fleet.Policy.Drift = c.opts.Drift
+	}
+
+	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
+	run.Plan, run.Results, run.Violations, run.Drift, run.Nodes = res.Plan, res.Results, res.Violations, res.Drift, res.Nodes
+	c.metrics.countApplied(res.Applied)
+	switch {
+	case res.Interrupted || (err != nil && ctx.Err() != nil):
+		run.Outcome = state.OutcomeInterrupted
+		if err != nil {
+			run.Error = err.Error()
+		}
+		return rev, "reconcile", err
+	case err != nil:
+		run.Outcome = state.OutcomeFailed
+		run.Error = fmt.Sprintf("revision %s: %v", rev.Commit, err)
+		return rev, "reconcile", err
+	}
+	run.Outcome = state.OutcomeApplied
+	return rev, "", nil
+}
+
+// problems turns a load error into positioned problems.
+func problems(err error) []state.Problem {
+	var list spec.ErrorList
+	if errors.As(err, &list) {
+		out := make([]state.Problem, len(list))
+		for i, e := range list {
+			out[i] = state.Problem{File: e.Pos.File, Line: e.Pos.Line, Col: e.Pos.Col, Message: e.Msg}
+		}
+		return out
+	}
+	var one spec.Error
+	if errors.As(err, &one) {
+		return []state.Problem{{File: one.Pos.File, Line: one.Pos.Line, Col: one.Pos.Col, Message: one.Msg}}
+	}
+	return []state.Problem{{Message: err.Error()}}
+}
+
+// summarise shows the first problem as file:line:col: message, and how
+// many more there are.
+func summarise(ps []state.Problem) string {
+	if len(ps) == 0 {
+		return "invalid"
+	}
+	e := spec.Error{Pos: spec.Pos{File: ps[0].File, Line: ps[0].Line, Col: ps[0].Col}, Msg: ps[0].Message}
+	s := e.Error()
+	if len(ps) > 1 {
+		s += fmt.Sprintf(" (and %d more)", len(ps)-1)
+	}
+	return s
+}
+
+func sum(m map[string]int, keys ...string) int {
+	n := 0
+	for _, k := range keys {
+		n += m[k]
+	}
+	return n
+}

@@ -1,0 +1,191 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source"
+)
+
+// Step is the production Reconciler: observe the fleet, plan against the
+// store's inventory, apply with the store's journal, and record the cards
+// that converged.
+type Step struct {
+	Provider providers.Provider
+	Store    *state.Store
+	// Concurrency bounds nodes observed and cards changed at once.
+	Concurrency int
+	NodeTimeout time.Duration
+	Log         *slog.Logger
+	// Now is the clock for maintenance windows; nil means time.Now.
+	Now func() time.Time
+}
+
+// errShutdown refuses a card chain that had not started when shutdown
+// began.
+var errShutdown = errors.New("not started: the controller is shutting down")
+
+func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.Fleet) (Result, error) {
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	obs, err := reconcile.Observe(ctx, fleet, s.Provider, s.Concurrency, s.NodeTimeout)
+	if err != nil {
+		return Result{Interrupted: ctx.Err() != nil}, err
+	}
+	applied, err := s.Store.Applied()
+	if err != nil {
+		return Result{}, err
+	}
+	plan, err := reconcile.NewPlan(fleet, obs, now(), reconcile.Options{Applied: applied})
+	if err != nil {
+		return Result{}, err
+	}
+	drain := newDrainJournal(ctx, s.Store.Journal(), plan)
+	log := s.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ex := &execute.Executor{
+		Provider:    s.Provider,
+		Images:      execute.RepoImages{Root: fleet.Root},
+		Journal:     drain,
+		Concurrency: s.Concurrency,
+		Log:         log.With("revision", rev.Commit),
+	}
+	// The executor runs on a context that shutdown does not cancel, so
+	// that the steps of a card in flight complete; the drain journal keeps
+	// it from starting other cards once ctx ends.
+	rep, runErr := ex.Apply(context.WithoutCancel(ctx), fleet, plan)
+	res := summariseRun(fleet, obs.Nodes, plan, rep, drain)
+	if rep != nil {
+		if err := s.Store.RecordApplied(rep.Converged); err != nil {
+			return res, errors.Join(runErr, err)
+		}
+	}
+	return res, runErr
+}
+
+// drainJournal wraps the journal: the executor asks it before each change,
+// and once ctx has ended it refuses the first change of every card that
+// has not started, while the cards already started go on to the end of
+// their chain.
+type drainJournal struct {
+	execute.Journal
+	ctx     context.Context
+	cardOf  map[string]string
+	mu      sync.Mutex
+	started map[string]bool
+	refused map[string]bool
+}
+
+func newDrainJournal(ctx context.Context, j execute.Journal, p *reconcile.Plan) *drainJournal {
+	d := &drainJournal{Journal: j, ctx: ctx, cardOf: map[string]string{}, started: map[string]bool{}, refused: map[string]bool{}}
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		d.cardOf[execute.Key(c)] = c.Node + "/" + c.Card
+	}
+	return d
+}
+
+func (d *drainJournal) Done(key string) (bool, error) {
+	card := d.cardOf[key]
+	d.mu.Lock()
+	if !d.started[card] {
+		if d.ctx.Err() != nil {
+			d.refused[card] = true
+			d.mu.Unlock()
+			return false, errShutdown
+		}
+		d.started[card] = true
+	}
+	d.mu.Unlock()
+	return d.Journal.Done(key)
+}
+
+func (d *drainJournal) interrupted() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.refused) > 0
+}
+
+// summariseRun counts what the plan asked and how the run went, overall
+// and per node.
+func summariseRun(fleet *spec.Fleet, nodes []observed.Node, p *reconcile.Plan, rep *execute.Report, d *drainJournal) Result {
+	res := Result{
+		Plan: map[string]int{
+			string(reconcile.ActionProgram): p.Summary.Program,
+			string(reconcile.ActionSetVFs):  p.Summary.SetVFs,
+			string(reconcile.ActionAttach):  p.Summary.Attach,
+			string(reconcile.ActionDetach):  p.Summary.Detach,
+			string(reconcile.ActionReport):  p.Summary.Report,
+			"held":                          p.Summary.Held,
+			"noop":                          p.Summary.Noop,
+		},
+		Results:     map[string]int{},
+		Applied:     map[string]int{},
+		Interrupted: d.interrupted(),
+	}
+	status := make([]execute.Status, len(p.Changes))
+	if rep != nil {
+		for i, r := range rep.Results {
+			if i < len(status) {
+				status[i] = r.Status
+			}
+		}
+		res.Results = map[string]int{"applied": rep.Applied, "skipped": rep.Skipped, "failed": rep.Failed, "blocked": rep.Blocked, "held": rep.Held}
+	}
+	per := map[string]*state.NodeSummary{}
+	for _, n := range fleet.Nodes {
+		per[n.Name] = &state.NodeSummary{Name: n.Name, State: "ok", Cards: len(n.FPGAs)}
+	}
+	for _, n := range nodes {
+		if s, ok := per[n.Name]; ok {
+			s.State, s.Reason = string(n.State), n.Reason
+		}
+	}
+	drifted := map[string]bool{}
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		ns := per[c.Node]
+		if ns == nil {
+			ns = &state.NodeSummary{Name: c.Node}
+			per[c.Node] = ns
+		}
+		if c.Drift && !drifted[c.Object] {
+			drifted[c.Object] = true
+			res.Drift++
+			ns.Drift++
+		}
+		if c.Action == reconcile.ActionNoop {
+			continue
+		}
+		st := status[i]
+		switch {
+		case st == execute.StatusApplied:
+			res.Applied[string(c.Action)]++
+			ns.Changes++
+		case st == execute.StatusSkipped:
+		case st == execute.StatusFailed || st == execute.StatusBlocked:
+			ns.Failed++
+			res.Violations++
+		default: // held, reported, not run
+			ns.Pending++
+			res.Violations++
+		}
+	}
+	for _, n := range fleet.Nodes {
+		res.Nodes = append(res.Nodes, *per[n.Name])
+	}
+	return res
+}
