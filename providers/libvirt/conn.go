@@ -5,10 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
+	"strings"
 	"sync"
+	"time"
 
 	lv "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket"
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 
 	"github.com/fpgaops/fpgaops/providers"
@@ -27,13 +31,14 @@ type Options struct {
 }
 
 // Provider is the libvirt VM side for the nodes that name a libvirt URI.
-// It is safe for concurrent use; changes to one node are serialised.
+// It is safe for concurrent use; changes to one node are serialised, and
+// a slow node holds up no other.
 type Provider struct {
 	opts Options
 	log  *slog.Logger
 
 	mu    sync.Mutex
-	conns map[string]*conn // by node name
+	nodes map[string]*nodeConn // by node name
 }
 
 var _ providers.VMs = (*Provider)(nil)
@@ -44,17 +49,26 @@ func New(opts Options) *Provider {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Provider{opts: opts, log: log, conns: map[string]*conn{}}
+	return &Provider{opts: opts, log: log, nodes: map[string]*nodeConn{}}
 }
 
-// conn is one node's connection.
+// nodeConn holds a node's current connection; mu is held while dialling,
+// so that a node is dialled once at a time.
+type nodeConn struct {
+	mu sync.Mutex
+	c  *conn
+}
+
+// conn is one connection to a node's daemon.
 type conn struct {
 	uri string
 	l   *lv.Libvirt
+	// raw cuts the connection off; nil for SSH transports.
+	raw *abortable
 	// mu serialises changes to the node, which read, modify and write
 	// domain definitions.
 	mu sync.Mutex
-	// driver is the hypervisor driver's name ("QEMU", "Test").
+	// driver is the hypervisor driver's name ("QEMU", "TEST").
 	driver string
 	// noLive is set once the driver has refused a live change.
 	noLive bool
@@ -63,17 +77,32 @@ type conn struct {
 // Close drops every connection.
 func (p *Provider) Close() error {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	nodes := p.nodes
+	p.nodes = map[string]*nodeConn{}
+	p.mu.Unlock()
 	var errs []error
-	for name, c := range p.conns {
-		if c.l.IsConnected() {
-			if err := c.l.Disconnect(); err != nil {
+	for name, nc := range nodes {
+		nc.mu.Lock()
+		if c := nc.c; c != nil {
+			if err := c.goodbye(); err != nil {
 				errs = append(errs, fmt.Errorf("node %s: disconnect: %w", name, err))
 			}
 		}
-		delete(p.conns, name)
+		nc.c = nil
+		nc.mu.Unlock()
 	}
 	return errors.Join(errs...)
+}
+
+func (p *Provider) nodeConn(name string) *nodeConn {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	nc, ok := p.nodes[name]
+	if !ok {
+		nc = &nodeConn{}
+		p.nodes[name] = nc
+	}
+	return nc
 }
 
 // conn returns the node's connection, dialling it when there is none, the
@@ -85,36 +114,35 @@ func (p *Provider) conn(ctx context.Context, node *spec.Node) (*conn, error) {
 	if node.Libvirt == "" {
 		return nil, fmt.Errorf("node %s: no libvirt URI", node.Name)
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if c, ok := p.conns[node.Name]; ok {
+	nc := p.nodeConn(node.Name)
+	nc.mu.Lock()
+	defer nc.mu.Unlock()
+	if c := nc.c; c != nil {
 		if c.uri == node.Libvirt && c.l.IsConnected() {
 			return c, nil
 		}
-		if c.l.IsConnected() {
-			_ = c.l.Disconnect()
-		}
-		delete(p.conns, node.Name)
+		c.close()
+		nc.c = nil
 		p.log.Info("libvirt reconnect", "node", node.Name, "uri", redact(node.Libvirt))
 	}
-	l, err := p.dial(node.Libvirt)
+	c, err := p.dial(ctx, node.Libvirt)
 	if err != nil {
-		// A daemon that is down now may be up on the next try.
-		return nil, providers.Transient(fmt.Errorf("node %s: libvirt %s: %w", node.Name, redact(node.Libvirt), err))
+		if ctx.Err() != nil {
+			err = ctx.Err()
+		} else {
+			// A daemon that is down now may be up on the next try.
+			err = providers.Transient(err)
+		}
+		return nil, fmt.Errorf("node %s: libvirt %s: %w", node.Name, redact(node.Libvirt), err)
 	}
-	typ, err := l.ConnectGetType()
-	if err != nil {
-		_ = l.Disconnect()
-		return nil, providers.Transient(fmt.Errorf("node %s: libvirt %s: %w", node.Name, redact(node.Libvirt), err))
-	}
-	c := &conn{uri: node.Libvirt, l: l, driver: typ}
-	p.conns[node.Name] = c
-	p.log.Info("libvirt connected", "node", node.Name, "uri", redact(node.Libvirt), "driver", typ)
+	nc.c = c
+	p.log.Info("libvirt connected", "node", node.Name, "uri", redact(node.Libvirt), "driver", c.driver)
 	return c, nil
 }
 
-// dial connects to the daemon the URI names and opens the URI there.
-func (p *Provider) dial(uri string) (*lv.Libvirt, error) {
+// dial connects to the daemon the URI names and opens the URI there; ctx
+// cuts a dial off that the daemon does not answer.
+func (p *Provider) dial(ctx context.Context, uri string) (*conn, error) {
 	u, err := url.Parse(uri)
 	if err != nil {
 		return nil, fmt.Errorf("bad URI: %w", err)
@@ -122,29 +150,154 @@ func (p *Provider) dial(uri string) (*lv.Libvirt, error) {
 	if u.Scheme == "" {
 		return nil, errors.New("bad URI: no scheme")
 	}
-	if p.opts.Socket == "" {
-		// go-libvirt maps the transport: driver:/// to the local unix
-		// socket, +tcp to host:16509, +tls to host:16514 with the x509
-		// files from the usual pki paths (or ?pkipath=), +ssh/+libssh.
-		return lv.ConnectToURI(u)
-	}
-	l := lv.NewWithDialer(dialers.NewLocal(dialers.WithSocket(p.opts.Socket)))
-	if err := l.ConnectToURI(lv.RemoteURI(u)); err != nil {
+	d, err := p.dialer(u)
+	if err != nil {
 		return nil, err
 	}
-	return l, nil
+	c := &conn{uri: uri}
+	if d == nil {
+		// SSH transports: go-libvirt's own mapping, which cannot be cut
+		// off.
+		if c.l, err = lv.ConnectToURI(u); err != nil {
+			return nil, err
+		}
+	} else {
+		c.raw = &abortable{d: d}
+		stop := context.AfterFunc(ctx, c.raw.abort)
+		defer stop()
+		c.l = lv.NewWithDialer(c.raw)
+		// The daemon opens the URI without its transport:
+		// qemu+tls://h/system opens qemu:///system there.
+		if err := c.l.ConnectToURI(lv.RemoteURI(u)); err != nil {
+			c.raw.abort()
+			return nil, err
+		}
+	}
+	if c.driver, err = c.l.ConnectGetType(); err != nil {
+		c.close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// dialer maps the URI's transport to a dialer, following libvirt's URI
+// conventions: driver:/// is the local unix socket (or ?socket=),
+// driver+tcp://host[:port] is plain TCP (16509), driver+tls://host[:port]
+// or driver://host is TLS (16514) with the x509 files from the usual pki
+// paths or ?pkipath=. It returns nil for the SSH transports.
+func (p *Provider) dialer(u *url.URL) (socket.Dialer, error) {
+	transport := "unix"
+	if _, t, ok := strings.Cut(u.Scheme, "+"); ok {
+		transport = t
+	} else if u.Host != "" {
+		transport = "tls"
+	}
+	q := u.Query()
+	if p.opts.Socket != "" {
+		return dialers.NewLocal(dialers.WithSocket(p.opts.Socket)), nil
+	}
+	switch transport {
+	case "unix":
+		var opts []dialers.LocalOption
+		if s := q.Get("socket"); s != "" {
+			opts = append(opts, dialers.WithSocket(s))
+		}
+		return dialers.NewLocal(opts...), nil
+	case "tcp":
+		var opts []dialers.RemoteOption
+		if port := u.Port(); port != "" {
+			opts = append(opts, dialers.UsePort(port))
+		}
+		return dialers.NewRemote(u.Hostname(), opts...), nil
+	case "tls":
+		var opts []dialers.TLSOption
+		if port := u.Port(); port != "" {
+			opts = append(opts, dialers.UseTLSPort(port))
+		}
+		if pki := q.Get("pkipath"); pki != "" {
+			opts = append(opts, dialers.UsePKIPath(pki))
+		}
+		if q.Get("no_verify") == "1" {
+			opts = append(opts, dialers.WithInsecureNoVerify())
+		}
+		return dialers.NewTLS(u.Hostname(), opts...), nil
+	case "ssh", "libssh", "libssh2":
+		return nil, nil
+	}
+	return nil, fmt.Errorf("unsupported libvirt transport %q", transport)
+}
+
+// abortable remembers the connection its dialer made, so that a call
+// stuck on a daemon that does not answer can be cut off: go-libvirt's
+// calls take no context, and its Disconnect itself waits for an answer.
+type abortable struct {
+	d  socket.Dialer
+	mu sync.Mutex
+	c  net.Conn
+}
+
+func (a *abortable) Dial() (net.Conn, error) {
+	c, err := a.d.Dial()
+	if err == nil {
+		a.mu.Lock()
+		a.c = c
+		a.mu.Unlock()
+	}
+	return c, err
+}
+
+func (a *abortable) abort() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.c != nil {
+		a.c.Close()
+	}
+}
+
+// watch cuts the node's connection off if ctx ends while a call is under
+// way; the next call dials again. The returned function ends the watch.
+func (p *Provider) watch(ctx context.Context, node string, c *conn) (stop func() bool) {
+	return context.AfterFunc(ctx, func() { p.drop(node, c) })
 }
 
 // drop forgets a connection that failed below the libvirt protocol, so
 // that the next call dials again.
 func (p *Provider) drop(node string, c *conn) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.conns[node] == c {
-		delete(p.conns, node)
-		if c.l.IsConnected() {
-			_ = c.l.Disconnect()
-		}
+	nc := p.nodeConn(node)
+	nc.mu.Lock()
+	if nc.c == c {
+		nc.c = nil
+	}
+	nc.mu.Unlock()
+	c.close()
+}
+
+// close ends a connection that may be broken without the goodbye call,
+// which could wait for an answer that never comes.
+func (c *conn) close() {
+	if c.raw != nil {
+		c.raw.abort()
+	} else if c.l.IsConnected() {
+		_ = c.l.Disconnect()
+	}
+}
+
+// goodbye closes the connection politely, or bluntly when the daemon does
+// not answer in a few seconds.
+func (c *conn) goodbye() error {
+	if !c.l.IsConnected() {
+		return nil
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.l.Disconnect() }()
+	t := time.NewTimer(5 * time.Second)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		c.close()
+		return errors.New("the daemon did not answer; connection closed")
 	}
 }
 

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -55,7 +56,11 @@ func (p *Provider) change(ctx context.Context, node *spec.Node, vm, pci string, 
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer p.watch(ctx, node.Name, c)()
 	if err := ch.apply(ctx, c); err != nil {
+		if ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+			err = ctx.Err()
+		}
 		return ch.errorf("%w", err)
 	}
 	return nil
@@ -202,6 +207,7 @@ func (p *Provider) Restart(ctx context.Context, node *spec.Node, vm string) erro
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer p.watch(ctx, node.Name, c)()
 	if err := p.restart(ctx, node, c, vm); err != nil {
 		return fmt.Errorf("node %s vm %s: restart: %w", node.Name, vm, err)
 	}

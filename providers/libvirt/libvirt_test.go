@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"libvirt.org/go/libvirtxml"
 
@@ -503,4 +504,31 @@ func TestTransports(t *testing.T) {
 			t.Fatal("connected without a client certificate")
 		}
 	})
+}
+
+// TestHungDaemon: a call to a daemon that does not answer ends with its
+// context, and the next call dials a fresh connection.
+func TestHungDaemon(t *testing.T) {
+	s := newScenario(t)
+	first := s.observe(t)
+	s.proxy.Stall(true)
+	ctx, cancel := context.WithTimeout(s.ctx, 300*time.Millisecond)
+	defer cancel()
+	_, err := s.p.ObserveVMs(ctx, s.node)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("observe of a hung daemon: %v, want the context's deadline", err)
+	}
+	ctx2, cancel2 := context.WithTimeout(s.ctx, 300*time.Millisecond)
+	defer cancel2()
+	err = s.p.Attach(ctx2, s.node, "web-01", "0000:5e:00.0")
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.HasPrefix(err.Error(), "node compute-01 vm web-01 hostdev 0000:5e:00.0: ") {
+		t.Fatalf("attach on a hung daemon: %v", err)
+	}
+	s.proxy.Stall(false)
+	if got := s.observe(t); !reflect.DeepEqual(got, first) {
+		t.Errorf("after the daemon answers again: %+v, want %+v", got, first)
+	}
+	if n := s.proxy.Accepted(); n < 2 {
+		t.Errorf("connections = %d, want a fresh one after the hang", n)
+	}
 }

@@ -2,6 +2,7 @@ package libvirt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -22,7 +23,7 @@ func (p *Provider) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.
 	if err != nil && ctx.Err() == nil && isTransport(err) {
 		vms, err = p.observeVMs(ctx, node)
 	}
-	return vms, err
+	return vms, ctxErr(ctx, node, err)
 }
 
 func (p *Provider) observeVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
@@ -30,6 +31,7 @@ func (p *Provider) observeVMs(ctx context.Context, node *spec.Node) ([]observed.
 	if err != nil {
 		return nil, err
 	}
+	defer p.watch(ctx, node.Name, c)()
 	// Two listings say which domains run (an ID other than -1) and which
 	// are persistent, instead of two calls per domain.
 	doms, _, err := c.l.ConnectListAllDomains(1, 0)
@@ -185,7 +187,7 @@ func (p *Provider) ObservePCI(ctx context.Context, node *spec.Node) ([]PCIDevice
 	if err != nil && ctx.Err() == nil && isTransport(err) {
 		devs, err = p.observePCI(ctx, node)
 	}
-	return devs, err
+	return devs, ctxErr(ctx, node, err)
 }
 
 func (p *Provider) observePCI(ctx context.Context, node *spec.Node) ([]PCIDevice, error) {
@@ -193,6 +195,7 @@ func (p *Provider) observePCI(ctx context.Context, node *spec.Node) ([]PCIDevice
 	if err != nil {
 		return nil, err
 	}
+	defer p.watch(ctx, node.Name, c)()
 	// The test driver rejects the ACTIVE/INACTIVE flags; CAP_PCI_DEV
 	// alone works everywhere.
 	names, _, err := c.l.ConnectListAllNodeDevices(1, uint32(lv.ConnectListNodeDevicesCapPciDev))
@@ -270,6 +273,7 @@ func (p *Provider) DomainXML(ctx context.Context, node *spec.Node, vm string, in
 	if err != nil {
 		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, err)
 	}
+	defer p.watch(ctx, node.Name, c)()
 	dom, err := c.l.DomainLookupByName(vm)
 	if hasCode(err, lv.ErrNoDomain) {
 		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, ErrNoDomain)
@@ -286,4 +290,13 @@ func (p *Provider) DomainXML(ctx context.Context, node *spec.Node, vm string, in
 		return "", fmt.Errorf("node %s vm %s: %w", node.Name, vm, p.fail(node.Name, c, err))
 	}
 	return x, nil
+}
+
+// ctxErr reports a call cut off because ctx ended as that, not as the
+// broken connection it left behind.
+func ctxErr(ctx context.Context, node *spec.Node, err error) error {
+	if err != nil && ctx.Err() != nil && !errors.Is(err, ctx.Err()) {
+		return fmt.Errorf("node %s: %w", node.Name, ctx.Err())
+	}
+	return err
 }

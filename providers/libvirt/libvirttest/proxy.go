@@ -78,6 +78,7 @@ type Proxy struct {
 
 	mu          sync.Mutex
 	emulateLive bool
+	stall       bool
 	calls       []Call
 	conns       []net.Conn
 	accepted    int
@@ -112,6 +113,14 @@ func NewProxy(t testing.TB, upstream string) *Proxy {
 func (p *Proxy) EmulateLive(on bool) {
 	p.mu.Lock()
 	p.emulateLive = on
+	p.mu.Unlock()
+}
+
+// Stall makes the proxy swallow calls without answering, as a hung
+// daemon would, or stops that.
+func (p *Proxy) Stall(on bool) {
+	p.mu.Lock()
+	p.stall = on
 	p.mu.Unlock()
 }
 
@@ -223,7 +232,11 @@ func (p *Proxy) fromClient(client, server net.Conn, wmu *sync.Mutex) {
 		call.Emulated = p.emulateLive && call.Flags&affectLive != 0 &&
 			(h.proc == ProcDomainAttachDeviceFlags || h.proc == ProcDomainDetachDeviceFlags)
 		p.calls = append(p.calls, call)
+		stall := p.stall
 		p.mu.Unlock()
+		if stall {
+			continue
+		}
 		if call.Emulated {
 			wmu.Lock()
 			_, err = client.Write(reply(h))
