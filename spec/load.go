@@ -31,7 +31,7 @@ func Load(dir string) (*Fleet, error) {
 		return nil, fmt.Errorf("load fleet: %w", err)
 	}
 	defer root.Close()
-	f, err := load(os.DirFS(dir), root.FS())
+	f, err := load(os.DirFS(dir), root.FS(), loadOptions{})
 	if f != nil {
 		f.Root = dir
 	}
@@ -40,10 +40,16 @@ func Load(dir string) (*Fleet, error) {
 
 // LoadFS is Load on a file system whose root is the repository. Whether a
 // symlink in fsys may lead outside the repository is up to fsys.
-func LoadFS(fsys fs.FS) (*Fleet, error) { return load(fsys, fsys) }
+func LoadFS(fsys fs.FS) (*Fleet, error) { return load(fsys, fsys, loadOptions{}) }
+
+// loadOptions tune the loader for tests.
+type loadOptions struct {
+	// noQuick checks every document with CUE.
+	noQuick bool
+}
 
 // load reads the YAML files of docs and the bitstream files of files.
-func load(docs, files fs.FS) (*Fleet, error) {
+func load(docs, files fs.FS, opts loadOptions) (*Fleet, error) {
 	fsys := docs
 	names, err := yamlFiles(fsys)
 	if err != nil {
@@ -61,6 +67,7 @@ func load(docs, files fs.FS) (*Fleet, error) {
 			if err != nil {
 				return err
 			}
+			v.noQuick = opts.noQuick
 			for {
 				i := int(next.Add(1)) - 1
 				if i >= len(names) {

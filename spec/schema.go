@@ -178,9 +178,10 @@ func describe(u cue.Value, doc *yaml.Node, path []string, raw string) fieldError
 		}
 		return fieldError{at, fmt.Sprintf("missing required field %s", field)}
 	}
-	want := u.LookupPath(cuePath(path)).Attribute("want")
-	if want.Err() == nil && node != nil {
-		return fieldError{node, fmt.Sprintf("%s: want %s, got %s", field, want.Contents(), gotText(node))}
+	attr := u.LookupPath(cuePath(path)).Attribute("want")
+	want, err := attr.String(0)
+	if err == nil && node != nil {
+		return fieldError{node, fmt.Sprintf("%s: want %s, got %s", field, want, gotText(node))}
 	}
 	return fieldError{orDoc(node, doc), fmt.Sprintf("%s: %s", field, raw)}
 }
@@ -294,6 +295,9 @@ func toCUE(n *yaml.Node, path string, skip map[string]bool) ast.Expr {
 		s := &ast.StructLit{Elts: make([]ast.Decl, 0, len(n.Content)/2)}
 		for i := 0; i+1 < len(n.Content); i += 2 {
 			k := n.Content[i].Value
+			if slices.ContainsFunc(n.Content[:i], func(prev *yaml.Node) bool { return prev.Value == k }) {
+				continue // a repeated key, reported as such
+			}
 			p := k
 			if path != "" {
 				p = path + "." + k
