@@ -1,17 +1,260 @@
 package main
 
 import (
+	"bufio"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
 
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/reconcile/planfile"
+	"github.com/fpgaops/fpgaops/reconcile/render"
+	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/cobra"
 )
 
 func newApplyCommand(s streams) *cobra.Command {
-	return &cobra.Command{
-		Use:    "apply",
-		Hidden: true,
-		RunE: func(*cobra.Command, []string) error {
-			return errors.New("apply: not built yet")
+	var (
+		f           planFlags
+		autoApprove bool
+	)
+	cmd := &cobra.Command{
+		Use:   "apply [PLANFILE] [--repo DIR] [--auto-approve]",
+		Short: "Change the fleet to match the repository, in a safe order",
+		Long: `With --repo, apply plans like 'fpgaops plan', shows the plan, and asks
+before changing anything (unless --auto-approve). With PLANFILE, a plan saved
+by 'fpgaops plan --out', it applies exactly that plan after observing the
+fleet again, and refuses it when the fleet has changed since it was made.
+
+Changes run card by card in the safety order (detach, VFs off, program and
+verify, VFs on, attach), in waves within the policy's disruption budget. A
+failure stops only its own card's changes. A run that is interrupted leaves a
+journal in the state directory; the next run finishes it without repeating
+completed steps.
+
+Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.check(); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			var (
+				desired *spec.Fleet
+				p       *reconcile.Plan
+				prov    providers.Provider
+				resume  bool
+				err     error
+			)
+			if len(args) == 1 {
+				if f.repo != "" {
+					return errors.New("give a PLANFILE or --repo, not both")
+				}
+				if desired, p, prov, resume, err = loadSavedPlan(ctx, args[0], &f); err != nil {
+					return err
+				}
+				if resume && f.output == "text" {
+					fmt.Fprintf(s.out, "Resuming the interrupted apply of %s: steps it completed are skipped.\n", args[0])
+				}
+			} else {
+				if desired, p, err = makePlan(ctx, &f, time.Now()); err != nil {
+					return err
+				}
+				if prov, err = newProvider(desired, &f.provider); err != nil {
+					return err
+				}
+				if f.output == "text" {
+					if err := render.Text(s.out, p, render.StyleFor(s.out, os.Getenv)); err != nil {
+						return err
+					}
+				}
+			}
+			if runnable(p) == 0 {
+				if f.output == "text" {
+					fmt.Fprintln(s.out, "\nNothing to apply.")
+				}
+				return nil
+			}
+			if len(args) == 0 && !autoApprove {
+				ok, err := confirm(s)
+				if err != nil {
+					return err
+				}
+				if !ok {
+					return &exitError{code: 1, err: errors.New("apply cancelled")}
+				}
+			}
+			return applyPlan(ctx, s, &f, desired, p, prov, resume)
 		},
 	}
+	f.register(cmd.Flags())
+	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
+	return cmd
+}
+
+// loadSavedPlan reads a saved plan and observes the fleet again. The plan
+// runs when the fleet is still the one it was made against, or resumes
+// when the state directory's journal holds an interrupted run of exactly
+// this plan (whose steps are why the fleet differs); otherwise it is
+// refused.
+func loadSavedPlan(ctx context.Context, path string, f *planFlags) (*spec.Fleet, *reconcile.Plan, providers.Provider, bool, error) {
+	r, err := os.Open(path)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	defer r.Close()
+	file, err := planfile.Read(r)
+	if err != nil {
+		return nil, nil, nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	prov, err := newProvider(file.Desired, &f.provider)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	obs, err := reconcile.Observe(ctx, file.Desired, prov, f.provider.Concurrency, f.provider.NodeTimeout)
+	if err != nil {
+		return nil, nil, nil, false, err
+	}
+	resume := false
+	if fp := obs.Fingerprint(); fp != file.ObservedFingerprint {
+		if resume, err = interrupted(f, file.Plan); err != nil {
+			return nil, nil, nil, false, err
+		}
+		if !resume {
+			return nil, nil, nil, false, fmt.Errorf("%s: the fleet has changed since the plan was made (observed %.12s, planned against %.12s); plan again", path, fp, file.ObservedFingerprint)
+		}
+	}
+	if err := windowsStillOpen(file, obs, time.Now()); err != nil {
+		return nil, nil, nil, false, fmt.Errorf("%s: %w", path, err)
+	}
+	return file.Desired, file.Plan, prov, resume, nil
+}
+
+// interrupted reports whether the state directory's journal holds an
+// unfinished run of the plan.
+func interrupted(f *planFlags, p *reconcile.Plan) (bool, error) {
+	dir, err := f.state()
+	if err != nil {
+		return false, err
+	}
+	j, err := execute.OpenFileJournal(dir)
+	if err != nil {
+		return false, err
+	}
+	defer j.Close()
+	return j.Plan() == execute.PlanKey(p), nil
+}
+
+// windowsStillOpen refuses a saved plan whose disruptive changes the
+// maintenance windows no longer allow: it was made when they did.
+func windowsStillOpen(file *planfile.File, obs *observed.Fleet, now time.Time) error {
+	again, err := reconcile.NewPlan(file.Desired, obs, now, reconcile.Options{})
+	if err != nil {
+		return err
+	}
+	for i := range file.Changes {
+		c := &file.Changes[i]
+		if !c.Runnable() || !c.Disruptive {
+			continue
+		}
+		if n, ok := again.Change(c.ID); ok && n.Held != nil && n.Held.Gate == reconcile.GateWindow {
+			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, n.Held.Why)
+		}
+	}
+	return nil
+}
+
+func runnable(p *reconcile.Plan) int {
+	n := 0
+	for i := range p.Changes {
+		if p.Changes[i].Runnable() {
+			n++
+		}
+	}
+	return n
+}
+
+// confirm asks on the command's input, terraform-style: only "yes" goes.
+func confirm(s streams) (bool, error) {
+	fmt.Fprint(s.out, "\nDo you want to perform these actions? Only 'yes' will be accepted.\n  Enter a value: ")
+	line, err := bufio.NewReader(s.in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
+	}
+	fmt.Fprintln(s.out)
+	return strings.TrimSpace(line) == "yes", nil
+}
+
+func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet, p *reconcile.Plan, prov providers.Provider, resume bool) error {
+	dir, err := f.state()
+	if err != nil {
+		return err
+	}
+	journal, err := execute.OpenFileJournal(dir)
+	if err != nil {
+		return err
+	}
+	defer journal.Close()
+	ex := &execute.Executor{
+		Provider:    prov,
+		Images:      execute.RepoImages{Root: desired.Root},
+		Journal:     journal,
+		Resume:      resume,
+		Concurrency: f.provider.Concurrency,
+		Log:         slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if f.output == "text" {
+		ex.Progress = &progressLines{w: s.out, total: runnable(p)}
+	}
+	rep, runErr := ex.Apply(ctx, desired, p)
+	if rep != nil {
+		if err := execute.RecordApplied(dir, rep.Converged); err != nil {
+			return errors.Join(runErr, err)
+		}
+		if f.output == "json" {
+			enc := json.NewEncoder(s.out)
+			enc.SetIndent("", "  ")
+			if err := enc.Encode(rep); err != nil {
+				return err
+			}
+		} else {
+			fmt.Fprintf(s.out, "\nApply %s: %d applied, %d skipped (done before), %d failed, %d blocked, %d held back.\n",
+				map[bool]string{true: "complete", false: "incomplete"}[runErr == nil], rep.Applied, rep.Skipped, rep.Failed, rep.Blocked, rep.Held)
+		}
+	}
+	if runErr != nil && rep != nil {
+		for _, r := range rep.Results {
+			if r.Status == execute.StatusFailed {
+				fmt.Fprintln(s.err, "Error:", r.Error)
+			}
+		}
+	}
+	return runErr
+}
+
+// progressLines prints one line per finished change with a counter.
+type progressLines struct {
+	mu    sync.Mutex
+	w     io.Writer
+	done  int
+	total int
+}
+
+func (p *progressLines) Started(*reconcile.Change) {}
+
+func (p *progressLines) Finished(c *reconcile.Change, r execute.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	fmt.Fprintf(p.w, "[%d/%d] %s %s: %s\n", p.done, p.total, render.Symbol(c.Action), c.ID, r.Status)
 }
