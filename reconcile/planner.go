@@ -422,7 +422,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		}
 		c.Before = before
 		c.After = pl.val(Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID})
-		c.Reason = fmt.Sprintf("%s runs AFU %s; %s %s (AFU %s)", card.Slot, short(dev.AFUID()), bindingNames(cp.Bindings), bs.Name, short(bs.AFUID))
+		c.Reason = card.Slot + " runs AFU " + short(dev.AFUID()) + "; " + bindingNames(cp.Bindings) + " " + bs.Name + " (AFU " + short(bs.AFUID) + ")"
 		c.DependsOn = last
 		if dev.InterfaceID != "" && bs.InterfaceID != "" && dev.InterfaceID != bs.InterfaceID {
 			c.Held = &Hold{Gate: GateInterface, Why: fmt.Sprintf("the card's PR interface is %s, bitstream %s is built for %s; it is never programmed",
@@ -439,7 +439,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			from = 0
 		}
 		c.Before, c.After = pl.val(Value{VFs: pl.intp(from)}), pl.val(Value{VFs: pl.intp(card.VFs)})
-		c.Reason = fmt.Sprintf("%s wants %d VF(s)", card.Slot, card.VFs)
+		c.Reason = card.Slot + " wants " + strconv.Itoa(card.VFs) + " VF(s)"
 		c.DependsOn = last
 		ch.vfsOn = c
 		last = []string{c.ID}
@@ -476,12 +476,12 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			c.After.Note = "VM not found"
 			c.Held = &Hold{Gate: GateMissing, Why: fmt.Sprintf("VM %s is not on node %s", b.VM, n.Name)}
 		case vm.Running:
-			c.Reason = fmt.Sprintf("binding %s; %s is running: attached live and in its definition", b.Name, b.VM)
+			c.Reason = "binding " + b.Name + "; " + b.VM + " is running: attached live and in its definition"
 		default:
-			c.Reason = fmt.Sprintf("binding %s; %s is stopped: its definition only", b.Name, b.VM)
+			c.Reason = "binding " + b.Name + "; " + b.VM + " is stopped: its definition only"
 		}
 		if pci == "" && !b.Function.PF {
-			c.Reason += fmt.Sprintf("; the address of %s is known once VFs are on", b.Function)
+			c.Reason += "; the address of " + b.Function.String() + " is known once VFs are on"
 		}
 		ch.attach = append(ch.attach, c)
 	}
