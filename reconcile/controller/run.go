@@ -11,8 +11,14 @@ import (
 	"github.com/fpgaops/fpgaops/spec/source"
 )
 
+// RunOnce makes one run now, whether suspended or not, and returns its
+// record: `fpgaops run --once`.
+func (c *Controller) RunOnce(ctx context.Context, trigger string) state.Run {
+	return *c.reconcile(ctx, trigger)
+}
+
 // reconcile is one run: fetch, verify, validate, reconcile, record.
-func (c *Controller) reconcile(ctx context.Context, trigger string) {
+func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	start := c.now()
 	run := &state.Run{Trigger: trigger, StartedAt: start}
 	c.mu.Lock()
@@ -94,6 +100,7 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) {
 	} else {
 		c.log.Info("run finished", attrs...)
 	}
+	return run
 }
 
 // attempt does the run's work and fills run in; it returns the revision

@@ -20,8 +20,12 @@ import (
 // store's inventory, apply with the store's journal, and record the cards
 // that converged.
 type Step struct {
-	Provider providers.Provider
-	Store    *state.Store
+	// Provider reaches the fleet; or NewProvider builds one for each
+	// revision, since a revision may add nodes or change how they are
+	// reached.
+	Provider    providers.Provider
+	NewProvider func(*spec.Fleet) (providers.Provider, error)
+	Store       *state.Store
 	// Concurrency bounds nodes observed and cards changed at once.
 	Concurrency int
 	NodeTimeout time.Duration
@@ -39,7 +43,15 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if s.Now != nil {
 		now = s.Now
 	}
-	obs, err := reconcile.Observe(ctx, fleet, s.Provider, s.Concurrency, s.NodeTimeout)
+	prov := s.Provider
+	if s.NewProvider != nil {
+		p, err := s.NewProvider(fleet)
+		if err != nil {
+			return Result{}, err
+		}
+		prov = p
+	}
+	obs, err := reconcile.Observe(ctx, fleet, prov, s.Concurrency, s.NodeTimeout)
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
@@ -57,7 +69,7 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 		log = slog.New(slog.DiscardHandler)
 	}
 	ex := &execute.Executor{
-		Provider:    s.Provider,
+		Provider:    prov,
 		Images:      execute.RepoImages{Root: fleet.Root},
 		Journal:     drain,
 		Concurrency: s.Concurrency,
