@@ -214,7 +214,12 @@ func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet
 		Log:         slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if f.output == "text" {
-		ex.Progress = &progressLines{w: s.out, total: runnable(p)}
+		// A bar on a terminal, a line per change elsewhere (logs, CI).
+		if isTerminal(s.out) {
+			ex.Progress = newApplyProgress(s.out, p)
+		} else {
+			ex.Progress = &progressLines{w: s.out, total: runnable(p)}
+		}
 	}
 	rep, runErr := ex.Apply(ctx, desired, p)
 	if rep != nil {
