@@ -64,6 +64,7 @@ func newPlanCommand(s streams) *cobra.Command {
 		f        planFlags
 		out      string
 		detailed bool
+		osCloud  string
 	)
 	cmd := &cobra.Command{
 		Use:   "plan --repo DIR [--observed FILE] [--detailed-exitcode] [--out PLANFILE] [-o json]",
@@ -92,13 +93,14 @@ are changes.`,
 					return err
 				}
 			}
-			if err := printPlan(s, f.output, p); err != nil {
+			osChanges, err := printPlanAndOpenStack(cmd.Context(), s, f.output, osCloud, desired, p)
+			if err != nil {
 				return err
 			}
 			if out != "" && f.output == "text" {
 				fmt.Fprintf(s.out, "\nSaved the plan to %s. To apply exactly this plan, run: fpgaops apply %s\n", out, out)
 			}
-			if detailed && p.HasChanges() {
+			if detailed && (p.HasChanges() || osChanges) {
 				return errChanges
 			}
 			return nil
@@ -108,6 +110,7 @@ are changes.`,
 	cmd.Flags().StringVar(&f.observed, "observed", "", "plan against this saved observation (JSON) instead of observing the fleet")
 	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file for 'fpgaops apply PLANFILE'")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
+	cmd.Flags().StringVar(&osCloud, "os-cloud", "", "also plan the OpenStack side (images, device profiles, flavors, servers)\nfor nodes with a hostname, on this cloud of clouds.yaml")
 	return cmd
 }
 

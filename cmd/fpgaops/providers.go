@@ -13,6 +13,7 @@ import (
 	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
 	libvirtvms "github.com/fpgaops/fpgaops/providers/libvirt"
+	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
@@ -130,7 +131,8 @@ func newVMSide(kind string, fleet *spec.Fleet, f *providerFlags, c *agent.Client
 		// node, dialled by the node's URI.
 		return libvirtvms.New(libvirtvms.Options{}), nil
 	case vmSideOpenStack:
-		return nil, errors.New("nodes with a hostname need the OpenStack VM side, which this build lacks; use --vms endpoint for a simulated fleet")
+		// The cloud comes from OS_CLOUD (clouds.yaml) or the OS_* variables.
+		return openstack.NewVMs(openstack.Options{}, nil), nil
 	}
 	return nil, fmt.Errorf("unknown VM side %q", kind)
 }
