@@ -1,0 +1,269 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/providers/sim"
+	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source/gittest"
+)
+
+const e2eIface = "9d7324a15c0e4f62b6e83a41f07c2d95"
+
+// e2eGBS builds a bitstream for the N3000 interface above.
+func e2eGBS(t *testing.T, name, afu string) ([]byte, string) {
+	t.Helper()
+	md := bitstream.Metadata{Version: 1, PlatformName: "n3000", AFUImage: bitstream.AFUImage{
+		MagicNo: bitstream.MagicNo, InterfaceUUID: bitstream.FormatUUID(e2eIface),
+		AcceleratorClusters: []bitstream.Cluster{{Name: name, TotalContexts: 1, AcceleratorTypeUUID: bitstream.FormatUUID(afu)}},
+	}}
+	data, err := bitstream.Build(md, []byte("payload of "+name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return data, hex.EncodeToString(sum[:])
+}
+
+// e2eNodes is nodes.yaml; board is on line 10, its value at column 12.
+func e2eNodes(endpoint, board string) string {
+	return fmt.Sprintf(`apiVersion: fpgaops/v1
+kind: Node
+name: compute-01
+endpoint: %s/nodes/compute-01
+fpgas:
+  - slot: pac0
+    pci: "0000:5e:00.0"
+    vfs: 1
+    interfaceID: %s
+    board: %s
+`, endpoint, e2eIface, board)
+}
+
+func e2eBinding(bitstream string) string {
+	return `apiVersion: fpgaops/v1
+kind: Binding
+name: vnf-a
+node: compute-01
+fpga: pac0
+function: vf0
+vm: vnf-a
+bitstream: ` + bitstream + "\n"
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// syncBuffer is a log sink the controller writes while the test reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRunAgainstSim is the controller end to end: a fleet repository in
+// git, the simulated fleet serving its node, `fpgaops run` with a GitHub
+// webhook. A pushed commit is applied on the webhook with zero
+// violations; an invalid commit leaves the previous revision in force and
+// the status names the error with file and line.
+func TestRunAgainstSim(t *testing.T) {
+	// The sim must know the node before the repository can name its
+	// address, so the listener comes first.
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simURL := "http://" + simLn.Addr().String()
+
+	remote := gittest.NewRemote(t, "fleet")
+	v1, sum1 := e2eGBS(t, "fw-v1", "aa11b2c3d4e5f60718293a4b5c6d7e01")
+	v2, sum2 := e2eGBS(t, "fw-v2", "bb22c3d4e5f60718293a4b5c6d7e8f02")
+	bitstreams := fmt.Sprintf(`apiVersion: fpgaops/v1
+kind: Bitstream
+name: fw-v1
+file: bitstreams/fw-v1.gbs
+sha256: %s
+---
+apiVersion: fpgaops/v1
+kind: Bitstream
+name: fw-v2
+file: bitstreams/fw-v2.gbs
+sha256: %s
+`, sum1, sum2)
+	files := map[string][]byte{
+		"fleet/nodes.yaml":           []byte(e2eNodes(simURL, "pac-n3000")),
+		"fleet/bitstreams.yaml":      []byte(bitstreams),
+		"fleet/bitstreams/fw-v1.gbs": v1,
+		"fleet/bitstreams/fw-v2.gbs": v2,
+		"fleet/bindings.yaml":        []byte(e2eBinding("fw-v1")),
+		"fleet/policy.yaml":          []byte("apiVersion: fpgaops/v1\nkind: Policy\nname: dc1\ndrift: correct\n"),
+		"README.md":                  []byte("not part of the fleet\n"),
+	}
+	c1 := remote.Commit("compute-01: vnf-a on fw-v1", files, nil)
+
+	fleet, err := spec.Load(filepath.Join(remote.Work, "fleet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := sim.New(fleet, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	simSrv := &http.Server{Handler: fs.Handler()}
+	go simSrv.Serve(simLn)
+	t.Cleanup(func() { simSrv.Close() })
+
+	dir := t.TempDir()
+	secretFile := filepath.Join(dir, "webhook-secret")
+	if err := os.WriteFile(secretFile, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	listen := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	logs := &syncBuffer{}
+	done := make(chan int, 1)
+	go func() {
+		s := streams{in: strings.NewReader(""), out: logs, err: logs}
+		root := newRootCommand(s)
+		root.SetArgs([]string{"run",
+			"--git", remote.FileURL(), "--ref", "main", "--path", "fleet",
+			"--interval", "1h", "--listen", listen, "--state-dir", filepath.Join(dir, "state"),
+			"--webhook-secret-file", secretFile, "--insecure", "--vms", "endpoint",
+		})
+		done <- exitCode(logs, root.ExecuteContext(ctx))
+	}()
+	stopped := false
+	stop := func() int {
+		cancel()
+		stopped = true
+		return <-done
+	}
+	t.Cleanup(func() {
+		if !stopped {
+			stop()
+		}
+	})
+	base := "http://" + listen
+
+	waitStatus := func(what string, ok func(controller.Status) bool) controller.Status {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		var st controller.Status
+		for time.Now().Before(deadline) {
+			if resp, err := http.Get(base + "/status"); err == nil {
+				st = controller.Status{}
+				err = json.NewDecoder(resp.Body).Decode(&st)
+				resp.Body.Close()
+				if err == nil && ok(st) {
+					return st
+				}
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		b, _ := json.MarshalIndent(st, "", "  ")
+		t.Fatalf("waiting for %s; status:\n%s\nlogs:\n%s", what, b, logs.String())
+		return st
+	}
+	hook := func() {
+		t.Helper()
+		body := []byte(`{"ref":"refs/heads/main"}`)
+		mac := hmac.New(sha256.New, []byte("s3cret"))
+		mac.Write(body)
+		req, _ := http.NewRequest("POST", base+"/hooks/github", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hex.EncodeToString(mac.Sum(nil)))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			t.Fatalf("webhook: %s", resp.Status)
+		}
+	}
+	ready := func(st controller.Status) controller.Condition {
+		c, _ := st.Condition(controller.Ready)
+		return c
+	}
+
+	// At start: the first revision is applied.
+	st := waitStatus("c1 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c1 })
+	if st.Violations != 0 || ready(st).Status != "True" {
+		t.Fatalf("after c1: violations %d, Ready %+v", st.Violations, ready(st))
+	}
+
+	// Push a change of bitstream; the webhook applies it at once (the
+	// interval is an hour).
+	c2 := remote.Commit("vnf-a: fw-v2", map[string][]byte{"fleet/bindings.yaml": []byte(e2eBinding("fw-v2"))}, nil)
+	hook()
+	st = waitStatus("c2 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c2 })
+	if st.Violations != 0 || ready(st).Status != "True" || st.LastAttemptedRevision != c2 {
+		t.Fatalf("after c2: %+v", st)
+	}
+	if len(st.Nodes) != 1 || st.Nodes[0].Name != "compute-01" || st.Nodes[0].State != "ok" || st.Nodes[0].Changes == 0 {
+		t.Fatalf("nodes after c2: %+v", st.Nodes)
+	}
+	if st.LastRun == nil || st.LastRun.Trigger != "webhook/github" || st.LastRun.Results["applied"] == 0 {
+		t.Fatalf("last run: %+v", st.LastRun)
+	}
+
+	// An invalid commit is rejected; c2 stays in force.
+	c3 := remote.Commit("compute-01: wrong board", map[string][]byte{"fleet/nodes.yaml": []byte(e2eNodes(simURL, "pac-n9"))}, nil)
+	hook()
+	st = waitStatus("c3 attempted", func(s controller.Status) bool { return s.LastAttemptedRevision == c3 })
+	r := ready(st)
+	if st.LastAppliedRevision != c2 || r.Status != "False" || r.Reason != controller.ReasonValidationFailed {
+		t.Fatalf("after c3: applied %s, Ready %+v", st.LastAppliedRevision, r)
+	}
+	if !strings.Contains(r.Message, "nodes.yaml:10:12: ") || !strings.Contains(r.Message, c2+" stays in force") {
+		t.Fatalf("Ready message does not name the error's file and line, or the revision in force: %q", r.Message)
+	}
+
+	stats := fs.Stats()
+	if stats.Violations != 0 || stats.Programs != 2 {
+		t.Fatalf("sim: %+v; want two programs and no violation", stats)
+	}
+
+	// SIGTERM's path: the controller stops cleanly.
+	if code := stop(); code != 0 {
+		t.Fatalf("run exited %d:\n%s", code, logs.String())
+	}
+	if strings.Contains(logs.String(), "s3cret") {
+		t.Fatal("the webhook secret appears in the logs")
+	}
+}
