@@ -409,3 +409,53 @@ func TestConnectFromEnvironmentKeepsSecrets(t *testing.T) {
 		t.Error("the error shows the password")
 	}
 }
+
+func TestApplyStopsOnlyWhatDependsOnAFailure(t *testing.T) {
+	ctx := context.Background()
+	e := newE2E(t, "c")
+	// The repository's file no longer has the declared digest.
+	if err := os.WriteFile(filepath.Join(e.fleet.Root, "bitstreams", "gzip.gbs"), []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Connect(ctx, Options{Cloud: "lab", CloudsFile: e.clouds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := New(c, nil)
+	st, err := p.Observe(ctx, e.fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.Apply(ctx, st, Plan(e.fleet, st), ApplyOptions{Fleet: e.fleet, AllowDisruptive: true, PollInterval: time.Millisecond})
+	if err == nil {
+		t.Fatal("no error for a tampered bitstream")
+	}
+	got := map[string]Outcome{}
+	for _, r := range res {
+		got[r.ID] = r.Outcome
+	}
+	profile := ProfileName(e.fleet.Bitstreams[0], spec.BoardPACA10)
+	want := map[string]Outcome{
+		"image/gzip":                                 Failed,
+		"device-profile/" + profile:                  Failed,
+		"flavor/" + FlavorName(2, 4096, 40, profile): Failed,
+		"server/compute-01/vm-a":                     Failed,
+		"deployable/compute-02/pac0":                 Applied,
+		"deployable/compute-02/pac1":                 Skipped,
+		"card/compute-01/pac1":                       Skipped,
+	}
+	for id, o := range want {
+		if got[id] != o {
+			t.Errorf("%s: %s, want %s", id, got[id], o)
+		}
+	}
+	if n := len(e.cloud.Images()); n != 1 {
+		t.Errorf("%d images in Glance, want only the nlb one", n)
+	}
+	if s := e.cloud.Servers(); s[0].ID != e.vmA && s[1].ID != e.vmA {
+		t.Error("vm-a was deleted although its flavor was never made")
+	}
+	if len(e.cloud.Flavors()) != 2 || len(e.cloud.Profiles()) != 1 {
+		t.Errorf("flavors %d, profiles %d: nothing should have been created", len(e.cloud.Flavors()), len(e.cloud.Profiles()))
+	}
+}
