@@ -67,11 +67,12 @@ func writeBitstreams(t testing.TB, dir string) map[spec.Board][]spec.Bitstream {
 	return out
 }
 
-// buildFleet is a fleet of n nodes with three cards each: a VF bound to a
-// VM, the whole card (PF) bound to another VM, and a preprogrammed card
-// with no VM. seed picks each binding's bitstream, so the same n with
-// another seed rebinds some cards. Endpoints point at base.
-func buildFleet(dir string, images map[spec.Board][]spec.Bitstream, n int, seed int, base string) *spec.Fleet {
+// buildFleet is a fleet of n nodes with cards cards each (at most 4): a
+// VF bound to a VM, the whole card (PF) bound to another VM, a
+// preprogrammed card with no VM, and another VF bound to a VM. seed picks
+// each binding's bitstream, so the same n with another seed rebinds every
+// card. Endpoints point at base.
+func buildFleet(dir string, images map[spec.Board][]spec.Bitstream, n, cards, seed int, base string) *spec.Fleet {
 	f := &spec.Fleet{Root: dir, Policy: spec.Policy{
 		Name: "default", Drift: spec.DriftCorrect,
 		Budget: spec.Budget{MaxDisruptedVMs: 1 << 20, MaxCardsInFlight: 1 << 20},
@@ -90,8 +91,9 @@ func buildFleet(dir string, images map[spec.Board][]spec.Bitstream, n int, seed 
 			{"pac0", "0000:3b:00.0", spec.VF(0), 1, "vm-" + name + "-a"},
 			{"pac1", "0000:5e:00.0", spec.PF, 0, "vm-" + name + "-b"},
 			{"pac2", "0000:86:00.0", spec.VF(0), 1, ""},
+			{"pac3", "0000:af:00.0", spec.VF(0), 1, "vm-" + name + "-d"},
 		}
-		for k, m := range modes {
+		for k, m := range modes[:cards] {
 			node.FPGAs = append(node.FPGAs, spec.FPGA{Slot: m.slot, PCI: m.pci, Board: board, VFs: m.vfs, InterfaceID: interfaceOf(board)})
 			bs := images[board][(i+k+seed)%len(images[board])]
 			if !seen[bs.Name] {
@@ -131,17 +133,25 @@ type world struct {
 	url      string
 	provider providers.Provider
 	fleet    *spec.Fleet
+	cards    int
 	applied  map[string]string
 	conc     int
 }
 
 func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
 	t.Helper()
+	return newWorldOf(t, nodes, 3, 32, opts)
+}
+
+// newWorldOf is newWorld with cards per node and the controller's
+// concurrency.
+func newWorldOf(t testing.TB, nodes, cards, conc int, opts sim.Options) *world {
+	t.Helper()
 	dir := t.TempDir()
-	w := &world{t: t, dir: dir, images: writeBitstreams(t, dir), conc: 32}
+	w := &world{t: t, dir: dir, images: writeBitstreams(t, dir), conc: conc, cards: cards}
 	// The sim serves the nodes of the fleet it is given; endpoints are
 	// filled in once its address is known.
-	s, err := sim.New(buildFleet(dir, w.images, nodes, 0, ""), opts)
+	s, err := sim.New(buildFleet(dir, w.images, nodes, cards, 0, ""), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,22 +161,22 @@ func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
 		s.Close()
 	})
 	w.sim, w.url = s, srv.URL
-	tr := &http.Transport{MaxIdleConnsPerHost: 256, MaxIdleConns: 256}
+	tr := &http.Transport{MaxIdleConnsPerHost: 2 * conc, MaxIdleConns: 2 * conc}
 	t.Cleanup(tr.CloseIdleConnections)
 	c := agent.NewClient(&http.Client{Transport: tr})
 	w.provider = providers.Compose(c, sim.NewVMClient(c))
-	w.fleet = buildFleet(dir, w.images, nodes, 0, srv.URL)
+	w.fleet = buildFleet(dir, w.images, nodes, cards, 0, srv.URL)
 	return w
 }
 
 // rebind changes the desired state to the one seed picks.
 func (w *world) rebind(seed int) {
-	w.fleet = buildFleet(w.dir, w.images, len(w.fleet.Nodes), seed, w.url)
+	w.fleet = buildFleet(w.dir, w.images, len(w.fleet.Nodes), w.cards, seed, w.url)
 }
 
 func (w *world) observe() *observed.Fleet {
 	w.t.Helper()
-	obs, err := reconcile.Observe(context.Background(), w.fleet, w.provider, w.conc, 5*time.Second)
+	obs, err := reconcile.Observe(context.Background(), w.fleet, w.provider, w.conc, 30*time.Second)
 	if err != nil {
 		w.t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package sim
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/fpgaops/fpgaops/fpga"
@@ -41,14 +40,11 @@ type treeHost struct {
 
 // BindFunction hands the function to vfio-pci (toVM) or back to the host
 // driver.
-func (h treeHost) BindFunction(ctx context.Context, pci string, toVM bool) error {
+// devs is the node's discovered cards.
+func (h treeHost) BindFunction(devs []fpga.Device, pci string, toVM bool) error {
 	driver := ""
 	if toVM {
 		driver = "vfio-pci"
-	}
-	devs, err := h.Discover(ctx)
-	if err != nil {
-		return err
 	}
 	for _, d := range devs {
 		if d.PCI == pci {
@@ -65,5 +61,5 @@ func (h treeHost) BindFunction(ctx context.Context, pci string, toVM bool) error
 
 // functionBinder is a host whose functions move between drivers.
 type functionBinder interface {
-	BindFunction(ctx context.Context, pci string, toVM bool) error
+	BindFunction(devs []fpga.Device, pci string, toVM bool) error
 }

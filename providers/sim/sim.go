@@ -284,7 +284,41 @@ type node struct {
 	host  fpga.Host
 	state nodeState
 	down  bool
+	// devs caches what the host discovered. Only the sim changes its
+	// trees, so the cache holds until the sim changes this node; reading
+	// a tree costs many syscalls, and a fleet of thousands is observed
+	// over and over.
+	devs []fpga.Device
 }
+
+// discover returns the node's cards, from the cache when it holds.
+// Callers hold n.mu and must not change the result.
+func (n *node) discover(ctx context.Context) ([]fpga.Device, error) {
+	if n.devs != nil {
+		return n.devs, nil
+	}
+	devs, err := n.host.Discover(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if n.state.SeenAFU == nil {
+		n.state.SeenAFU = map[string]string{}
+	}
+	if agent.RecallAFU(devs, n.state.SeenAFU) {
+		if err := n.save(); err != nil {
+			return nil, err
+		}
+	}
+	if devs == nil {
+		devs = []fpga.Device{}
+	}
+	n.devs = devs
+	return devs, nil
+}
+
+// changed drops the cache after the sim changed the node's tree (or may
+// have, when a change failed halfway).
+func (n *node) changed() { n.devs = nil }
 
 // nodeState is what survives a restart besides the card trees.
 type nodeState struct {
@@ -477,22 +511,9 @@ func (s *Sim) hostFor(r *http.Request) (fpga.Host, error) {
 type guarded struct{ n *node }
 
 func (g guarded) Discover(ctx context.Context) ([]fpga.Device, error) {
-	n := g.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	devs, err := n.host.Discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n.state.SeenAFU == nil {
-		n.state.SeenAFU = map[string]string{}
-	}
-	if agent.RecallAFU(devs, n.state.SeenAFU) {
-		if err := n.save(); err != nil {
-			return nil, err
-		}
-	}
-	return devs, nil
+	g.n.mu.Lock()
+	defer g.n.mu.Unlock()
+	return g.n.discover(ctx)
 }
 
 func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
@@ -502,6 +523,7 @@ func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 	if err := n.checkFree(ctx, pci, "change the VFs of"); err != nil {
 		return err
 	}
+	defer n.changed()
 	if err := n.host.SetVFs(ctx, pci, count); err != nil {
 		n.state.Stats.Refused++
 		n.saveQuiet()
@@ -518,6 +540,7 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 	if err := n.checkFree(ctx, pci, "program"); err != nil {
 		return err
 	}
+	defer n.changed()
 	if err := n.host.Program(ctx, pci, image, opts); err != nil {
 		n.state.Stats.Refused++
 		n.saveQuiet()
@@ -530,7 +553,7 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 // checkFree refuses, and counts a violation, when a running VM holds a
 // function of the card. Callers hold n.mu.
 func (n *node) checkFree(ctx context.Context, pci, what string) error {
-	devs, err := n.host.Discover(ctx)
+	devs, err := n.discover(ctx)
 	if err != nil {
 		return err
 	}
@@ -623,8 +646,13 @@ func (n *node) hostdev(ctx context.Context, vmName, pci string, attach bool) err
 	held := slices.Contains(vm.Hostdevs, pci)
 	if !attach {
 		if held {
+			devs, err := n.discover(ctx)
+			if err != nil {
+				return err
+			}
+			n.changed()
 			if b, ok := n.host.(functionBinder); ok {
-				if err := b.BindFunction(ctx, pci, false); err != nil {
+				if err := b.BindFunction(devs, pci, false); err != nil {
 					return err
 				}
 			}
@@ -641,15 +669,16 @@ func (n *node) hostdev(ctx context.Context, vmName, pci string, attach bool) err
 			return agent.Errorf(http.StatusConflict, agent.CodeConflict, "function %s is held by VM %s", pci, o.Name)
 		}
 	}
-	devs, err := n.host.Discover(ctx)
+	devs, err := n.discover(ctx)
 	if err != nil {
 		return err
 	}
 	if !hasFunction(devs, pci) {
 		return agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no FPGA function at %s on node %s", pci, n.name)
 	}
+	n.changed()
 	if b, ok := n.host.(functionBinder); ok {
-		if err := b.BindFunction(ctx, pci, true); err != nil {
+		if err := b.BindFunction(devs, pci, true); err != nil {
 			return err
 		}
 	}
