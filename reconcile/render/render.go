@@ -148,6 +148,13 @@ func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
 	if c.Reason != "" {
 		b.WriteString("      " + s.paint(grey, "reason: "+c.Reason) + "\n")
 	}
+	// Within a card the order of the listing is the order of the run;
+	// say so when a change waits for another card's.
+	for _, d := range c.DependsOn {
+		if !strings.HasPrefix(d, reconcile.CardID(c.Node, c.Card)+"/") && !strings.HasPrefix(d, reconcile.CardID(c.Node, c.Card)+":") {
+			b.WriteString("      after: " + d + "\n")
+		}
+	}
 	if c.Held != nil {
 		b.WriteString("      " + s.paint(bold+red, "held by "+string(c.Held.Gate)+": ") + c.Held.Why + "\n")
 	}
