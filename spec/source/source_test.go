@@ -11,6 +11,7 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/fpgaops/fpgaops/spec/source/gittest"
+	"golang.org/x/crypto/ssh"
 )
 
 func newSource(t *testing.T, cfg source.Config) *source.Source {
@@ -85,7 +86,8 @@ func TestTransports(t *testing.T) {
 			r := gittest.NewRemote(t, "fleet")
 			c1 := r.Commit("first", files("fleet/nodes.yaml", "v1", "README", "x"), nil)
 			url, cut := tt.serve(t, r)
-			s := newSource(t, source.Config{URL: url, Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, Path: "fleet"})
+			cache := t.TempDir()
+			s := newSource(t, source.Config{URL: url, Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, Path: "fleet", CacheDir: cache})
 
 			rev1 := fetch(t, s)
 			if rev1.Commit != c1 || rev1.Ref != "refs/heads/main" || rev1.Subject != "first" {
@@ -100,6 +102,10 @@ func TestTransports(t *testing.T) {
 
 			c2 := r.Commit("second", files("fleet/nodes.yaml", "v2"), nil)
 			rev2 := fetch(t, s)
+			// Depth 1: the cache holds the tip only and knows it is shallow.
+			if shallow, _ := filepath.Glob(filepath.Join(cache, "repo-*.git", "shallow")); len(shallow) != 1 {
+				t.Fatalf("cache is not a shallow clone: %v", shallow)
+			}
 			if rev2.Commit != c2 || readFile(t, rev2.Dir, "nodes.yaml") != "v2" {
 				t.Fatalf("new commit not picked up: got %s, want %s", rev2.Commit, c2)
 			}
@@ -349,4 +355,36 @@ func TestRedact(t *testing.T) {
 	if strings.Contains(got, "tok3n") || !strings.Contains(got, "bot") {
 		t.Fatalf("Redact = %s", got)
 	}
+}
+
+func TestSSH(t *testing.T) {
+	sshd := gittest.StartSSHD(t)
+	r := gittest.NewRemote(t, "fleet")
+	c := r.Commit("first", files("a", "1"), nil)
+	url := sshd.URL(r.BarePath())
+
+	s := newSource(t, source.Config{URL: url, Auth: source.Auth{SSHKey: sshd.ClientKey, SSHUser: sshd.User, KnownHostsFile: sshd.KnownHosts}})
+	if rev := fetch(t, s); rev.Commit != c {
+		t.Fatalf("got %s, want %s", rev.Commit, c)
+	}
+
+	t.Run("unknown host key", func(t *testing.T) {
+		other, _ := gittest.NewSSHKey(t)
+		kh := filepath.Join(t.TempDir(), "known_hosts")
+		line := "[" + strings.Replace(sshd.Addr, ":", "]:", 1) + " " + string(ssh.MarshalAuthorizedKey(other))
+		if err := os.WriteFile(kh, []byte(line), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s := newSource(t, source.Config{URL: url, Auth: source.Auth{SSHKey: sshd.ClientKey, SSHUser: sshd.User, KnownHostsFile: kh}})
+		if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "key mismatch") {
+			t.Fatalf("got %v, want a host key mismatch", err)
+		}
+	})
+	t.Run("key not authorised", func(t *testing.T) {
+		_, stranger := gittest.NewSSHKey(t)
+		s := newSource(t, source.Config{URL: url, Auth: source.Auth{SSHKey: stranger, SSHUser: sshd.User, KnownHostsFile: sshd.KnownHosts}})
+		if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "unable to authenticate") {
+			t.Fatalf("got %v, want an authentication failure", err)
+		}
+	})
 }
