@@ -36,8 +36,10 @@ type Options struct {
 	FPGAsPerNode int
 	// Seed chooses the bitstream of each binding.
 	Seed int64
-	// Endpoint is written into every node's endpoint; empty means a
-	// per-node placeholder, https://<node>.fleet.example:9443.
+	// Endpoint is written into every node's endpoint, with "{node}"
+	// replaced by the node's name (a simulated fleet serves node NAME at
+	// its URL plus /nodes/NAME); empty means a per-node placeholder,
+	// https://<node>.fleet.example:9443.
 	Endpoint string
 }
 
@@ -171,7 +173,7 @@ var pciBuses = [MaxFPGAsPerNode]int{0x3b, 0x5e, 0x86, 0xaf, 0xd8, 0x18, 0x1a, 0x
 func nodeFile(opts Options, i int, images []Image) []byte {
 	name := NodeName(i)
 	info := spec.Boards[i%len(spec.Boards)]
-	endpoint := opts.Endpoint
+	endpoint := strings.ReplaceAll(opts.Endpoint, "{node}", name)
 	if endpoint == "" {
 		endpoint = "https://" + name + ".fleet.example:9443"
 	}
