@@ -28,9 +28,8 @@ type VMs struct {
 	opts Options
 	log  *slog.Logger
 
-	once    sync.Once
+	mu      sync.Mutex
 	clients *Clients
-	err     error
 }
 
 // NewVMs returns the VM side for a cloud. log may be nil.
@@ -41,9 +40,20 @@ func NewVMs(o Options, log *slog.Logger) *VMs {
 	return &VMs{opts: o, log: log}
 }
 
+// connect logs in once; a failure is not kept, so the next node (with
+// its own deadline) tries again.
 func (v *VMs) connect(ctx context.Context) (*Clients, error) {
-	v.once.Do(func() { v.clients, v.err = Connect(ctx, v.opts) })
-	return v.clients, v.err
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.clients != nil {
+		return v.clients, nil
+	}
+	c, err := Connect(ctx, v.opts)
+	if err != nil {
+		return nil, err
+	}
+	v.clients = c
+	return c, nil
 }
 
 // ObserveVMs lists the servers on the node's host. A server holds the
