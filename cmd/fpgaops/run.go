@@ -45,8 +45,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.git, "git", "", "URL of the fleet repository: file://, git://, http(s):// or ssh://")
 	fs.StringVar(&f.ref, "ref", "", "what to follow: a branch (NAME or branch:NAME), tag:NAME, semver:RANGE\n(the highest matching tag) or a commit hash (default: the remote's HEAD)")
 	fs.StringVar(&f.path, "path", "", "the fleet's directory inside the repository")
-	fs.DurationVar(&f.interval, "interval", 0, "run every DUR (or give --schedule)")
-	fs.StringVar(&f.schedule, "schedule", "", "run on a cron schedule, e.g. \"*/30 * * * *\" (or give --interval)")
+	fs.DurationVar(&f.interval, "interval", 0, "run every DUR (default: the policy's schedule, else 5m)")
+	fs.StringVar(&f.schedule, "schedule", "", "run on a cron schedule, e.g. \"*/30 * * * *\" (default: the policy's)")
 	fs.DurationVar(&f.jitter, "jitter", 0, "delay each scheduled run by a random time up to DUR")
 	fs.DurationVar(&f.retry, "retry-interval", 30*time.Second, "first wait after a failed run; doubles per further failure")
 	fs.DurationVar(&f.maxRetry, "max-retry-interval", 0, "longest wait between retries (default: the interval, or 10m)")
@@ -71,12 +71,13 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 func newRunCommand(s streams) *cobra.Command {
 	var f runFlags
 	cmd := &cobra.Command{
-		Use:   "run --git URL --state-dir DIR (--interval DUR | --schedule CRON) [--listen ADDR]",
+		Use:   "run --git URL --state-dir DIR [--interval DUR | --schedule CRON] [--listen ADDR]",
 		Short: "Run as a controller: reconcile on a schedule and on every push",
 		Long: `Run fetches the fleet repository, validates the followed revision and, when
 it is valid, plans and applies it, as 'fpgaops apply' would: at start, then
-on the schedule, sooner after a failure (retry interval with backoff), and at
-once when a verified push webhook arrives. A revision that fails to fetch,
+on the schedule (--interval, --schedule, or else the repository policy's
+schedule), sooner after a failure (retry interval with backoff), and at once
+when a verified push webhook arrives. A revision that fails to fetch,
 verify or validate is rejected and reported; the last good one stays in
 force.
 
@@ -173,12 +174,6 @@ func (f *runFlags) options(log *slog.Logger) (controller.Options, *source.Source
 	}
 	if f.stateDir == "" {
 		errs = append(errs, errors.New("--state-dir is required"))
-	}
-	if !f.once && f.interval == 0 && f.schedule == "" {
-		errs = append(errs, errors.New("give --interval or --schedule"))
-	}
-	if f.once && f.interval == 0 && f.schedule == "" {
-		f.interval = time.Hour // unused by a single run, but New wants one
 	}
 	switch spec.DriftMode(f.drift) {
 	case "", spec.DriftReport, spec.DriftCorrect:

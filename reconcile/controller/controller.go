@@ -72,7 +72,9 @@ type Options struct {
 	Store      *state.Store
 
 	// Interval between scheduled runs, or Schedule, a cron expression
-	// (five fields, or a descriptor such as @hourly).
+	// (five fields, or a descriptor such as @hourly). With neither, the
+	// repository policy's schedule is followed, and DefaultInterval until
+	// a revision with one has loaded.
 	Interval time.Duration
 	Schedule string
 	// Jitter delays each scheduled run by a random share of at most this
@@ -101,6 +103,10 @@ type Options struct {
 	Now func() time.Time
 }
 
+// DefaultInterval is the wait between runs when neither the options nor
+// the repository's policy give a schedule.
+const DefaultInterval = 5 * time.Minute
+
 // Controller runs the loop. Create it with New.
 type Controller struct {
 	opts     Options
@@ -110,12 +116,15 @@ type Controller struct {
 	now      func() time.Time
 	triggers chan string
 
-	mu        sync.Mutex
-	status    Status
-	failures  int
-	lastGood  string
-	rng       *rand.Rand
-	suspended bool
+	mu       sync.Mutex
+	status   Status
+	failures int
+	lastGood string
+	// policySchedule is the policy's schedule in force, when the options
+	// give none.
+	policySchedule string
+	rng            *rand.Rand
+	suspended      bool
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -138,7 +147,7 @@ func New(opts Options) (*Controller, error) {
 	case opts.Interval > 0:
 		sched = cron.Every(opts.Interval)
 	default:
-		errs = append(errs, errors.New("give an interval or a schedule"))
+		sched = cron.Every(DefaultInterval)
 	}
 	if opts.Jitter < 0 || opts.RetryInterval < 0 || opts.MaxRetryInterval < 0 {
 		errs = append(errs, errors.New("jitter and retry intervals must not be negative"))
@@ -281,8 +290,29 @@ func (c *Controller) next(now time.Time) (time.Time, string) {
 	if c.opts.Jitter > 0 {
 		jitter = time.Duration(c.rng.Int64N(int64(c.opts.Jitter)))
 	}
+	sched := c.schedule
 	c.mu.Unlock()
-	return nextRun(now, c.schedule, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+	return nextRun(now, sched, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+}
+
+// followPolicy adopts the schedule of a valid revision's policy when the
+// options leave the schedule to the repository.
+func (c *Controller) followPolicy(p spec.Policy) {
+	if c.opts.Interval > 0 || c.opts.Schedule != "" || p.Schedule == "" {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.Schedule == c.policySchedule {
+		return
+	}
+	s, err := cron.ParseStandard(p.Schedule)
+	if err != nil {
+		c.log.Warn("policy schedule not followed", "policy", p.Name, "schedule", p.Schedule, "err", err)
+		return
+	}
+	c.schedule, c.policySchedule = s, p.Schedule
+	c.log.Info("following the policy's schedule", "policy", p.Name, "schedule", p.Schedule)
 }
 
 // nextRun is the scheduling rule, apart for testing: the next scheduled

@@ -463,7 +463,6 @@ func TestNewRejects(t *testing.T) {
 		mutate func(*Options)
 		want   string
 	}{
-		{"neither", func(o *Options) {}, "give an interval or a schedule"},
 		{"both", func(o *Options) { o.Interval, o.Schedule = time.Minute, "@hourly" }, "not both"},
 		{"bad cron", func(o *Options) { o.Schedule = "61 * * * *" }, `schedule "61 * * * *"`},
 		{"bad drift", func(o *Options) { o.Interval, o.Drift = time.Minute, "fix" }, `drift "fix"`},
@@ -476,5 +475,24 @@ func TestNewRejects(t *testing.T) {
 				t.Fatalf("got %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+func TestFollowsPolicySchedule(t *testing.T) {
+	h := newHarness(t, "", func(o *Options) { o.Interval = 0 })
+	policy := spec.Policy{Name: "dc1", Schedule: "*/30 * * * *"}
+	now := time.Date(2026, 3, 2, 10, 7, 0, 0, time.UTC)
+	if next, _ := h.c.next(now); !next.Equal(now.Add(DefaultInterval)) {
+		t.Fatalf("before any revision: next %s, want the default interval", next)
+	}
+	h.c.followPolicy(policy)
+	if next, _ := h.c.next(now); !next.Equal(time.Date(2026, 3, 2, 10, 30, 0, 0, time.UTC)) {
+		t.Fatalf("with the policy's schedule: next %s", next)
+	}
+	// An explicit flag wins over the repository.
+	h2 := newHarness(t, "", nil)
+	h2.c.followPolicy(policy)
+	if next, _ := h2.c.next(now); !next.Equal(now.Add(time.Hour)) {
+		t.Fatalf("--interval 1h overridden by the policy: next %s", next)
 	}
 }

@@ -130,6 +130,7 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		return rev, "validate", err
 	}
 	fleet.Revision = rev.Commit
+	c.followPolicy(fleet.Policy)
 	if c.opts.Drift != "" {
 		fleet.Policy.Drift = c.opts.Drift
 	}
