@@ -253,6 +253,47 @@ func TestApplyAgainstSimulatedFleet(t *testing.T) {
 	if st := f.sim.Stats(); st.Programs != 8 {
 		t.Errorf("a refused plan programmed cards: %+v", st)
 	}
+
+	// Someone detaches a VM by hand: with the repository unchanged since
+	// the last apply, that is drift, which drift mode "report" shows and
+	// does not correct.
+	f.handDetach("compute-01", "vm-01-pac0", "0000:5e:00.1")
+	code, out, _ = f.run("", f.flags("plan", "--detailed-exitcode")...)
+	if code != 2 || !strings.Contains(out, "? report   node/compute-01/fpga/pac0:drift (drift)") ||
+		!strings.Contains(out, "reason: drift since the last apply: pac0 vm-01-pac0 lacks vf0; drift mode is report, so it is not corrected") {
+		t.Fatalf("plan after a hand detach: exit %d\n%s", code, out)
+	}
+	if code, out, _ = f.run("", f.flags("apply", "--auto-approve")...); code != 0 || !strings.Contains(out, "Nothing to apply.") {
+		t.Fatalf("apply in report mode: exit %d\n%s", code, out)
+	}
+	// In mode "correct" the same drift is fixed.
+	f.write("policy.yaml", "apiVersion: fpgaops/v1\nkind: Policy\nname: default\ndrift: correct\nbudget: {maxDisruptedVMs: 2}\n")
+	if code, out, errOut := f.run("", f.flags("apply", "--auto-approve")...); code != 0 || !strings.Contains(out, "+ node/compute-01/fpga/pac0/vf0/vm/vm-01-pac0:attach: applied") {
+		t.Fatalf("apply in correct mode: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if code, out, _ := f.run("", f.flags("plan", "--detailed-exitcode")...); code != 0 {
+		t.Fatalf("plan after correcting: exit %d\n%s", code, out)
+	}
+	if st := f.sim.Stats(); st.Violations != 0 {
+		t.Errorf("violations: %+v", st)
+	}
+}
+
+// handDetach takes a function from a VM behind fpgaops' back.
+func (f *simFleet) handDetach(node, vm, pci string) {
+	f.t.Helper()
+	fleet, err := spec.Load(f.repo)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	prov, err := newProvider(fleet, &providerFlags{Concurrency: 1, NodeTimeout: 5 * time.Second, insecure: true, vms: vmSideAuto})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	n, _ := fleet.Node(node)
+	if err := prov.Detach(context.Background(), n, vm, pci); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func TestSavedPlanIsRefusedOutsideItsWindow(t *testing.T) {

@@ -133,8 +133,10 @@ func makePlan(ctx context.Context, f *planFlags, now time.Time) (*spec.Fleet, *r
 		return nil, nil, err
 	}
 	opts := reconcile.Options{}
-	if f.stateDir != "" {
-		if opts.Applied, err = execute.ReadApplied(f.stateDir); err != nil {
+	// What earlier applies converged to tells drift from a changed
+	// repository; without a state directory there is no history.
+	if dir, err := f.state(); err == nil {
+		if opts.Applied, err = execute.ReadApplied(dir); err != nil {
 			return nil, nil, err
 		}
 	}
