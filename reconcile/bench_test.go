@@ -9,6 +9,7 @@ import (
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/fleetgen"
 )
 
 // bigFleet is nodes nodes with four N3000 cards each, every card bound to
@@ -42,9 +43,67 @@ func bigFleet(nodes int) (*spec.Fleet, *observed.Fleet) {
 	return desired, obs
 }
 
-// BenchmarkPlan10k plans 10,000 nodes (40,000 cards and bindings) against
-// a fresh observation.
+// freshObservation is what a fleet looks like before fpgaops touched it:
+// every desired card present and healthy with nothing loaded and VFs off,
+// and every VM a binding names, running and holding nothing.
+func freshObservation(desired *spec.Fleet) *observed.Fleet {
+	iface := map[string]string{} // card -> interface of its bindings' bitstream
+	vms := map[string][]observed.VM{}
+	for _, b := range desired.Bindings {
+		if bs, ok := desired.Bitstream(b.Bitstream); ok {
+			iface[b.Node+"/"+b.FPGA] = bs.InterfaceID
+		}
+		if b.VM != "" {
+			vms[b.Node] = append(vms[b.Node], observed.VM{Name: b.VM, Running: true})
+		}
+	}
+	obs := &observed.Fleet{Version: observed.Version}
+	for _, n := range desired.Nodes {
+		on := observed.Node{Name: n.Name, State: observed.NodeOK, VMs: vms[n.Name]}
+		for _, c := range n.FPGAs {
+			info, _ := spec.LookupBoard(c.Board)
+			id := c.InterfaceID
+			if id == "" {
+				id = iface[n.Name+"/"+c.Slot]
+			}
+			on.FPGAs = append(on.FPGAs, fpga.Device{PCI: c.PCI, Vendor: info.Vendor, DeviceID: info.PFDevice, Board: string(c.Board),
+				Stack: fpga.StackDFL, InterfaceID: id, TotalVFs: info.MaxVFs, Ports: []fpga.Port{{ID: 0}}})
+		}
+		obs.Nodes = append(obs.Nodes, on)
+	}
+	obs.Sort()
+	return obs
+}
+
+// BenchmarkPlan10k plans the generated 10,000-node fleet (40,000 cards,
+// one binding each) against a fresh observation.
 func BenchmarkPlan10k(b *testing.B) {
+	dir := b.TempDir()
+	if err := fleetgen.Generate(fleetgen.Options{Dir: dir, Nodes: 10000, Seed: 1}); err != nil {
+		b.Fatal(err)
+	}
+	desired, err := spec.Load(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs := freshObservation(desired)
+	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		p, err := reconcile.NewPlan(desired, obs, now, reconcile.Options{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if p.Summary.Program != 40000 || p.Summary.Held != 0 {
+			b.Fatalf("summary %+v, want 40000 programs and nothing held", p.Summary)
+		}
+	}
+}
+
+// BenchmarkPlan10kInMemory is the same size built in Go, without the
+// loader: four N3000 cards per node, half the VMs running.
+func BenchmarkPlan10kInMemory(b *testing.B) {
 	desired, obs := bigFleet(10000)
 	now := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
 	b.ReportAllocs()
