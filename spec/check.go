@@ -88,12 +88,24 @@ func assemble(docs []*document) (*Fleet, ErrorList) {
 	bitstreams := map[string]*document{}
 	var bindings, policies []*document
 	for _, d := range docs {
+		if d.broken && d.name() == "" {
+			continue
+		}
 		key := d.kind + "/" + d.name()
 		if prev, ok := first[key]; ok {
 			errs = append(errs, d.errorf([]string{"name"}, "%s %s is already declared at %s", strings.ToLower(d.kind), d.name(), prev.pos("name")))
 			continue
 		}
 		first[key] = d
+		if d.broken {
+			switch d.kind {
+			case KindNode:
+				nodes[d.name()] = d
+			case KindBitstream:
+				bitstreams[d.name()] = d
+			}
+			continue
+		}
 		switch d.kind {
 		case KindNode:
 			nodes[d.node.Name] = d
@@ -214,7 +226,7 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 				vmNode[b.VM] = d
 			}
 		}
-		if !ok {
+		if !ok || nd.broken {
 			continue
 		}
 		fpga, ok := nd.node.FPGA(b.FPGA)
@@ -254,7 +266,7 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 				c.vf = d
 			}
 		}
-		if !bok {
+		if !bok || bd.broken {
 			continue
 		}
 		switch {

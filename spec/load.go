@@ -128,6 +128,11 @@ type document struct {
 	// root is the document's mapping; positions in it are file positions.
 	root *yaml.Node
 
+	// broken documents failed the schema: their names count as declared,
+	// so that references to them do not cascade into more errors, but
+	// they are not checked further.
+	broken bool
+
 	node      *Node
 	bitstream *Bitstream
 	binding   *Binding
@@ -208,6 +213,8 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 			errf(fe.node, "%s", fe.msg)
 		}
 		if len(ferrs) > 0 || len(dups) > 0 {
+			d.broken = true
+			r.docs = append(r.docs, d)
 			continue
 		}
 		decode(d)
