@@ -48,6 +48,9 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 			if err := f.check(); err != nil {
 				return err
 			}
+			if len(args) == 0 && f.output == "json" && !autoApprove {
+				return errors.New("-o json cannot ask for approval: add --auto-approve")
+			}
 			ctx := cmd.Context()
 			var (
 				desired *spec.Fleet
