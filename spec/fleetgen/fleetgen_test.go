@@ -26,8 +26,8 @@ func generate(t *testing.T, opts fleetgen.Options) *spec.Fleet {
 
 func TestGenerateValid(t *testing.T) {
 	tests := []struct {
-		name                            string
-		opts                            fleetgen.Options
+		name                             string
+		opts                             fleetgen.Options
 		nodes, fpgas, bindings, noVM, pf int
 	}{
 		{"default cards", fleetgen.Options{Nodes: 7, Seed: 1}, 7, 28, 28, 7, 7},
