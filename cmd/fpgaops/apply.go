@@ -165,13 +165,16 @@ func windowsStillOpen(file *planfile.File, obs *observed.Fleet, now time.Time) e
 	if err != nil {
 		return err
 	}
+	held := map[string]string{}
+	for i := range again.Changes {
+		if h := again.Changes[i].Held; h != nil && h.Gate == reconcile.GateWindow {
+			held[again.Changes[i].ID] = h.Why
+		}
+	}
 	for i := range file.Changes {
 		c := &file.Changes[i]
-		if !c.Runnable() || !c.Disruptive {
-			continue
-		}
-		if n, ok := again.Change(c.ID); ok && n.Held != nil && n.Held.Gate == reconcile.GateWindow {
-			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, n.Held.Why)
+		if why, ok := held[c.ID]; ok && c.Runnable() {
+			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, why)
 		}
 	}
 	return nil
