@@ -114,6 +114,7 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 		images:   map[string]providers.Image{},
 	}
 	x.defaults()
+	x.indexDesired()
 	for i := range p.Changes {
 		x.index[p.Changes[i].ID] = i
 		x.results[i] = Result{ID: p.Changes[i].ID, Status: StatusNotRun}
@@ -127,8 +128,14 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 	if err := x.Journal.Begin(PlanKey(p), x.Resume); err != nil {
 		return nil, err
 	}
+	waves := make([][]int, p.Waves+1)
+	for i := range p.Changes {
+		if c := &p.Changes[i]; c.Runnable() && c.Wave >= 1 && c.Wave <= p.Waves {
+			waves[c.Wave] = append(waves[c.Wave], i)
+		}
+	}
 	for w := 1; w <= p.Waves; w++ {
-		if err := x.wave(ctx, w); err != nil {
+		if err := x.wave(ctx, waves[w]); err != nil {
 			return x.report(), err
 		}
 	}
@@ -148,11 +155,25 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 type run struct {
 	*Executor
 	desired *spec.Fleet
-	plan    *reconcile.Plan
-	results []Result
-	index   map[string]int
-	mu      sync.Mutex // guards images
-	images  map[string]providers.Image
+	// nodes and bitstreams index the desired state by name.
+	nodes      map[string]*spec.Node
+	bitstreams map[string]*spec.Bitstream
+	plan       *reconcile.Plan
+	results    []Result
+	index      map[string]int
+	mu         sync.Mutex // guards images
+	images     map[string]providers.Image
+}
+
+func (x *run) indexDesired() {
+	x.nodes = make(map[string]*spec.Node, len(x.desired.Nodes))
+	for i := range x.desired.Nodes {
+		x.nodes[x.desired.Nodes[i].Name] = &x.desired.Nodes[i]
+	}
+	x.bitstreams = make(map[string]*spec.Bitstream, len(x.desired.Bitstreams))
+	for i := range x.desired.Bitstreams {
+		x.bitstreams[x.desired.Bitstreams[i].Name] = &x.desired.Bitstreams[i]
+	}
 }
 
 func (x *run) defaults() {
@@ -232,7 +253,7 @@ func short(s string) string {
 }
 
 func (x *run) check(ctx context.Context, c *reconcile.Change) error {
-	n, ok := x.desired.Node(c.Node)
+	n, ok := x.nodes[c.Node]
 	if !ok {
 		return fmt.Errorf("node %s is not in the desired state", c.Node)
 	}
@@ -260,7 +281,7 @@ func (x *run) check(ctx context.Context, c *reconcile.Change) error {
 		if c.After == nil {
 			return errors.New("program names no bitstream")
 		}
-		bs, ok := x.desired.Bitstream(c.After.Bitstream)
+		bs, ok := x.bitstreams[c.After.Bitstream]
 		if !ok {
 			return fmt.Errorf("bitstream %s is not in the desired state", c.After.Bitstream)
 		}
@@ -311,13 +332,7 @@ func (x *run) image(ctx context.Context, bs spec.Bitstream) (providers.Image, er
 // wave runs the wave's changes: independent groups (connected by
 // dependencies) in parallel within the concurrency limit, each group in
 // dependency order.
-func (x *run) wave(ctx context.Context, w int) error {
-	var members []int
-	for i := range x.plan.Changes {
-		if c := &x.plan.Changes[i]; c.Runnable() && c.Wave == w {
-			members = append(members, i)
-		}
-	}
+func (x *run) wave(ctx context.Context, members []int) error {
 	groups := components(x.plan.Changes, members, x.index)
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(x.Concurrency)
@@ -502,7 +517,7 @@ func (x *run) attempt(ctx context.Context, c *reconcile.Change) (int, error) {
 
 // step makes the provider calls of one change.
 func (x *run) step(ctx context.Context, c *reconcile.Change) error {
-	node, _ := x.desired.Node(c.Node)
+	node := x.nodes[c.Node]
 	p := x.Provider
 	switch c.Action {
 	case reconcile.ActionDetach:
@@ -510,7 +525,7 @@ func (x *run) step(ctx context.Context, c *reconcile.Change) error {
 	case reconcile.ActionSetVFs:
 		return p.SetVFs(ctx, node, c.CardPCI, *c.After.VFs)
 	case reconcile.ActionProgram:
-		bs, _ := x.desired.Bitstream(c.After.Bitstream)
+		bs := x.bitstreams[c.After.Bitstream]
 		img, err := x.image(ctx, *bs)
 		if err != nil {
 			return err
