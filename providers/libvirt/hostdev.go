@@ -192,9 +192,13 @@ func (p *Provider) LiveChanges(ctx context.Context, node *spec.Node) (bool, erro
 	if err != nil {
 		return false, err
 	}
+	return c.liveChanges(), nil
+}
+
+func (c *conn) liveChanges() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return !c.noLive && !strings.EqualFold(c.driver, "test"), nil
+	return !c.noLive && !strings.EqualFold(c.driver, "test")
 }
 
 // Restart shuts the VM down gracefully, waits until it is off (bounded by

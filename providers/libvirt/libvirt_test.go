@@ -110,7 +110,7 @@ func TestObserveVMs(t *testing.T) {
 	s := newScenario(t)
 	want := []observed.VM{
 		{Name: "batch-01", Hostdevs: []observed.Hostdev{{PCI: "0000:af:00.0", Config: true}}},
-		{Name: "db-01", Running: true, Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.1", Live: true, Config: true}}},
+		{Name: "db-01", Running: true, RestartToChange: true, Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.1", Live: true, Config: true}}},
 		{Name: "web-01"},
 	}
 	if got := s.observe(t); !reflect.DeepEqual(got, want) {
@@ -277,7 +277,7 @@ func TestRunningDomainWaitsForRestart(t *testing.T) {
 	if !strings.HasPrefix(err.Error(), "node compute-01 vm db-01 hostdev 0000:5e:00.0: ") {
 		t.Errorf("error does not name node, vm and hostdev: %v", err)
 	}
-	want := observed.VM{Name: vm, Running: true, Hostdevs: []observed.Hostdev{
+	want := observed.VM{Name: vm, Running: true, RestartToChange: true, Hostdevs: []observed.Hostdev{
 		{PCI: pci, Config: true},
 		{PCI: "0000:5e:00.1", Live: true, Config: true},
 	}}
@@ -451,7 +451,7 @@ func TestRunningDomainDetachWaits(t *testing.T) {
 	if err := s.p.Detach(s.ctx, s.node, vm, pci); !errors.Is(err, libvirt.ErrNeedsRestart) {
 		t.Fatalf("Detach from a running domain: %v, want ErrNeedsRestart", err)
 	}
-	want := observed.VM{Name: vm, Running: true, Hostdevs: []observed.Hostdev{{PCI: pci, Live: true}}}
+	want := observed.VM{Name: vm, Running: true, RestartToChange: true, Hostdevs: []observed.Hostdev{{PCI: pci, Live: true}}}
 	if got := findVM(t, s.observe(t), vm); !reflect.DeepEqual(got, want) {
 		t.Errorf("observed %+v\nwant %+v", got, want)
 	}

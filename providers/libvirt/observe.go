@@ -17,7 +17,8 @@ import (
 
 // ObserveVMs lists the node's domains, whether each runs, and the PCI
 // functions each holds: Live from the running definition, Config from the
-// persistent one. A lost connection is re-dialled once.
+// persistent one. Running domains are marked RestartToChange when the
+// driver cannot change them live. A lost connection is re-dialled once.
 func (p *Provider) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
 	vms, err := p.observeVMs(ctx, node)
 	if err != nil && ctx.Err() == nil && isTransport(err) {
@@ -71,10 +72,13 @@ func (p *Provider) observeVMs(ctx context.Context, node *spec.Node) ([]observed.
 	if err := g.Wait(); err != nil {
 		return nil, err
 	}
+	restart := !c.liveChanges()
 	vms := make([]observed.VM, 0, len(doms))
 	for _, s := range states {
 		if s != nil {
-			vms = append(vms, s.vm())
+			vm := s.vm()
+			vm.RestartToChange = vm.Running && restart
+			vms = append(vms, vm)
 		}
 	}
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })

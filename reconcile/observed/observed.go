@@ -47,6 +47,10 @@ type VM struct {
 	Running bool   `json:"running"`
 	// Hostdevs are the PCI functions the VM holds.
 	Hostdevs []Hostdev `json:"hostdevs,omitempty"`
+	// RestartToChange is true for a running VM whose platform cannot
+	// attach or detach its devices live: a change to it is made in its
+	// definition and takes effect when it restarts.
+	RestartToChange bool `json:"restartToChange,omitempty"`
 }
 
 // Hostdev is a PCI function given to a VM. Live is true when a running VM
