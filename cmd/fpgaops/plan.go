@@ -78,7 +78,8 @@ With --out the plan is saved; 'fpgaops apply PLANFILE' applies exactly it,
 and refuses it when the fleet has changed since.
 
 Exit codes: 0 no changes, 1 error, and with --detailed-exitcode 2 when there
-are changes.`,
+are changes: anything the plan shows, whether it would run, is held back by
+policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := f.check(); err != nil {
