@@ -122,6 +122,10 @@ func (ch *change) apply(ctx context.Context, c *conn) error {
 		}
 		p.log.Info("libvirt "+verb, "node", ch.node.Name, "vm", ch.vm, "pci", pci, "live", false, "config", true)
 	}
+	if live && !st.persistent {
+		// A restart would end a transient domain, not bring the change in.
+		return fmt.Errorf("%s: the driver cannot change the running domain live, and it is transient", verb)
+	}
 	if live {
 		return fmt.Errorf("%s: %w", verb, ErrNeedsRestart)
 	}

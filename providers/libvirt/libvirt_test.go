@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	lv "github.com/digitalocean/go-libvirt"
+	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"libvirt.org/go/libvirtxml"
 
 	"github.com/fpgaops/fpgaops/providers"
@@ -530,5 +532,50 @@ func TestHungDaemon(t *testing.T) {
 	}
 	if n := s.proxy.Accepted(); n < 2 {
 		t.Errorf("connections = %d, want a fresh one after the hang", n)
+	}
+}
+
+// TestTransientDomain: a transient domain has no persistent definition, so
+// it holds functions live only and cannot wait for a restart.
+func TestTransientDomain(t *testing.T) {
+	d := libvirttest.Start(t)
+	uri, err := d.WriteFleet("compute-01", testFleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := d.Share(uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sh.Close()
+	// Create the transient domain through the shared connection, with
+	// libvirt's API as another tool would.
+	l := lv.NewWithDialer(dialers.NewLocal(dialers.WithSocket(sh.Socket)))
+	if err := l.ConnectToURI(lv.ConnectURI(uri)); err != nil {
+		t.Fatal(err)
+	}
+	defer l.Disconnect()
+	if _, err := l.DomainCreateXML(`<domain type='test'><name>scratch-01</name><memory>1048576</memory><os><type>hvm</type></os>
+	  <devices><hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x5e' slot='0x00' function='0x0'/></source></hostdev></devices>
+	</domain>`, 0); err != nil {
+		t.Fatal(err)
+	}
+
+	p := libvirt.New(libvirt.Options{})
+	defer p.Close()
+	node := &spec.Node{Name: "compute-01", Libvirt: uri + "?socket=" + sh.Socket}
+	vms, err := p.ObserveVMs(t.Context(), node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := observed.VM{Name: "scratch-01", Running: true, RestartToChange: true,
+		Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.0", Live: true}}}
+	if got := findVM(t, vms, "scratch-01"); !reflect.DeepEqual(got, want) {
+		t.Errorf("observed %+v, want %+v", got, want)
+	}
+	err = p.Attach(t.Context(), node, "scratch-01", "0000:af:00.0")
+	if err == nil || errors.Is(err, libvirt.ErrNeedsRestart) ||
+		err.Error() != "node compute-01 vm scratch-01 hostdev 0000:af:00.0: attach: the driver cannot change the running domain live, and it is transient" {
+		t.Errorf("Attach to a transient domain: %v", err)
 	}
 }
