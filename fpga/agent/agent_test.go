@@ -3,22 +3,12 @@ package agent_test
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -26,6 +16,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/agent"
+	"github.com/fpgaops/fpgaops/fpga/agent/agenttest"
 	"github.com/fpgaops/fpgaops/fpga/bitstream"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/spec"
@@ -108,84 +99,10 @@ func testImage(t *testing.T) ([]byte, spec.Bitstream) {
 	}
 }
 
-// pki is a CA with server and client certificates written as PEM files.
-type pki struct {
-	dir                   string
-	caFile                string
-	serverCert, serverKey string
-	clientCert, clientKey string
-	ca                    *x509.Certificate
-	caKey                 *ecdsa.PrivateKey
-}
-
-func newPKI(t *testing.T, name string) *pki {
-	t.Helper()
-	p := &pki{dir: t.TempDir()}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: name + " CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ca, _ = x509.ParseCertificate(der)
-	p.caKey = key
-	p.caFile = p.write(t, "ca.pem", "CERTIFICATE", der)
-	p.serverCert, p.serverKey = p.issue(t, "server", x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = p.issue(t, "client", x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-func (p *pki) issue(t *testing.T, name string, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		DNSNames:     []string{"localhost"},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kder, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p.write(t, name+".pem", "CERTIFICATE", der), p.write(t, name+"-key.pem", "EC PRIVATE KEY", kder)
-}
-
-func (p *pki) write(t *testing.T, name, typ string, der []byte) string {
-	t.Helper()
-	f := filepath.Join(p.dir, name)
-	if err := os.WriteFile(f, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return f
-}
-
 // startTLS serves h over mutual TLS with the pki's server certificate.
-func startTLS(t *testing.T, p *pki, h fpga.Host, s agent.Server) string {
+func startTLS(t *testing.T, p *agenttest.PKI, h fpga.Host, s agent.Server) string {
 	t.Helper()
-	conf, err := agent.ServerTLS(p.serverCert, p.serverKey, p.caFile)
+	conf, err := agent.ServerTLS(p.ServerCert, p.ServerKey, p.CAFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,8 +123,8 @@ func client(t *testing.T, caFile, cert, key string) *agent.Client {
 }
 
 func TestMutualTLS(t *testing.T) {
-	p := newPKI(t, "fleet")
-	other := newPKI(t, "other")
+	p := agenttest.NewPKI(t, "fleet")
+	other := agenttest.NewPKI(t, "other")
 	url := startTLS(t, p, newMemHost(), agent.Server{})
 	node := &spec.Node{Name: "compute-01", Endpoint: url}
 
@@ -216,13 +133,13 @@ func TestMutualTLS(t *testing.T) {
 		cert, key string
 		wantErr   bool
 	}{
-		{"client certificate from the fleet CA", p.clientCert, p.clientKey, false},
+		{"client certificate from the fleet CA", p.ClientCert, p.ClientKey, false},
 		{"no client certificate", "", "", true},
-		{"client certificate from another CA", other.clientCert, other.clientKey, true},
+		{"client certificate from another CA", other.ClientCert, other.ClientKey, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			devs, err := client(t, p.caFile, tt.cert, tt.key).ObserveCards(context.Background(), node)
+			devs, err := client(t, p.CAFile, tt.cert, tt.key).ObserveCards(context.Background(), node)
 			if tt.wantErr {
 				if err == nil {
 					t.Fatalf("inventory answered %d devices; want the handshake refused", len(devs))
@@ -239,7 +156,7 @@ func TestMutualTLS(t *testing.T) {
 	}
 
 	t.Run("server certificate from another CA", func(t *testing.T) {
-		_, err := client(t, other.caFile, other.clientCert, other.clientKey).ObserveCards(context.Background(), node)
+		_, err := client(t, other.CAFile, other.ClientCert, other.ClientKey).ObserveCards(context.Background(), node)
 		if err == nil {
 			t.Fatal("the client trusted a server its CA did not sign")
 		}
@@ -247,7 +164,7 @@ func TestMutualTLS(t *testing.T) {
 }
 
 func TestProgram(t *testing.T) {
-	p := newPKI(t, "fleet")
+	p := agenttest.NewPKI(t, "fleet")
 	image, bs := testImage(t)
 	imageServer := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Write(image)
@@ -274,7 +191,7 @@ func TestProgram(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newMemHost()
 			url := startTLS(t, p, h, agent.Server{MaxImageBytes: tt.limit})
-			c := client(t, p.caFile, p.clientCert, p.clientKey)
+			c := client(t, p.CAFile, p.ClientCert, p.ClientKey)
 			pci := cardPCI
 			if tt.wantCode == agent.CodeNotFound {
 				pci = "0000:af:00.0"
