@@ -111,7 +111,7 @@ func printStatus(w io.Writer, st controller.Status) {
 	fmt.Fprintf(w, "Applied:    %s%s\n", or(st.LastAppliedRevision, "none"), when(st.LastAppliedAt))
 	fmt.Fprintf(w, "Attempted:  %s%s\n", or(st.LastAttemptedRevision, "none"), when(st.LastAttemptedAt))
 	if st.NextRunAt != nil {
-		fmt.Fprintf(w, "Next run:  %s\n", when(st.NextRunAt))
+		fmt.Fprintf(w, "Next run:   %s\n", st.NextRunAt.UTC().Format(time.RFC3339))
 	}
 	fmt.Fprintf(w, "Violations: %d\nDrift:      %d\n\n", st.Violations, st.Drift)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)

@@ -268,7 +268,11 @@ func (c *Controller) Run(ctx context.Context) error {
 		next, reason := c.next(c.now())
 		c.mu.Lock()
 		c.status.NextRunAt = &next
+		st := c.status.clone()
 		c.mu.Unlock()
+		if err := c.opts.Store.PutStatus(st); err != nil {
+			c.log.Error("status not recorded", "err", err)
+		}
 		timer := time.NewTimer(next.Sub(c.now()))
 		select {
 		case <-ctx.Done():

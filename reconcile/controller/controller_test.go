@@ -198,6 +198,7 @@ func condition(st Status, typ string) Condition {
 }
 
 func TestAppliesAtStartAndOnPush(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	c1 := h.remote.Commit("first", fleetFile("nodes: []"), nil)
 	h.start()
@@ -216,6 +217,7 @@ func TestAppliesAtStartAndOnPush(t *testing.T) {
 	if st.LastAttemptedRevision != c2 || st.Violations != 0 || len(st.Nodes) != 1 {
 		t.Fatalf("status after push: %+v", st)
 	}
+	h.waitRuns(2) // the history is written just after the status changes
 	runs, err := h.store.Runs(0)
 	if err != nil {
 		t.Fatal(err)
@@ -230,6 +232,7 @@ func TestAppliesAtStartAndOnPush(t *testing.T) {
 }
 
 func TestWebhookVerification(t *testing.T) {
+	t.Parallel()
 	body := `{"ref":"refs/heads/main"}`
 	tests := []struct {
 		name    string
@@ -251,6 +254,7 @@ func TestWebhookVerification(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			h := newHarness(t, "", nil) // no loop running: triggers stay queued
 			code, answer := h.post(tt.path, tt.hdr, tt.body)
 			if code != tt.code {
@@ -274,6 +278,7 @@ func TestWebhookVerification(t *testing.T) {
 }
 
 func TestInvalidRevisionKeepsLastGood(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	c1 := h.remote.Commit("good", fleetFile("nodes: []"), nil)
 	h.start()
@@ -312,6 +317,7 @@ func TestInvalidRevisionKeepsLastGood(t *testing.T) {
 }
 
 func TestUnreachableRemoteKeepsLastGood(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	c1 := h.remote.Commit("good", fleetFile("nodes: []"), nil)
 	h.start()
@@ -334,6 +340,7 @@ func TestUnreachableRemoteKeepsLastGood(t *testing.T) {
 }
 
 func TestUntrustedCommitRejected(t *testing.T) {
+	t.Parallel()
 	trusted := gittest.NewKey(t, "Fleet Admin")
 	h := newHarness(t, gittest.Keyring(t, trusted), nil)
 	c1 := h.remote.Commit("signed", fleetFile("nodes: []"), trusted)
@@ -348,6 +355,7 @@ func TestUntrustedCommitRejected(t *testing.T) {
 }
 
 func TestSuspendResume(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	h.remote.Commit("first", fleetFile("nodes: []"), nil)
 
@@ -372,7 +380,12 @@ func TestSuspendResume(t *testing.T) {
 		t.Fatal("suspension lost on restart")
 	}
 	h.start()
-	h.waitRuns(0)
+	// The loop has passed its start (and waits for the schedule) without
+	// running.
+	h.waitFor("the loop to wait", func(s Status) bool { return s.NextRunAt != nil })
+	if n := h.runs(); n != 0 {
+		t.Fatalf("%d run(s) while suspended", n)
+	}
 	if code, body := h.post("/resume", auth, ""); code != 200 || !strings.Contains(body, `"suspended": false`) {
 		t.Fatalf("resume: %d %s", code, body)
 	}
@@ -386,6 +399,7 @@ func TestSuspendResume(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	h.rec.gate, h.rec.entered = make(chan struct{}), make(chan struct{})
 	h.remote.Commit("first", fleetFile("nodes: []"), nil)
@@ -416,6 +430,7 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestDriftOverride(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(o *Options) { o.Drift = spec.DriftCorrect })
 	h.remote.Commit("first", fleetFile("nodes: []"), nil)
 	h.start()
@@ -428,6 +443,7 @@ func TestDriftOverride(t *testing.T) {
 }
 
 func TestMetrics(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", nil)
 	h.remote.Commit("first", fleetFile("nodes: []"), nil)
 	h.start()
@@ -456,6 +472,7 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
+	t.Parallel()
 	store, _ := state.Open(t.TempDir(), state.Options{})
 	base := Options{Source: &source.Source{}, Load: loadFake, Reconciler: &fakeReconciler{}, Store: store}
 	tests := []struct {
@@ -469,6 +486,7 @@ func TestNewRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			o := base
 			tt.mutate(&o)
 			if _, err := New(o); err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -479,6 +497,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestFollowsPolicySchedule(t *testing.T) {
+	t.Parallel()
 	h := newHarness(t, "", func(o *Options) { o.Interval = 0 })
 	policy := spec.Policy{Name: "dc1", Schedule: "*/30 * * * *"}
 	now := time.Date(2026, 3, 2, 10, 7, 0, 0, time.UTC)

@@ -69,6 +69,7 @@ func poolFleet(t *testing.T) (*spec.Fleet, *observed.Fleet) {
 }
 
 func TestStepConverges(t *testing.T) {
+	t.Parallel()
 	desired, obs := poolFleet(t)
 	fake := reconciletest.New(obs)
 	store, err := state.Open(t.TempDir(), state.Options{})
@@ -116,6 +117,7 @@ func (s *stopAfterFirst) Program(ctx context.Context, n *spec.Node, pci string, 
 }
 
 func TestStepShutdownFinishesCardInFlight(t *testing.T) {
+	t.Parallel()
 	desired, obs := poolFleet(t)
 	fake := reconciletest.New(obs)
 	store, err := state.Open(t.TempDir(), state.Options{})

@@ -25,6 +25,7 @@ func open(t *testing.T, dir string, opts state.Options) *state.Store {
 }
 
 func TestRunsNewestFirstAndBounded(t *testing.T) {
+	t.Parallel()
 	s := open(t, t.TempDir(), state.Options{KeepRuns: 3})
 	for i := 1; i <= 5; i++ {
 		r := &state.Run{Trigger: "schedule", Revision: fmt.Sprintf("%040d", i), Outcome: state.OutcomeApplied}
@@ -53,6 +54,7 @@ func TestRunsNewestFirstAndBounded(t *testing.T) {
 }
 
 func TestStatusSuspendedInventory(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	s := open(t, dir, state.Options{})
 
@@ -94,6 +96,7 @@ func TestStatusSuspendedInventory(t *testing.T) {
 }
 
 func TestReadOnlyOpenOfEmptyDir(t *testing.T) {
+	t.Parallel()
 	_, err := state.Open(t.TempDir(), state.Options{ReadOnly: true})
 	if !errors.Is(err, state.ErrNoState) {
 		t.Fatalf("got %v, want ErrNoState", err)
@@ -101,6 +104,7 @@ func TestReadOnlyOpenOfEmptyDir(t *testing.T) {
 }
 
 func TestJournal(t *testing.T) {
+	t.Parallel()
 	s := open(t, t.TempDir(), state.Options{})
 	j := s.Journal()
 	if err := j.Record("node/a/fpga/pac0:program@d1"); err == nil {
@@ -159,6 +163,7 @@ func TestJournal(t *testing.T) {
 // TestReaderWhileWriting is what status and history do while a controller
 // writes: both go on, neither fails.
 func TestReaderWhileWriting(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	w := open(t, dir, state.Options{})
 	r := open(t, dir, state.Options{ReadOnly: true, Timeout: 10 * time.Second})
@@ -194,6 +199,7 @@ func TestReaderWhileWriting(t *testing.T) {
 }
 
 func TestLockIsExclusive(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	l, err := state.Acquire(dir)
 	if err != nil {

@@ -55,6 +55,7 @@ func files(kv ...string) map[string][]byte {
 // TestTransports runs the same story against each kind of real remote: a
 // first fetch, a new commit, a force-push, then the remote going away.
 func TestTransports(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		// serve returns the remote's URL and a function that makes it
@@ -83,6 +84,7 @@ func TestTransports(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := gittest.NewRemote(t, "fleet")
 			c1 := r.Commit("first", files("fleet/nodes.yaml", "v1", "README", "x"), nil)
 			url, cut := tt.serve(t, r)
@@ -135,6 +137,7 @@ func TestTransports(t *testing.T) {
 }
 
 func TestRefs(t *testing.T) {
+	t.Parallel()
 	r := gittest.NewRemote(t, "fleet")
 	c1 := r.Commit("one", files("v", "1.0.0"), nil)
 	r.Tag("v1.0.0", c1)
@@ -163,6 +166,7 @@ func TestRefs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			ref, err := source.ParseRef(tt.ref)
 			if err != nil {
 				t.Fatal(err)
@@ -200,6 +204,7 @@ func TestRefs(t *testing.T) {
 }
 
 func TestParseRef(t *testing.T) {
+	t.Parallel()
 	hash := strings.Repeat("ab", 20)
 	tests := []struct {
 		in      string
@@ -236,6 +241,7 @@ func TestParseRef(t *testing.T) {
 }
 
 func TestNewRejects(t *testing.T) {
+	t.Parallel()
 	tests := []struct {
 		name string
 		cfg  source.Config
@@ -252,6 +258,7 @@ func TestNewRejects(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			_, err := source.New(tt.cfg)
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("New: got %v, want an error containing %q", err, tt.want)
@@ -261,6 +268,7 @@ func TestNewRejects(t *testing.T) {
 }
 
 func TestHTTPBasicAuth(t *testing.T) {
+	t.Parallel()
 	r := gittest.NewRemote(t, "fleet")
 	c := r.Commit("first", files("a", "1"), nil)
 	url := gittest.StartHTTPBackend(t, r.Root, "fleet-bot", "s3cret-pw") + "fleet.git"
@@ -284,6 +292,7 @@ func TestHTTPBasicAuth(t *testing.T) {
 }
 
 func TestSignatures(t *testing.T) {
+	t.Parallel()
 	trusted := gittest.NewKey(t, "Fleet Admin")
 	stranger := gittest.NewKey(t, "Somebody Else")
 	keyring := gittest.Keyring(t, trusted)
@@ -299,6 +308,7 @@ func TestSignatures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
 			r := gittest.NewRemote(t, "fleet")
 			c := r.Commit("change", files("a", "1"), tt.signer())
 			s := newSource(t, source.Config{URL: r.FileURL(), Keyring: keyring})
@@ -328,6 +338,7 @@ func TestSignatures(t *testing.T) {
 }
 
 func TestRetain(t *testing.T) {
+	t.Parallel()
 	r := gittest.NewRemote(t, "fleet")
 	r.Commit("one", files("a", "1"), nil)
 	s := newSource(t, source.Config{URL: r.FileURL()})
@@ -351,6 +362,7 @@ func TestRetain(t *testing.T) {
 }
 
 func TestRedact(t *testing.T) {
+	t.Parallel()
 	got := source.Redact("https://bot:tok3n@git.example.com/fleet.git")
 	if strings.Contains(got, "tok3n") || !strings.Contains(got, "bot") {
 		t.Fatalf("Redact = %s", got)
@@ -358,6 +370,7 @@ func TestRedact(t *testing.T) {
 }
 
 func TestSSH(t *testing.T) {
+	t.Parallel()
 	sshd := gittest.StartSSHD(t)
 	r := gittest.NewRemote(t, "fleet")
 	c := r.Commit("first", files("a", "1"), nil)
