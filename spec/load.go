@@ -46,6 +46,9 @@ func LoadFS(fsys fs.FS) (*Fleet, error) { return load(fsys, fsys, loadOptions{})
 type loadOptions struct {
 	// noQuick checks every document with CUE.
 	noQuick bool
+	// validators, when set, are used instead of compiling the schema: one
+	// per worker.
+	validators []*validator
 }
 
 // load reads the YAML files of docs and the bitstream files of files.
@@ -57,15 +60,23 @@ func load(docs, files fs.FS, opts loadOptions) (*Fleet, error) {
 	}
 	results := make([]fileResult, len(names))
 	workers := min(runtime.GOMAXPROCS(0), max(len(names), 1))
+	if len(opts.validators) > 0 {
+		workers = len(opts.validators)
+	}
 	var next atomic.Int64
 	var g errgroup.Group
-	for range workers {
+	for w := range workers {
 		g.Go(func() error {
 			// CUE values are not shared between goroutines: each worker
 			// compiles the schema into its own context.
-			v, err := newValidator()
-			if err != nil {
-				return err
+			var v *validator
+			if len(opts.validators) > 0 {
+				v = opts.validators[w]
+			} else {
+				var err error
+				if v, err = newValidator(); err != nil {
+					return err
+				}
 			}
 			v.noQuick = opts.noQuick
 			for {

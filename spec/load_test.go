@@ -163,12 +163,19 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte("---\n--- {kind: Node}\n...\n"))
 	f.Add([]byte("a: &x [*x]\n"))
+	// One compiled schema for every run: compiling it is most of the cost
+	// of loading a small repository.
+	v, err := newValidator()
+	if err != nil {
+		f.Fatal(err)
+	}
+	opts := loadOptions{validators: []*validator{v}}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		fsys := fstest.MapFS{"extra/fuzz.yaml": &fstest.MapFile{Data: data}}
 		for k, v := range base {
 			fsys[k] = v
 		}
-		fleet, err := LoadFS(fsys)
+		fleet, err := load(fsys, fsys, opts)
 		if err == nil {
 			if fleet == nil || len(fleet.Nodes) < 3 {
 				t.Fatalf("loaded %v without an error", fleet)
