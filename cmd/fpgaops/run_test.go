@@ -254,6 +254,26 @@ sha256: %s
 		t.Fatalf("Ready message does not name the error's file and line, or the revision in force: %q", r.Message)
 	}
 
+	// While it runs: status and history read the state directory, and a
+	// second controller on it is refused.
+	cli := func(args ...string) (int, string) {
+		var out bytes.Buffer
+		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &out})
+		root.SetArgs(args)
+		return exitCode(&out, root.Execute()), out.String()
+	}
+	stateDir := filepath.Join(dir, "state")
+	if code, out := cli("status", "--state-dir", stateDir); code != 0 || !strings.Contains(out, "Applied:    "+c2) || !strings.Contains(out, "nodes.yaml:10:12: ") {
+		t.Fatalf("status while running: exit %d\n%s", code, out)
+	}
+	if code, out := cli("history", "--state-dir", stateDir, "-o", "json"); code != 0 || strings.Count(out, `"outcome"`) != 3 {
+		t.Fatalf("history while running: exit %d\n%s", code, out)
+	}
+	if code, out := cli("run", "--once", "--git", remote.FileURL(), "--state-dir", stateDir); code != 1 ||
+		!strings.Contains(out, "state directory in use by another controller (pid ") {
+		t.Fatalf("a second controller on the same state dir: exit %d\n%s", code, out)
+	}
+
 	stats := fs.Stats()
 	if stats.Violations != 0 || stats.Programs != 2 {
 		t.Fatalf("sim: %+v; want two programs and no violation", stats)
