@@ -266,6 +266,9 @@ sha256: %s
 	if code, out := cli("status", "--state-dir", stateDir); code != 0 || !strings.Contains(out, "Applied:    "+c2) || !strings.Contains(out, "nodes.yaml:10:12: ") {
 		t.Fatalf("status while running: exit %d\n%s", code, out)
 	}
+	if code, out := cli("status", "--server", base, "-o", "json"); code != 0 || !strings.Contains(out, `"lastAppliedRevision": "`+c2+`"`) {
+		t.Fatalf("status --server: exit %d\n%s", code, out)
+	}
 	if code, out := cli("history", "--state-dir", stateDir, "-o", "json"); code != 0 || strings.Count(out, `"outcome"`) != 3 {
 		t.Fatalf("history while running: exit %d\n%s", code, out)
 	}
