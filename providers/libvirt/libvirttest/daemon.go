@@ -191,9 +191,7 @@ func (d *Daemon) start() error {
 	}
 	defer out.Close()
 	cmd.Stdout, cmd.Stderr = out, out
-	// Its own process group, so a signal to the test's group does not
-	// reach it before Stop does.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = procAttr()
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start libvirtd: %w", err)
 	}
