@@ -97,9 +97,14 @@ type harness struct {
 const secret = "hook-secret"
 const adminToken = "admin-token"
 
-func newHarness(t *testing.T, keyring string, mutate func(*Options)) *harness {
+// newHarness builds a controller on a fresh remote; serve, if given, sees
+// the remote before the options are mutated.
+func newHarness(t *testing.T, keyring string, mutate func(*Options), serve ...func(*gittest.Remote)) *harness {
 	t.Helper()
 	h := &harness{t: t, remote: gittest.NewRemote(t, "fleet"), rec: &fakeReconciler{}}
+	for _, f := range serve {
+		f(h.remote)
+	}
 	var err error
 	h.src, err = source.New(source.Config{URL: h.remote.FileURL(), Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, CacheDir: t.TempDir(), Keyring: keyring})
 	if err != nil {
@@ -318,24 +323,52 @@ func TestInvalidRevisionKeepsLastGood(t *testing.T) {
 
 func TestUnreachableRemoteKeepsLastGood(t *testing.T) {
 	t.Parallel()
-	h := newHarness(t, "", nil)
-	c1 := h.remote.Commit("good", fleetFile("nodes: []"), nil)
-	h.start()
-	h.waitFor("c1 applied", func(s Status) bool { return s.LastAppliedRevision == c1 })
-	if err := os.Rename(h.remote.BarePath(), h.remote.BarePath()+".gone"); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		// serve returns the remote's URL and what makes it unreachable.
+		serve func(t *testing.T, r *gittest.Remote) (string, func())
+	}{
+		{"file", func(t *testing.T, r *gittest.Remote) (string, func()) {
+			return r.FileURL(), func() {
+				if err := os.Rename(r.BarePath(), r.BarePath()+".gone"); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"git-daemon", func(t *testing.T, r *gittest.Remote) (string, func()) {
+			d := gittest.StartDaemon(t, r.Root)
+			return d.URL + r.Name + ".git", d.Stop
+		}},
 	}
-	h.c.Trigger("manual")
-	st := h.waitFor("fetch failure", func(s Status) bool { return condition(s, Ready).Reason == ReasonFetchFailed })
-	r := condition(st, Ready)
-	if st.LastAppliedRevision != c1 || !strings.Contains(r.Message, c1+" stays in force") || !strings.Contains(r.Message, h.remote.FileURL()) {
-		t.Fatalf("status: applied %s, Ready %+v", st.LastAppliedRevision, r)
-	}
-	if st.ConsecutiveFailures != 1 || condition(st, Stalled).Status != "False" {
-		t.Fatalf("a fetch failure must be retried: %+v", st)
-	}
-	if next, why := h.c.next(time.Now()); why != "retry" || time.Until(next) > time.Hour {
-		t.Fatalf("next run %s (%s), want a retry", next, why)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var url string
+			var cut func()
+			h := newHarness(t, "", func(o *Options) {
+				src, err := source.New(source.Config{URL: url, CacheDir: t.TempDir()})
+				if err != nil {
+					t.Fatal(err)
+				}
+				o.Source = src
+			}, func(r *gittest.Remote) { url, cut = tt.serve(t, r) })
+			c1 := h.remote.Commit("good", fleetFile("nodes: []"), nil)
+			h.start()
+			h.waitFor("c1 applied", func(s Status) bool { return s.LastAppliedRevision == c1 })
+			cut()
+			h.c.Trigger("manual")
+			st := h.waitFor("fetch failure", func(s Status) bool { return condition(s, Ready).Reason == ReasonFetchFailed })
+			r := condition(st, Ready)
+			if st.LastAppliedRevision != c1 || !strings.Contains(r.Message, c1+" stays in force") || !strings.Contains(r.Message, url) {
+				t.Fatalf("status: applied %s, Ready %+v", st.LastAppliedRevision, r)
+			}
+			if st.ConsecutiveFailures != 1 || condition(st, Stalled).Status != "False" {
+				t.Fatalf("a fetch failure must be retried: %+v", st)
+			}
+			if next, why := h.c.next(time.Now()); why != "retry" || time.Until(next) > time.Hour {
+				t.Fatalf("next run %s (%s), want a retry", next, why)
+			}
+		})
 	}
 }
 

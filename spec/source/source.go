@@ -129,13 +129,13 @@ var supported = map[string]bool{"file": true, "git": true, "http": true, "https"
 // New checks the configuration and prepares the credentials.
 func New(cfg Config) (*Source, error) {
 	var errs []error
-	ep, err := transport.NewEndpoint(cfg.URL)
+	ep, epErr := transport.NewEndpoint(cfg.URL)
 	redacted := Redact(cfg.URL)
 	switch {
 	case cfg.URL == "":
 		errs = append(errs, errors.New("git source: no URL"))
-	case err != nil:
-		errs = append(errs, fmt.Errorf("git source %s: %w", redacted, err))
+	case epErr != nil:
+		errs = append(errs, fmt.Errorf("git source %s: %w", redacted, epErr))
 	case !supported[ep.Protocol]:
 		errs = append(errs, fmt.Errorf("git source %s: transport %q not supported (want file, git, http, https or ssh)", redacted, ep.Protocol))
 	}
@@ -156,7 +156,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.Timeout = 2 * time.Minute
 	}
 	s := &Source{cfg: cfg, subdir: sub, redacted: redacted}
-	if err == nil && ep != nil {
+	if epErr == nil && cfg.URL != "" {
 		a, err := authMethod(ep.Protocol, cfg.Auth)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("git source %s: auth: %w", redacted, err))
