@@ -182,6 +182,24 @@ func TestRefs(t *testing.T) {
 		})
 	}
 
+	t.Run("pinned commit fetched by hash", func(t *testing.T) {
+		t.Parallel()
+		// A server that serves commits by hash gets a shallow fetch of
+		// just that commit.
+		r := gittest.NewRemote(t, "pinned")
+		c1 := r.Commit("one", files("v", "1"), nil)
+		r.Commit("two", files("v", "2"), nil)
+		r.Configure("uploadpack.allowReachableSHA1InWant", "true")
+		d := gittest.StartDaemon(t, r.Root)
+		cache := t.TempDir()
+		s := newSource(t, source.Config{URL: d.URL + "pinned.git", Ref: source.Ref{Kind: source.RefCommit, Name: c1}, CacheDir: cache})
+		if rev := fetch(t, s); rev.Commit != c1 || readFile(t, rev.Dir, "v") != "1" {
+			t.Fatalf("got %+v", rev)
+		}
+		if shallow, _ := filepath.Glob(filepath.Join(cache, "repo-*.git", "shallow")); len(shallow) != 1 {
+			t.Fatal("a commit the server serves by hash was not fetched shallow")
+		}
+	})
 	t.Run("semver without a match", func(t *testing.T) {
 		s := newSource(t, source.Config{URL: r.FileURL(), Ref: source.Ref{Kind: source.RefSemver, Name: ">=3"}})
 		_, err := s.Fetch(context.Background())

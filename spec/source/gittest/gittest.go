@@ -146,6 +146,13 @@ func (r *Remote) Rewrite(msg string, files map[string][]byte) string {
 	return h
 }
 
+// Configure sets a git config value in the bare repository, as a server
+// operator would (uploadpack.allowReachableSHA1InWant, say).
+func (r *Remote) Configure(key, value string) {
+	r.t.Helper()
+	r.git("-C", r.BarePath(), "config", key, value)
+}
+
 // Tag makes an annotated tag on the commit and pushes it.
 func (r *Remote) Tag(name, commit string) {
 	r.t.Helper()
