@@ -2,7 +2,9 @@ package spec
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -187,16 +189,9 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 		r.errs = append(r.errs, Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("read: %v", err)})
 		return r
 	}
-	for _, c := range splitDocuments(data) {
-		var n yaml.Node
-		if err := yaml.Unmarshal(c.text, &n); err != nil {
-			r.errs = append(r.errs, syntaxError(file, c, err))
-			continue
-		}
-		if len(n.Content) == 0 {
-			continue // only comments
-		}
-		shift(&n, c.line-1)
+	trees, errs := parseDocuments(file, data)
+	r.errs = append(r.errs, errs...)
+	for _, n := range trees {
 		root := n.Content[0]
 		errf := func(at *yaml.Node, format string, args ...any) {
 			r.errs = append(r.errs, Error{Pos: Pos{File: file, Line: at.Line, Col: at.Column}, Msg: fmt.Sprintf(format, args...)})
@@ -235,6 +230,42 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 		r.docs = append(r.docs, d)
 	}
 	return r
+}
+
+// parseDocuments parses a file's documents. A file is parsed in one go;
+// only when that fails is it cut into documents, so that a syntax error in
+// one document does not hide the documents after it. Documents holding
+// only comments are left out.
+func parseDocuments(file string, data []byte) ([]*yaml.Node, ErrorList) {
+	var trees []*yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		n := new(yaml.Node)
+		err := dec.Decode(n)
+		if errors.Is(err, io.EOF) {
+			return trees, nil
+		}
+		if err != nil {
+			break
+		}
+		if len(n.Content) > 0 {
+			trees = append(trees, n)
+		}
+	}
+	trees = trees[:0]
+	var errs ErrorList
+	for _, c := range splitDocuments(data) {
+		n := new(yaml.Node)
+		if err := yaml.Unmarshal(c.text, n); err != nil {
+			errs = append(errs, syntaxError(file, c, err))
+			continue
+		}
+		if len(n.Content) > 0 {
+			shift(n, c.line-1)
+			trees = append(trees, n)
+		}
+	}
+	return trees, errs
 }
 
 // chunk is one document's text and the file line it starts on.
