@@ -226,8 +226,8 @@ func TestBadBindingChangesNothing(t *testing.T) {
 			"node compute-01 vm web-01 hostdev 0000:3b:00.0: no such PCI device on the node"},
 		{"detach from missing domain", "ghost-01", "0000:5e:00.1", true, libvirt.ErrNoDomain,
 			"node compute-01 vm ghost-01 hostdev 0000:5e:00.1: no such domain"},
-		{"malformed PCI address", "web-01", "5e:00.0", false, nil,
-			`node compute-01 vm web-01 hostdev 5e:00.0: PCI address "5e:00.0": want dddd:bb:ss.f`},
+		{"malformed PCI address", "web-01", "0000:5e:00.8", false, nil,
+			`node compute-01 vm web-01 hostdev 0000:5e:00.8: PCI address "0000:5e:00.8": want dddd:bb:ss.f`},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -11,11 +11,16 @@ import (
 // pciAddr is a PCI function's address.
 type pciAddr struct{ domain, bus, slot, function uint }
 
-// parsePCI parses "dddd:bb:ss.f" (hex; the form spec and sysfs use).
+// parsePCI parses "dddd:bb:ss.f" (hex; the form spec and sysfs use), or
+// "bb:ss.f" in PCI domain 0.
 func parsePCI(s string) (pciAddr, error) {
 	var a pciAddr
 	bad := fmt.Errorf("PCI address %q: want dddd:bb:ss.f", s)
-	dom, rest, ok1 := strings.Cut(s, ":")
+	full := s
+	if strings.Count(s, ":") == 1 {
+		full = "0000:" + s
+	}
+	dom, rest, ok1 := strings.Cut(full, ":")
 	bus, rest, ok2 := strings.Cut(rest, ":")
 	slot, fn, ok3 := strings.Cut(rest, ".")
 	if !ok1 || !ok2 || !ok3 || len(dom) != 4 || len(bus) != 2 || len(slot) != 2 || len(fn) != 1 {

@@ -7,6 +7,15 @@ import (
 	"libvirt.org/go/libvirtxml"
 )
 
+// canonical is how String writes the valid addresses of TestParsePCI.
+var canonical = map[string]string{
+	"0000:5e:00.0": "0000:5e:00.0",
+	"0000:5e:00.7": "0000:5e:00.7",
+	"10de:af:1f.3": "10de:af:1f.3",
+	"5e:00.0":      "0000:5e:00.0",
+	"0000:AF:00.1": "0000:af:00.1",
+}
+
 func TestParsePCI(t *testing.T) {
 	tests := []struct {
 		name, in string
@@ -16,7 +25,9 @@ func TestParsePCI(t *testing.T) {
 		{"PF", "0000:5e:00.0", pciAddr{0, 0x5e, 0, 0}, true},
 		{"VF", "0000:5e:00.7", pciAddr{0, 0x5e, 0, 7}, true},
 		{"domain and slot", "10de:af:1f.3", pciAddr{0x10de, 0xaf, 0x1f, 3}, true},
-		{"no domain", "5e:00.0", pciAddr{}, false},
+		{"no domain", "5e:00.0", pciAddr{0, 0x5e, 0, 0}, true},
+		{"uppercase", "0000:AF:00.1", pciAddr{0, 0xaf, 0, 1}, true},
+		{"no slot", "0000:5e.0", pciAddr{}, false},
 		{"slot beyond 31", "0000:5e:20.0", pciAddr{}, false},
 		{"function beyond 7", "0000:5e:00.8", pciAddr{}, false},
 		{"not hex", "0000:5g:00.0", pciAddr{}, false},
@@ -32,8 +43,8 @@ func TestParsePCI(t *testing.T) {
 			if got != tc.want {
 				t.Errorf("parsePCI(%q) = %+v, want %+v", tc.in, got, tc.want)
 			}
-			if tc.ok && got.String() != tc.in {
-				t.Errorf("String() = %q, want %q", got.String(), tc.in)
+			if want := canonical[tc.in]; tc.ok && got.String() != want {
+				t.Errorf("String() = %q, want %q", got.String(), want)
 			}
 		})
 	}
