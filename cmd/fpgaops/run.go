@@ -101,12 +101,9 @@ SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
 }
 
 func runController(ctx context.Context, s streams, f *runFlags) error {
-	log, err := newLogger(s, f.logFormat)
-	if err != nil {
-		return err
-	}
-	opts, src, err := f.options(log)
-	if err != nil {
+	log, logErr := newLogger(s, f.logFormat)
+	opts, src, err := f.options()
+	if err := errors.Join(err, logErr); err != nil {
 		return err
 	}
 	lock, err := state.Acquire(f.stateDir)
@@ -167,7 +164,7 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 
 // options checks every flag, reporting all mistakes at once, and reads
 // the secrets they name.
-func (f *runFlags) options(log *slog.Logger) (controller.Options, *source.Source, error) {
+func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	var errs []error
 	if f.git == "" {
 		errs = append(errs, errors.New("--git is required"))
@@ -232,7 +229,6 @@ func (f *runFlags) options(log *slog.Logger) (controller.Options, *source.Source
 	if err != nil {
 		return controller.Options{}, nil, err
 	}
-	log.Debug("git source", "source", src.String(), "auth", auth.String())
 	return controller.Options{
 		Interval: f.interval, Schedule: f.schedule, Jitter: f.jitter,
 		RetryInterval: f.retry, MaxRetryInterval: f.maxRetry,
