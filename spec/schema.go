@@ -39,7 +39,11 @@ type validator struct {
 	// noQuick turns the remembered shortcuts off (tests).
 	noQuick bool
 
-	shapes      map[string]bool        // kind+shape -> accepted
+	// shapes maps kind+shape of an accepted document to the constraint of
+	// each of its scalars.
+	shapes      map[string][]*constraint
+	shapeBuf    []byte
+	leafBuf     []*yaml.Node
 	constraints map[string]*constraint // kind+field pattern -> constraint
 	leaves      map[string]bool        // constraint+scalar -> accepted
 }
@@ -86,7 +90,7 @@ func newValidator() (*validator, error) {
 	val := &validator{
 		ctx:         ctx,
 		defs:        map[string]cue.Value{},
-		shapes:      map[string]bool{},
+		shapes:      map[string][]*constraint{},
 		constraints: map[string]*constraint{},
 		leaves:      map[string]bool{},
 	}
@@ -351,75 +355,84 @@ func toCUE(n *yaml.Node, path string, skip map[string]bool) ast.Expr {
 	return ast.NewString(n.Value)
 }
 
-// leaf is a scalar of a document and its field pattern, the path with
-// list indices replaced by "*".
-type leaf struct {
-	pattern string
-	node    *yaml.Node
-}
-
-// shapeOf writes the document's shape (its keys, lists and where scalars
-// are) and collects its scalars.
-func shapeOf(b *strings.Builder, n *yaml.Node, pattern string, leaves []leaf) []leaf {
+// shapeOf appends the document's shape (its keys, lists and where scalars
+// are) to buf, and its scalars, in order, to leaves.
+func shapeOf(buf []byte, n *yaml.Node, leaves []*yaml.Node) ([]byte, []*yaml.Node) {
 	n = deref(n)
 	switch n.Kind {
 	case yaml.MappingNode:
-		b.WriteByte('{')
+		buf = append(buf, '{')
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := n.Content[i].Value
-			b.WriteString(strconv.Quote(k))
-			b.WriteByte(':')
-			p := k
-			if pattern != "" {
-				p = pattern + "." + k
-			}
-			leaves = shapeOf(b, n.Content[i+1], p, leaves)
-			b.WriteByte(',')
+			buf = append(buf, n.Content[i].Value...)
+			buf = append(buf, 0)
+			buf, leaves = shapeOf(buf, n.Content[i+1], leaves)
 		}
-		b.WriteByte('}')
+		buf = append(buf, '}')
 	case yaml.SequenceNode:
-		b.WriteByte('[')
+		buf = append(buf, '[')
 		for _, c := range n.Content {
-			leaves = shapeOf(b, c, pattern+".*", leaves)
-			b.WriteByte(',')
+			buf, leaves = shapeOf(buf, c, leaves)
 		}
-		b.WriteByte(']')
+		buf = append(buf, ']')
 	default:
-		b.WriteByte('s')
-		leaves = append(leaves, leaf{pattern, n})
+		buf = append(buf, 's')
+		leaves = append(leaves, n)
 	}
-	return leaves
+	return buf, leaves
+}
+
+// leafPatterns lists the field patterns of the document's scalars in the
+// order shapeOf finds them: paths with list indices replaced by "*".
+func leafPatterns(n *yaml.Node, pattern string, out []string) []string {
+	n = deref(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := n.Content[i].Value
+			if pattern != "" {
+				p = pattern + "." + p
+			}
+			out = leafPatterns(n.Content[i+1], p, out)
+		}
+	case yaml.SequenceNode:
+		for _, c := range n.Content {
+			out = leafPatterns(c, pattern+".*", out)
+		}
+	default:
+		out = append(out, pattern)
+	}
+	return out
 }
 
 // quick reports whether the document is valid by what CUE has accepted
 // before. False means "not known", not "invalid".
 func (v *validator) quick(kind string, doc *yaml.Node) bool {
-	var b strings.Builder
-	b.WriteString(kind)
-	leaves := shapeOf(&b, doc, "", nil)
-	if !v.shapes[b.String()] {
+	v.shapeBuf, v.leafBuf = shapeOf(append(v.shapeBuf[:0], kind...), doc, v.leafBuf[:0])
+	cs, ok := v.shapes[string(v.shapeBuf)]
+	if !ok {
 		return false
 	}
-	for _, l := range leaves {
-		c := v.constraint(kind, l.pattern)
-		if c == nil || !v.accepts(c, l.node) {
+	for i, l := range v.leafBuf {
+		if cs[i] == nil || !v.accepts(cs[i], l) {
 			return false
 		}
 	}
 	return true
 }
 
-// remember records a document CUE accepted: its shape and its scalars.
+// remember records a document CUE accepted: its shape, with the
+// constraint of each scalar, and its scalars.
 func (v *validator) remember(kind string, doc *yaml.Node) {
-	var b strings.Builder
-	b.WriteString(kind)
-	leaves := shapeOf(&b, doc, "", nil)
-	v.shapes[b.String()] = true
-	for _, l := range leaves {
-		if c := v.constraint(kind, l.pattern); c != nil && c.re == nil {
-			v.leaves[leafKey(c, l.node)] = true
+	v.shapeBuf, v.leafBuf = shapeOf(append(v.shapeBuf[:0], kind...), doc, v.leafBuf[:0])
+	patterns := leafPatterns(doc, "", nil)
+	cs := make([]*constraint, len(patterns))
+	for i, p := range patterns {
+		cs[i] = v.constraint(kind, p)
+		if cs[i] != nil && cs[i].re == nil {
+			v.leaves[leafKey(cs[i], v.leafBuf[i])] = true
 		}
 	}
+	v.shapes[string(v.shapeBuf)] = cs
 }
 
 func leafKey(c *constraint, n *yaml.Node) string {
