@@ -55,7 +55,7 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
-	applied, err := s.Store.Applied()
+	applied, err := s.appliedDigests()
 	if err != nil {
 		return Result{}, err
 	}
@@ -81,11 +81,36 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	rep, runErr := ex.Apply(context.WithoutCancel(ctx), fleet, plan)
 	res := summariseRun(fleet, obs.Nodes, plan, rep, drain)
 	if rep != nil {
-		if err := s.Store.RecordApplied(rep.Converged); err != nil {
+		if err := s.recordApplied(rep.Converged); err != nil {
 			return res, errors.Join(runErr, err)
 		}
 	}
 	return res, runErr
+}
+
+// appliedDigests is the store's inventory. A store that has none yet
+// starts from the applied digests `fpgaops apply` left in the same state
+// directory, so that taking over from hand-run applies keeps their
+// history.
+func (s *Step) appliedDigests() (map[string]string, error) {
+	applied, err := s.Store.Applied()
+	if err != nil || len(applied) > 0 {
+		return applied, err
+	}
+	return execute.ReadApplied(s.Store.Dir())
+}
+
+// recordApplied updates the store's inventory, and mirrors it into the
+// file `fpgaops plan --state-dir` reads, so that a plan made by hand
+// against the controller's state directory tells drift the same way.
+func (s *Step) recordApplied(converged map[string]string) error {
+	if len(converged) == 0 {
+		return nil
+	}
+	if err := s.Store.RecordApplied(converged); err != nil {
+		return err
+	}
+	return execute.RecordApplied(s.Store.Dir(), converged)
 }
 
 // drainJournal wraps the journal: the executor asks it before each change,

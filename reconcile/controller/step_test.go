@@ -14,6 +14,7 @@ import (
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/bitstream"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
 	"github.com/fpgaops/fpgaops/reconcile/state"
@@ -95,6 +96,11 @@ func TestStepConverges(t *testing.T) {
 	if err != nil || len(inv) != 2 {
 		t.Fatalf("inventory = %v, %v", inv, err)
 	}
+	// `fpgaops plan --state-dir` on the same directory sees the same.
+	mirror, err := execute.ReadApplied(store.Dir())
+	if err != nil || !reflect.DeepEqual(mirror, inv) {
+		t.Fatalf("applied digests file = %v, %v; want %v", mirror, err, inv)
+	}
 	// A second run finds nothing to do.
 	res, err = step.Reconcile(context.Background(), source.Revision{Commit: "c1"}, desired)
 	if err != nil || len(res.Applied) != 0 || res.Violations != 0 {
@@ -142,5 +148,24 @@ func TestStepShutdownFinishesCardInFlight(t *testing.T) {
 	}
 	if v := fake.Violations(); len(v) > 0 {
 		t.Fatalf("unsafe requests: %v", v)
+	}
+}
+
+// A controller taking over a state directory from hand-run applies starts
+// from their applied digests.
+func TestStepStartsFromHandApplies(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	if err := execute.RecordApplied(dir, map[string]string{"node/compute-01/fpga/pac0": "d-by-hand"}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := state.Open(dir, state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := &Step{Store: store}
+	got, err := step.appliedDigests()
+	if err != nil || got["node/compute-01/fpga/pac0"] != "d-by-hand" {
+		t.Fatalf("applied = %v, %v", got, err)
 	}
 }
