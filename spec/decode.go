@@ -88,6 +88,8 @@ func decode(d *document) {
 				p.Schedule = v.Value
 			case "drift":
 				p.Drift = DriftMode(v.Value)
+			case "vmRestart":
+				p.VMRestart = boolOf(v)
 			case "windows":
 				for _, item := range v.Content {
 					item = deref(item)

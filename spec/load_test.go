@@ -93,8 +93,23 @@ func TestPolicyDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if f.Policy.Drift != DriftReport || f.Policy.Prune.Enabled || len(f.Policy.Windows) != 0 {
+	if f.Policy.Drift != DriftReport || f.Policy.Prune.Enabled || len(f.Policy.Windows) != 0 || f.Policy.VMRestart {
 		t.Errorf("default policy %+v", f.Policy)
+	}
+}
+
+// TestPolicyVMRestart: vmRestart is read from the policy.
+func TestPolicyVMRestart(t *testing.T) {
+	fsys := exampleFS(t)
+	pol := fsys["policy.yaml"]
+	pol.Data = append(append([]byte(nil), pol.Data...), "vmRestart: true\n"...)
+	fsys["policy.yaml"] = pol
+	f, err := LoadFS(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !f.Policy.VMRestart {
+		t.Errorf("vmRestart: true was not read: %+v", f.Policy)
 	}
 }
 

@@ -229,7 +229,13 @@ type Policy struct {
 	Budget   Budget    `json:"budget"`
 	Prune    Prune     `json:"prune"`
 	Drift    DriftMode `json:"drift"`
-	Pos      Pos       `json:"-"`
+	// VMRestart lets a run stop and start a running VM whose platform
+	// cannot attach or detach its devices live, so that a change made to
+	// its definition takes effect. Off by default: the change then waits
+	// for the VM's next restart. A restart is disruptive: it happens only
+	// within the maintenance windows and counts against the budget.
+	VMRestart bool `json:"vmRestart,omitempty"`
+	Pos       Pos  `json:"-"`
 }
 
 // WindowKind says whether a window allows or denies disruptive changes.
