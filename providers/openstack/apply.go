@@ -42,9 +42,17 @@ type ApplyOptions struct {
 	// http.DefaultClient.
 	HTTPClient *http.Client
 	// PollInterval is how often Apply checks that a deleted server is
-	// gone; zero means one second.
+	// gone and that its replacement is up; zero means one second.
 	PollInterval time.Duration
+	// BootTimeout bounds the wait for a replaced server to go and for its
+	// replacement to become ACTIVE; zero means DefaultBootTimeout.
+	BootTimeout time.Duration
 }
+
+// DefaultBootTimeout is how long Apply waits for a replaced server by
+// default: Nova schedules, binds the accelerator requests (Cyborg
+// programs the card) and boots within a few minutes.
+const DefaultBootTimeout = 10 * time.Minute
 
 // Outcome says what Apply did with one change.
 type Outcome string
@@ -78,6 +86,9 @@ func (p *Provider) Apply(ctx context.Context, st *State, changes []Change, opts 
 	}
 	if a.opts.PollInterval == 0 {
 		a.opts.PollInterval = time.Second
+	}
+	if a.opts.BootTimeout == 0 {
+		a.opts.BootTimeout = DefaultBootTimeout
 	}
 	var (
 		results []Result
@@ -325,19 +336,8 @@ func (a *applier) replaceServer(ctx context.Context, sc *ServerChange) error {
 	if err := servers.Delete(ctx, cl.Compute, sc.ServerID).ExtractErr(); err != nil {
 		return fmt.Errorf("nova: delete server %s: %w", sc.ServerID, err)
 	}
-	for {
-		_, err := servers.Get(ctx, cl.Compute, sc.ServerID).Extract()
-		if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("nova: wait for server %s to go: %w", sc.ServerID, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(a.opts.PollInterval):
-		}
+	if err := a.waitGone(ctx, sc); err != nil {
+		return err
 	}
 	opts := keypairs.CreateOptsExt{
 		CreateOptsBuilder: servers.CreateOpts{
@@ -348,8 +348,80 @@ func (a *applier) replaceServer(ctx context.Context, sc *ServerChange) error {
 		},
 		KeyName: sc.KeyName,
 	}
-	if _, err := servers.Create(ctx, cl.Compute, opts, nil).Extract(); err != nil {
+	created, err := servers.Create(ctx, cl.Compute, opts, nil).Extract()
+	if err != nil {
 		return fmt.Errorf("nova: boot server %s again with flavor %s: %w", sc.Name, sc.Flavor, err)
 	}
-	return nil
+	return a.waitActive(ctx, sc, created.ID)
+}
+
+// waitGone waits, within the boot timeout, until Nova no longer knows the
+// deleted server: its accelerator is only free then.
+func (a *applier) waitGone(parent context.Context, sc *ServerChange) error {
+	ctx, cancel := context.WithTimeout(parent, a.opts.BootTimeout)
+	defer cancel()
+	for {
+		_, err := servers.Get(ctx, a.p.clients.Compute, sc.ServerID).Extract()
+		if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
+			return nil
+		}
+		if err != nil && ctx.Err() != nil && parent.Err() == nil {
+			return fmt.Errorf("nova: server %s (%s) is not gone after %s", sc.Name, sc.ServerID, a.opts.BootTimeout)
+		}
+		if err != nil {
+			return fmt.Errorf("nova: wait for server %s (%s) to go: %w", sc.Name, sc.ServerID, err)
+		}
+		if err := a.pause(ctx); err != nil {
+			if parent.Err() != nil {
+				return parent.Err()
+			}
+			return fmt.Errorf("nova: server %s (%s) is not gone after %s", sc.Name, sc.ServerID, a.opts.BootTimeout)
+		}
+	}
+}
+
+// waitActive waits, within the boot timeout, until the new server is
+// ACTIVE. ERROR is a failure that names the server and Nova's fault; a
+// server still building when the time is up is one too. A replacement is
+// only done when its VM runs again.
+func (a *applier) waitActive(parent context.Context, sc *ServerChange, id string) error {
+	ctx, cancel := context.WithTimeout(parent, a.opts.BootTimeout)
+	defer cancel()
+	status := "BUILD"
+	for {
+		s, err := servers.Get(ctx, a.p.clients.Compute, id).Extract()
+		if err != nil && ctx.Err() != nil && parent.Err() == nil {
+			return fmt.Errorf("nova: server %s (%s) is still %s after %s", sc.Name, id, status, a.opts.BootTimeout)
+		}
+		if err != nil {
+			return fmt.Errorf("nova: wait for server %s (%s) to be ACTIVE: %w", sc.Name, id, err)
+		}
+		status = s.Status
+		switch status {
+		case "ACTIVE":
+			return nil
+		case "ERROR":
+			why := s.Fault.Message
+			if why == "" {
+				why = "Nova gives no fault"
+			}
+			return fmt.Errorf("nova: server %s (%s) went to ERROR after the replacement boot: %s", sc.Name, id, why)
+		}
+		if err := a.pause(ctx); err != nil {
+			if parent.Err() != nil {
+				return parent.Err()
+			}
+			return fmt.Errorf("nova: server %s (%s) is still %s after %s", sc.Name, id, status, a.opts.BootTimeout)
+		}
+	}
+}
+
+// pause waits one poll interval, or until ctx ends.
+func (a *applier) pause(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(a.opts.PollInterval):
+		return nil
+	}
 }

@@ -34,6 +34,12 @@ type Cloud struct {
 	Region                              string
 	// PlacementURL is put into the catalog as the placement endpoint.
 	PlacementURL string
+	// BootPolls is how many reads of a server created through the API
+	// find it in BUILD before it settles; BootFault, when set, makes it
+	// settle in ERROR with this fault message (as "No valid host was
+	// found") instead of ACTIVE. Set them before the test makes requests.
+	BootPolls int
+	BootFault string
 
 	mu          sync.Mutex
 	images      []*Image

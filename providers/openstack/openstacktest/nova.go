@@ -34,6 +34,29 @@ type Server struct {
 	Networks []string
 	KeyName  string
 	Metadata map[string]string
+	// Fault is the fault message of a server in ERROR.
+	Fault string
+
+	// building counts the reads left before a new server settles.
+	building int
+}
+
+// settle moves a server that is being built on by one read: BUILD until
+// the fixture's BootPolls are used up, then ACTIVE, or ERROR with
+// BootFault.
+func (c *Cloud) settle(s *Server) {
+	if s.Status != "BUILD" {
+		return
+	}
+	if s.building > 0 {
+		s.building--
+		return
+	}
+	if c.BootFault != "" {
+		s.Status, s.Fault = "ERROR", c.BootFault
+		return
+	}
+	s.Status = "ACTIVE"
 }
 
 // AddFlavor seeds a flavor and returns its ID.
@@ -191,6 +214,7 @@ func (c *Cloud) serveNova(w http.ResponseWriter, r *http.Request, p string) {
 		}
 		switch r.Method {
 		case http.MethodGet:
+			c.settle(s)
 			writeJSON(w, http.StatusOK, map[string]any{"server": c.serverJSON(s)})
 		case http.MethodDelete:
 			c.deleteServer(s)
@@ -314,7 +338,18 @@ func (c *Cloud) serverJSON(s *Server) map[string]any {
 	if s.KeyName != "" {
 		key = s.KeyName
 	}
-	return map[string]any{
+	var taskState any
+	vmState, power := "active", 1
+	switch s.Status {
+	case "BUILD":
+		taskState, vmState, power = "spawning", "building", 0
+	case "ERROR":
+		vmState, power = "error", 0
+	case "ACTIVE":
+	default:
+		vmState, power = "stopped", 4
+	}
+	out := map[string]any{
 		"id": s.ID, "name": s.Name, "status": s.Status,
 		"tenant_id": "a6944d763bf64ee6a275f1263fae0352", "user_id": "ee4dfb6e5540447cb3741905149d9b6e",
 		"metadata": nonNil(s.Metadata), "hostId": "2091634baaccdc4c5a1d57069c833e402921df696b7f970791b12ec6",
@@ -330,11 +365,16 @@ func (c *Cloud) serverJSON(s *Server) map[string]any {
 		"OS-SRV-USG:launched_at": "2026-01-15T10:00:05.000000", "OS-SRV-USG:terminated_at": nil,
 		"OS-EXT-SRV-ATTR:host": s.Host, "OS-EXT-SRV-ATTR:hypervisor_hostname": s.Host,
 		"OS-EXT-SRV-ATTR:instance_name": "instance-0000" + s.ID[:4],
-		"OS-EXT-STS:task_state":         nil, "OS-EXT-STS:vm_state": strings.ToLower(map[bool]string{true: "active", false: "stopped"}[s.Status == "ACTIVE"]),
-		"OS-EXT-STS:power_state": 1, "os-extended-volumes:volumes_attached": []any{},
+		"OS-EXT-STS:task_state":         taskState, "OS-EXT-STS:vm_state": vmState,
+		"OS-EXT-STS:power_state": power, "os-extended-volumes:volumes_attached": []any{},
 		"locked": false, "description": nil, "tags": []string{}, "trusted_image_certificates": nil,
 		"host_status": "UP", "security_groups": []map[string]string{{"name": "default"}},
 	}
+	if s.Status == "ERROR" {
+		// Nova shows the fault of a server in ERROR.
+		out["fault"] = map[string]any{"code": 500, "created": stamp, "message": s.Fault}
+	}
+	return out
 }
 
 func (c *Cloud) createFlavor(w http.ResponseWriter, r *http.Request) {
@@ -420,7 +460,8 @@ func (c *Cloud) createServer(w http.ResponseWriter, r *http.Request) {
 		c.violation(w, http.StatusBadRequest, "nova: create server %s: availability_zone %q: want nova:<host> to keep it on its node", s.Name, s.AvailabilityZone)
 		return
 	}
-	ns := &Server{ID: newUUID(), Name: s.Name, Host: host, Status: "ACTIVE", ImageID: s.ImageRef, Flavor: *f, KeyName: s.KeyName, Metadata: s.Metadata}
+	// A new server is BUILD until it is read (BootPolls more times).
+	ns := &Server{ID: newUUID(), Name: s.Name, Host: host, Status: "BUILD", building: c.BootPolls, ImageID: s.ImageRef, Flavor: *f, KeyName: s.KeyName, Metadata: s.Metadata}
 	for _, n := range nets {
 		ns.Networks = append(ns.Networks, n.UUID)
 	}
