@@ -71,6 +71,21 @@ a reason, so an operator sees what would happen and what stops it:
   - dependency: anything that depends on a held change, and detaches that
     only served a reset that cannot happen (no VM is disrupted for nothing).
 
+# Nodes OpenStack manages
+
+On OpenStack, Nova and Cyborg own a card's attach and programming: a
+server gets its accelerator at boot from its flavor's device profile,
+Cyborg programs the card through the deployable, and Nova cannot move an
+accelerator onto a running server. So when a cloud is configured
+(Options.OpenStack), a node with a hostname (its name in Nova) is
+cloud-managed (CloudManaged): the planner plans no detach, VFs, program or
+attach for its cards, and does not prune their hostdevs. It still reports
+what no cloud fixes: an unknown node, a missing, mismatched or unhealthy
+card. Plan.CloudManaged names these nodes; the OpenStack provider's plan
+(images, device profiles, flavors, programmed pool cards, replaced
+servers) covers them, and the command shows both as one plan with one
+summary. Without a cloud a hostname changes nothing.
+
 # Waves
 
 The runnable changes roll out in waves. Cards joined by a dependency (a VM

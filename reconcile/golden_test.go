@@ -21,7 +21,7 @@ var update = flag.Bool("update", false, "rewrite the expected plans in testdata/
 
 // A golden case is one txtar file in testdata/plan holding the inputs
 // (desired.json, observed.json, now, and optionally applied.json, the
-// digests of the last apply) and the expected plan text (plan.txt).
+// digests of the last apply, and options.json) and the expected plan text (plan.txt).
 func TestPlanGolden(t *testing.T) {
 	files, err := filepath.Glob("testdata/plan/*.txtar")
 	if err != nil {
@@ -80,6 +80,12 @@ func loadCase(t *testing.T, ar *txtar.Archive) (*spec.Fleet, *observed.Fleet, ti
 	mustJSON(t, ar, "desired.json", &desired, true)
 	mustJSON(t, ar, "observed.json", &obs, true)
 	mustJSON(t, ar, "applied.json", &opts.Applied, false)
+	// options.json sets the other planner options ({"openStack": true}).
+	var more struct {
+		OpenStack bool `json:"openStack"`
+	}
+	mustJSON(t, ar, "options.json", &more, false)
+	opts.OpenStack = more.OpenStack
 	nowText, ok := fileOf(ar, "now")
 	if !ok {
 		t.Fatal("case has no now")

@@ -2,6 +2,8 @@ package reconcile
 
 import (
 	"time"
+
+	"github.com/fpgaops/fpgaops/spec"
 )
 
 // FormatVersion is the version of the plan's JSON format (docs/plan-format.md).
@@ -114,6 +116,27 @@ const (
 	// GateDependency: a change it depends on is held, or it only exists to
 	// serve a change that is held.
 	GateDependency Gate = "dependency"
+	// GateRestart: it depends on a change that waits for a VM's restart
+	// (RestartWait): until the VM restarts it still holds the function, so
+	// its card is not reset and the function is not given to another VM.
+	GateRestart Gate = "restart"
+)
+
+// Restart says how an attach or detach to a running VM whose platform
+// cannot change it live (observed.VM.RestartToChange) takes effect. The
+// change itself is made in the VM's definition either way.
+type Restart string
+
+const (
+	// RestartWait: the change waits for the VM's restart, which fpgaops
+	// does not do (the policy's vmRestart is off, or no maintenance window
+	// is open). It is not a failure; until then the running VM keeps what
+	// it had.
+	RestartWait Restart = "wait"
+	// RestartVM: the executor stops and starts the VM so that the change
+	// takes effect. The change is then disruptive: it runs only within a
+	// maintenance window and counts against the disruption budget.
+	RestartVM Restart = "restart"
 )
 
 // Hold says why a change is held back. Why is for display only.
@@ -149,6 +172,10 @@ type Change struct {
 	// Disruptive is true when the change takes a function from a running
 	// VM.
 	Disruptive bool `json:"disruptive,omitempty"`
+	// Restart is set on an attach or detach to a running VM that takes
+	// the change only at its restart: whether the change waits for that
+	// restart or the executor restarts the VM.
+	Restart Restart `json:"restart,omitempty"`
 	// Drift is true when the object matched the repository at the last
 	// apply and has changed since.
 	Drift bool `json:"drift,omitempty"`
@@ -160,6 +187,17 @@ type Change struct {
 	// Digest is the desired-state digest of the card the change belongs
 	// to. With ID it keys the executor's journal.
 	Digest string `json:"digest,omitempty"`
+}
+
+// VM names the VM an attach or detach concerns, or "".
+func (c *Change) VM() string {
+	switch {
+	case c.Before != nil && c.Before.VM != "":
+		return c.Before.VM
+	case c.After != nil:
+		return c.After.VM
+	}
+	return ""
 }
 
 // Runnable reports whether the executor runs the change.
@@ -185,6 +223,9 @@ type Plan struct {
 	Waves   int      `json:"waves"`
 	Changes []Change `json:"changes"`
 	Summary Summary  `json:"summary"`
+	// CloudManaged lists, sorted, the nodes whose cards OpenStack manages
+	// (see CloudManaged): the plan holds only reports for them.
+	CloudManaged []string `json:"cloudManaged,omitempty"`
 }
 
 // Budget is the disruption budget the plan's waves respect.
@@ -239,4 +280,19 @@ type Options struct {
 	// equals it but whose live state differs has drifted. Nil means no
 	// history: nothing is drift.
 	Applied map[string]string
+	// OpenStack says that an OpenStack cloud is configured: the nodes with
+	// a hostname (spec.Node.Hostname) are then cloud-managed (see
+	// CloudManaged), and the planner leaves their cards to the OpenStack
+	// plan.
+	OpenStack bool
+}
+
+// CloudManaged reports whether OpenStack manages the node's cards: a
+// cloud is configured and the node has a hostname, its name in Nova. Nova
+// and Cyborg then attach and program its cards (flavors, accelerator
+// requests, deployables), so the planner plans no detach, VFs, program or
+// attach for them; it still reports what the cloud cannot fix (an unknown
+// node, a missing, mismatched or unhealthy card).
+func CloudManaged(n *spec.Node, opts Options) bool {
+	return opts.OpenStack && n.Hostname != ""
 }

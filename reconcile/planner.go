@@ -84,7 +84,9 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		Budget:              budget,
 		Waves:               waves,
 		Changes:             changes,
+		CloudManaged:        pl.cloud,
 	}
+	sort.Strings(p.CloudManaged)
 	p.Summary = summarise(changes)
 	return p, nil
 }
@@ -171,10 +173,15 @@ type planner struct {
 	// managed counts the functions of desired cards that VMs hold: the
 	// base of the prune share.
 	managed int
+	// cloud lists the cloud-managed nodes planned.
+	cloud []string
 }
 
 func (pl *planner) node(np *nodePair) error {
 	n := np.Node
+	if CloudManaged(n, pl.opts) {
+		pl.cloud = append(pl.cloud, n.Name)
+	}
 	if !np.Known() {
 		reason := "the node is not in the observation"
 		if np.Obs != nil && np.Obs.Reason != "" {
@@ -329,6 +336,11 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		c.Reason = fmt.Sprintf("card %s reports problems (%s); it is neither programmed nor given to VMs until it is healthy",
 			card.Slot, strings.Join(dev.Health.Problems, "; "))
 		ch.other = append(ch.other, c)
+		return ch, nil
+	}
+	if CloudManaged(n, pl.opts) {
+		// Nova and Cyborg attach and program this card; the OpenStack
+		// plan covers it. Its hostdevs are not ours to prune either.
 		return ch, nil
 	}
 

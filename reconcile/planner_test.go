@@ -168,3 +168,54 @@ func TestAppliedDigestsMakeDrift(t *testing.T) {
 		t.Fatalf("drift: %+v, want a report", c)
 	}
 }
+
+func TestCloudManaged(t *testing.T) {
+	tests := []struct {
+		name     string
+		hostname string
+		cloud    bool
+		want     bool
+	}{
+		{"hostname and a cloud", "cmp-01", true, true},
+		{"hostname without a cloud", "cmp-01", false, false},
+		{"a cloud but no hostname", "", true, false},
+		{"neither", "", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			n := &spec.Node{Name: "compute-01", Hostname: tc.hostname}
+			if got := reconcile.CloudManaged(n, reconcile.Options{OpenStack: tc.cloud}); got != tc.want {
+				t.Errorf("CloudManaged = %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPlanLeavesCloudNodesToOpenStack(t *testing.T) {
+	desired, obs, now, opts := loadGolden(t, "openstack-node-left-to-cloud")
+	if !opts.OpenStack {
+		t.Fatal("the case does not configure OpenStack")
+	}
+	p, err := reconcile.NewPlan(desired, obs, now, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(p.CloudManaged, []string{"compute-01"}) {
+		t.Errorf("CloudManaged = %v, want [compute-01]", p.CloudManaged)
+	}
+	for _, c := range p.Changes {
+		if c.Node == "compute-01" {
+			t.Errorf("a change for the cloud-managed node: %s", c.ID)
+		}
+	}
+	if p.Summary.Program != 1 || p.Summary.Attach != 1 {
+		t.Errorf("the libvirt node's changes: %+v", p.Summary)
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(data), `"cloudManaged":["compute-01"]`) {
+		t.Errorf("the JSON plan does not name the cloud-managed node: %s", data)
+	}
+}

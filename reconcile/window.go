@@ -111,3 +111,15 @@ func (ws windows) allowDisruption(now time.Time) (bool, string) {
 	}
 	return false, why
 }
+
+// DisruptionAllowed says whether the policy's maintenance windows let
+// disruptive changes run at now, and if not, why. Other planners (the
+// OpenStack plan's server replacements) gate by it as NewPlan does.
+func DisruptionAllowed(p spec.Policy, now time.Time) (bool, string, error) {
+	ws, err := compileWindows(p)
+	if err != nil {
+		return false, "", fmt.Errorf("policy %s: %w", p.Name, err)
+	}
+	ok, why := ws.allowDisruption(now)
+	return ok, why, nil
+}

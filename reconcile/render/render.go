@@ -87,10 +87,33 @@ func colorOf(a reconcile.Action) string {
 // Text writes the plan for a reader: changes grouped by node, one
 // headline each with its details below, then the summary line. No-ops are
 // left out.
-func Text(w io.Writer, p *reconcile.Plan, s Style) error {
+func Text(w io.Writer, p *reconcile.Plan, s Style) error { return TextWith(w, p, s) }
+
+// Section is another planner's part of a combined plan (the OpenStack
+// changes): its changes already rendered, and its summary.
+type Section struct {
+	// Title heads the section ("OpenStack changes").
+	Title string
+	// Body is the section's rendered changes; "" when it has none.
+	Body string
+	// Summary joins the plan's summary line ("OpenStack: 3 to create, ...").
+	Summary string
+}
+
+// TextWith writes the plan like Text, then each section with changes
+// after the fleet's changes, and one summary line for them all: a plan
+// with an OpenStack part reads as one plan.
+func TextWith(w io.Writer, p *reconcile.Plan, s Style, sections ...Section) error {
 	var b strings.Builder
-	if !p.HasChanges() {
+	changes := p.HasChanges()
+	for _, sec := range sections {
+		changes = changes || sec.Body != ""
+	}
+	if !changes {
 		b.WriteString(s.paint(bold+green, "No changes.") + " The fleet matches the desired state.\n")
+		if line := cloudLine(p); line != "" {
+			b.WriteString(line + "\n")
+		}
 		_, err := io.WriteString(w, b.String())
 		return err
 	}
@@ -113,9 +136,35 @@ func Text(w io.Writer, p *reconcile.Plan, s Style) error {
 		}
 		writeChange(&b, c, s)
 	}
-	b.WriteString("\n" + SummaryLine(p) + "\n")
+	summary := SummaryLine(p)
+	for _, sec := range sections {
+		if sec.Body != "" {
+			b.WriteString("\n" + s.paint(bold, sec.Title+":") + "\n\n" + sec.Body)
+		}
+		if sec.Summary != "" {
+			summary += " " + sec.Summary
+		}
+	}
+	if line := cloudLine(p); line != "" {
+		b.WriteString("\n" + line + "\n")
+	}
+	b.WriteString("\n" + summary + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// cloudLine says which nodes' cards OpenStack manages, naming a few.
+func cloudLine(p *reconcile.Plan) string {
+	n := len(p.CloudManaged)
+	if n == 0 {
+		return ""
+	}
+	const named = 5
+	names := strings.Join(p.CloudManaged[:min(n, named)], ", ")
+	if n > named {
+		names += fmt.Sprintf(" and %d more", n-named)
+	}
+	return fmt.Sprintf("OpenStack manages the cards of %d node(s) (%s): Nova and Cyborg attach and program them, through the OpenStack changes.", n, names)
 }
 
 func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
