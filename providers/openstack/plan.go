@@ -318,6 +318,18 @@ func (p *planner) plan() {
 	p.planTraits()
 }
 
+// HoldDisruptive blocks the disruptive changes that are not blocked
+// already, saying why (the maintenance windows are closed): the plan shows
+// them held and Apply skips them, as the core planner does with its window
+// gate.
+func HoldDisruptive(changes []Change, why string) {
+	for i := range changes {
+		if c := &changes[i]; c.Disruptive && c.Blocked == "" && c.Action != Drift {
+			c.Blocked = "outside the maintenance windows: " + why
+		}
+	}
+}
+
 // findImage returns the active Glance image holding the bitstream, found
 // by name and recorded digest.
 func (p *planner) findImage(bs spec.Bitstream) string {

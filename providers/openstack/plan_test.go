@@ -313,3 +313,24 @@ func TestPlanDoesNotModifyItsInput(t *testing.T) {
 		t.Error("Plan changed its input")
 	}
 }
+
+func TestHoldDisruptive(t *testing.T) {
+	tests := []struct {
+		name string
+		in   Change
+		want string
+	}{
+		{"a replacement is held", Change{Action: ReplaceServer, ID: "server/n/a", Disruptive: true}, "outside the maintenance windows: no window is open"},
+		{"a blocked one keeps its reason", Change{Action: ReplaceServer, ID: "server/n/b", Disruptive: true, Blocked: "protected binding"}, "protected binding"},
+		{"what disrupts nothing goes ahead", Change{Action: CreateFlavor, ID: "flavor/f"}, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			changes := []Change{tc.in}
+			HoldDisruptive(changes, "no window is open")
+			if changes[0].Blocked != tc.want {
+				t.Errorf("Blocked = %q, want %q", changes[0].Blocked, tc.want)
+			}
+		})
+	}
+}

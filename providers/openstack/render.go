@@ -47,6 +47,12 @@ func Summarize(changes []Change) Summary {
 // Actionable reports whether any change would be applied.
 func (s Summary) Actionable() bool { return s.Create+s.Replace+s.Update > 0 }
 
+// Line is the summary for a combined plan's summary line.
+func (s Summary) Line() string {
+	return fmt.Sprintf("OpenStack: %d to create, %d to replace (%d disruptive), %d to update, %d blocked, %d drift.",
+		s.Create, s.Replace, s.Disruptive, s.Update, s.Blocked, s.Drift)
+}
+
 func symbol(a Action) string {
 	switch a {
 	case CreateImage, CreateDeviceProfile, CreateFlavor:
@@ -71,6 +77,24 @@ func RenderText(w io.Writer, changes []Change) error {
 		return err
 	}
 	b.WriteString("OpenStack changes:\n\n")
+	writeChanges(&b, changes)
+	s := Summarize(changes)
+	fmt.Fprintf(&b, "\nPlan: %d to create, %d to replace (%d disruptive), %d to update, %d blocked. Drift: %d.\n",
+		s.Create, s.Replace, s.Disruptive, s.Update, s.Blocked, s.Drift)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ChangesText is the plan's changes as RenderText shows them, without its
+// heading and summary: the OpenStack section of a combined plan. It is ""
+// when there are none.
+func ChangesText(changes []Change) string {
+	var b strings.Builder
+	writeChanges(&b, changes)
+	return b.String()
+}
+
+func writeChanges(b *strings.Builder, changes []Change) {
 	for _, c := range changes {
 		head := fmt.Sprintf("%s %s", symbol(c.Action), c.ID)
 		switch {
@@ -86,11 +110,6 @@ func RenderText(w io.Writer, changes []Change) error {
 			b.WriteString("      " + d + "\n")
 		}
 	}
-	s := Summarize(changes)
-	fmt.Fprintf(&b, "\nPlan: %d to create, %d to replace (%d disruptive), %d to update, %d blocked. Drift: %d.\n",
-		s.Create, s.Replace, s.Disruptive, s.Update, s.Blocked, s.Drift)
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func details(c Change) []string {
