@@ -109,7 +109,6 @@ func assemble(docs []*document) (*Fleet, ErrorList) {
 		switch d.kind {
 		case KindNode:
 			nodes[d.node.Name] = d
-			errs = append(errs, checkNode(d)...)
 			f.Nodes = append(f.Nodes, *d.node)
 		case KindBitstream:
 			bitstreams[d.bitstream.Name] = d
@@ -125,7 +124,6 @@ func assemble(docs []*document) (*Fleet, ErrorList) {
 			errs = append(errs, d.errorf([]string{"name"}, "policy %s: a fleet has at most one Policy, and %s is declared at %s", d.policy.Name, policies[0].policy.Name, policies[0].pos("name")))
 			continue
 		}
-		errs = append(errs, checkPolicy(d)...)
 		f.Policy = *d.policy
 	}
 	errs = append(errs, checkBindings(bindings, nodes, bitstreams)...)

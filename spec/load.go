@@ -139,7 +139,11 @@ type document struct {
 	file string
 	kind string
 	// root is the document's mapping; positions in it are file positions.
-	root *yaml.Node
+	// It is dropped once the document is decoded and checked on its own
+	// (see release), keeping only the positions later checks may cite.
+	root  *yaml.Node
+	saved []savedPos
+	label string // the name, once root is dropped
 
 	// broken documents failed the schema: their names count as declared,
 	// so that references to them do not cascade into more errors, but
@@ -153,15 +157,57 @@ type document struct {
 }
 
 func (d *document) name() string {
+	if d.root == nil {
+		return d.label
+	}
 	if n, _ := lookupYAML(d.root, []string{"name"}); n != nil {
 		return n.Value
 	}
 	return ""
 }
 
+// savedPos is a position kept after the tree is dropped.
+type savedPos struct {
+	path string
+	pos  Pos
+}
+
+// release drops the document's tree, keeping the positions the checks
+// across documents cite. A fleet's trees are most of the loader's memory,
+// and the garbage collector's work.
+func (d *document) release() {
+	var paths [][]string
+	switch d.kind {
+	case KindBinding:
+		paths = [][]string{{"name"}, {"node"}, {"fpga"}, {"function"}, {"vm"}, {"bitstream"}}
+	case KindNode:
+		paths = [][]string{{"name"}}
+		for i := range d.node.FPGAs {
+			paths = append(paths, []string{"fpgas", strconv.Itoa(i), "vfs"})
+		}
+	default:
+		paths = [][]string{{"name"}}
+	}
+	d.saved = make([]savedPos, len(paths))
+	for i, p := range paths {
+		d.saved[i] = savedPos{strings.Join(p, "."), d.pos(p...)}
+	}
+	d.label = d.name()
+	d.root = nil
+}
+
 // pos is the position of the value at a path in the document, or of the
 // nearest value above it that exists.
 func (d *document) pos(field ...string) Pos {
+	if d.root == nil {
+		key := strings.Join(field, ".")
+		for _, s := range d.saved {
+			if s.path == key {
+				return s.pos
+			}
+		}
+		return d.saved[0].pos // the name: still the right document
+	}
 	n, parent := lookupYAML(d.root, field)
 	if n == nil {
 		n = parent
@@ -224,9 +270,15 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 			continue
 		}
 		decode(d)
-		if d.bitstream != nil {
+		switch {
+		case d.node != nil:
+			r.errs = append(r.errs, checkNode(d)...)
+		case d.bitstream != nil:
 			r.errs = append(r.errs, checkBitstream(files, d)...)
+		case d.policy != nil:
+			r.errs = append(r.errs, checkPolicy(d)...)
 		}
+		d.release()
 		r.docs = append(r.docs, d)
 	}
 	return r
