@@ -170,7 +170,7 @@ type Change struct {
 	// DependsOn are the IDs of the changes that must succeed first.
 	DependsOn []string `json:"dependsOn,omitempty"`
 	// Disruptive is true when the change takes a function from a running
-	// VM.
+	// VM, or restarts a VM (Restart is RestartVM).
 	Disruptive bool `json:"disruptive,omitempty"`
 	// Restart is set on an attach or detach to a running VM that takes
 	// the change only at its restart: whether the change waits for that

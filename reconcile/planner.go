@@ -67,6 +67,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 
 	pl.gatePrune()
 	pl.gateDisruption(ws, now)
+	pl.gateRestart(ws, now)
 	pl.holdUselessDetaches()
 	changes := pl.flatten()
 	idx := indexByID(changes)
@@ -377,14 +378,22 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 				keep = i
 			}
 		}
-		if keep >= 0 && !(reset && h.Live()) {
+		if keep >= 0 && !(reset && h.Live()) && !pendingAttach(h) {
 			wants[keep].ok = true
+			continue
+		}
+		if keep >= 0 && pendingAttach(h) {
+			// In the definition, not yet in the running VM: the attach is
+			// planned again, and waits for the restart or makes it.
 			continue
 		}
 		obj := AttachmentID(n.Name, card.Slot, h.Function, h.VM.Name)
 		c := mk(StepDetach, ActionDetach, obj)
 		c.Before = pl.val(Value{VM: h.VM.Name, Running: h.VM.Running, Function: h.Function.String(), PCI: h.Hostdev.PCI})
 		c.Disruptive = h.Live()
+		if h.Live() && h.VM.RestartToChange {
+			c.Restart = RestartWait
+		}
 		var kind detachKind
 		switch {
 		case keep >= 0:
@@ -487,6 +496,9 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 			c.Reason = "binding " + b.Name
 			c.After.Note = "VM not found"
 			c.Held = &Hold{Gate: GateMissing, Why: fmt.Sprintf("VM %s is not on node %s", b.VM, n.Name)}
+		case vm.Running && vm.RestartToChange:
+			c.Restart = RestartWait
+			c.Reason = "binding " + b.Name + "; " + b.VM + " is running where devices cannot be attached live: its definition now, the running VM at its restart"
 		case vm.Running:
 			c.Reason = "binding " + b.Name + "; " + b.VM + " is running: attached live and in its definition"
 		default:
@@ -704,6 +716,69 @@ func (pl *planner) gateDisruption(ws windows, now time.Time) {
 	}
 }
 
+// pendingAttach reports whether the VM's definition names the function but
+// the running VM does not hold it yet: an attach made where devices cannot
+// be attached live, waiting for the VM's restart.
+func pendingAttach(h holder) bool {
+	return h.VM.Running && h.VM.RestartToChange && h.Hostdev.Config && !h.Hostdev.Live
+}
+
+// gateRestart decides how each change that takes effect only at a VM's
+// restart (Restart set by card) does: when the policy's vmRestart allows
+// it and a maintenance window is open, the executor restarts the VM (a
+// disruption, counted against the budget); otherwise the change waits for
+// the restart, and what depends on it (the card's reset, the function
+// given to another VM) is held, since the running VM still holds the
+// function.
+func (pl *planner) gateRestart(ws windows, now time.Time) {
+	allowed, _ := ws.allowDisruption(now)
+	restart := pl.desired.Policy.VMRestart && allowed
+	waiting := map[string]*Change{}
+	for _, ch := range pl.chains {
+		for _, c := range append(ch.detach[:len(ch.detach):len(ch.detach)], ch.attach...) {
+			if c.Restart == "" || c.Held != nil {
+				continue
+			}
+			if restart {
+				c.Restart = RestartVM
+				c.Disruptive = true
+				c.Reason += "; fpgaops restarts " + c.VM() + " (policy vmRestart)"
+				continue
+			}
+			c.Reason += "; waits for " + c.VM() + "'s restart"
+			if c.Action == ActionDetach {
+				waiting[c.ID] = c
+			}
+		}
+	}
+	if len(waiting) == 0 {
+		return
+	}
+	why := "the policy's vmRestart is off"
+	if pl.desired.Policy.VMRestart {
+		why = "no maintenance window is open"
+	}
+	for _, ch := range pl.chains {
+		for _, c := range ch.all() {
+			if c.Held != nil {
+				continue
+			}
+			for _, d := range c.DependsOn {
+				w, ok := waiting[d]
+				if !ok {
+					continue
+				}
+				c.Held = &Hold{Gate: GateRestart, Why: fmt.Sprintf("%s keeps %s until it restarts: its platform cannot detach live, and %s",
+					w.Before.VM, w.Before.PCI, why)}
+				if (c == ch.vfsOff || c == ch.program || c == ch.vfsOn) && ch.resetHold == nil {
+					ch.resetHold = c.Held
+				}
+				break
+			}
+		}
+	}
+}
+
 // holdUselessDetaches: when a card cannot be reset, the detaches that only
 // served the reset would disrupt VMs for nothing; hold them too.
 func (pl *planner) holdUselessDetaches() {
@@ -869,8 +944,8 @@ func assignWaves(changes []Change, idx map[string]int, b Budget) int {
 			g.cards++
 			g.lastCard = card[i]
 		}
-		if c.Disruptive && !contains(g.vms, c.Before.VM) {
-			g.vms = append(g.vms, c.Before.VM)
+		if c.Disruptive && !contains(g.vms, c.VM()) {
+			g.vms = append(g.vms, c.VM())
 		}
 	}
 	wave, cards, vms := 0, 0, 0

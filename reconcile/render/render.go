@@ -181,6 +181,12 @@ func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
 	if c.Disruptive {
 		tags = append(tags, "disruptive")
 	}
+	switch c.Restart {
+	case reconcile.RestartWait:
+		tags = append(tags, "waits for the VM's restart")
+	case reconcile.RestartVM:
+		tags = append(tags, "restarts the VM")
+	}
 	if c.Drift {
 		tags = append(tags, "drift")
 	}
