@@ -83,7 +83,8 @@ func unwrapPath(err error) error {
 func assemble(docs []*document) (*Fleet, ErrorList) {
 	var errs ErrorList
 	f := &Fleet{Policy: Policy{Drift: DriftReport}}
-	first := map[string]*document{} // kind/name -> first declaration
+	type declared struct{ kind, name string }
+	first := make(map[declared]*document, len(docs))
 	nodes := map[string]*document{}
 	bitstreams := map[string]*document{}
 	var bindings, policies []*document
@@ -91,7 +92,7 @@ func assemble(docs []*document) (*Fleet, ErrorList) {
 		if d.broken && d.name() == "" {
 			continue
 		}
-		key := d.kind + "/" + d.name()
+		key := declared{d.kind, d.name()}
 		if prev, ok := first[key]; ok {
 			errs = append(errs, d.errorf([]string{"name"}, "%s %s is already declared at %s", strings.ToLower(d.kind), d.name(), prev.pos("name")))
 			continue
@@ -203,8 +204,13 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 		by        *document // first binding naming the bitstream
 		pf, vf    *document // first PF and VF bindings
 	}
-	cards := map[string]*card{}
-	functions := map[string]*document{}
+	type cardKey struct{ node, slot string }
+	type functionKey struct {
+		card cardKey
+		fn   Function
+	}
+	cards := make(map[cardKey]*card, len(bindings))
+	functions := make(map[functionKey]*document, len(bindings))
 	vmNode := map[string]*document{}
 	for _, d := range bindings {
 		b := d.binding
@@ -233,7 +239,8 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 			continue
 		}
 		id := CardID(b.Node, b.FPGA)
-		fn := id + "/" + b.Function.String()
+		ck := cardKey{b.Node, b.FPGA}
+		fn := functionKey{ck, b.Function}
 		if prev, dup := functions[fn]; dup {
 			errs = append(errs, d.errorf([]string{"function"}, "%s: function %s of %s is already bound by binding %s at %s", who, b.Function, id, prev.binding.Name, prev.pos("function")))
 		} else {
@@ -246,10 +253,10 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 		} else if b.Function.VF >= fpga.VFs {
 			errs = append(errs, d.errorf([]string{"function"}, "%s: %s is out of range: card %s has vfs: %d", who, b.Function, id, fpga.VFs))
 		}
-		c := cards[id]
+		c := cards[ck]
 		if c == nil {
 			c = &card{}
-			cards[id] = c
+			cards[ck] = c
 		}
 		if b.Function.PF {
 			if c.vf != nil {
