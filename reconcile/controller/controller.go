@@ -200,6 +200,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.suspended = suspended
 	c.lastGood = c.status.LastAppliedRevision
+	if len(c.status.Conditions) == 0 {
+		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
+	}
 	c.status.Source = opts.Source.String()
 	c.status.Suspended = suspended
 	c.metrics.setSuspended(suspended)

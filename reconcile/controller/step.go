@@ -32,6 +32,9 @@ type Step struct {
 	Log         *slog.Logger
 	// Now is the clock for maintenance windows; nil means time.Now.
 	Now func() time.Time
+	// OpenStack leaves the cards of nodes with a hostname to OpenStack
+	// (reconcile.Options.OpenStack): a cloud manages their VMs.
+	OpenStack bool
 }
 
 // errShutdown refuses a card chain that had not started when shutdown
@@ -59,7 +62,7 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if err != nil {
 		return Result{}, err
 	}
-	plan, err := reconcile.NewPlan(fleet, obs, now(), reconcile.Options{Applied: applied})
+	plan, err := reconcile.NewPlan(fleet, obs, now(), reconcile.Options{Applied: applied, OpenStack: s.OpenStack})
 	if err != nil {
 		return Result{}, err
 	}
