@@ -71,8 +71,10 @@ type Sim struct {
 	api     agent.Server
 	mu      sync.Mutex
 	nodes   map[string]*node
-	handler http.Handler
-	closed  bool
+	// building holds a channel per node being built, closed when done.
+	building map[string]chan struct{}
+	handler  http.Handler
+	closed   bool
 	// failRate holds the float64 bits of the current fail rate.
 	failRate atomic.Uint64
 }
@@ -129,7 +131,7 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	if opts.Latency < 0 {
 		return nil, fmt.Errorf("latency %v: want 0 or more", opts.Latency)
 	}
-	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, newHost: opts.NewHost}
+	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, building: map[string]chan struct{}{}, newHost: opts.NewHost}
 	s.failRate.Store(math.Float64bits(opts.FailRate))
 	if s.newHost == nil {
 		s.newHost = FakeTreeHost
@@ -336,23 +338,42 @@ type vmState struct {
 
 const stateFile = "state.json"
 
-// node returns the named node, building it on first touch.
+// node returns the named node, building it on first touch. Nodes build
+// in parallel; requests for a node being built wait for it.
 func (s *Sim) node(name string) (*node, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if n, ok := s.nodes[name]; ok {
+	for {
+		s.mu.Lock()
+		if n, ok := s.nodes[name]; ok {
+			s.mu.Unlock()
+			return n, nil
+		}
+		if wait, ok := s.building[name]; ok {
+			s.mu.Unlock()
+			<-wait
+			continue // built, or failed: look again
+		}
+		sn, ok := s.fleet.Node(name)
+		if !ok {
+			s.mu.Unlock()
+			return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no node %q in the simulated fleet", name)
+		}
+		done := make(chan struct{})
+		s.building[name] = done
+		s.mu.Unlock()
+
+		n, err := s.build(sn)
+		s.mu.Lock()
+		delete(s.building, name)
+		if err == nil {
+			s.nodes[name] = n
+		}
+		s.mu.Unlock()
+		close(done)
+		if err != nil {
+			return nil, fmt.Errorf("node %s: %w", name, err)
+		}
 		return n, nil
 	}
-	sn, ok := s.fleet.Node(name)
-	if !ok {
-		return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no node %q in the simulated fleet", name)
-	}
-	n, err := s.build(sn)
-	if err != nil {
-		return nil, fmt.Errorf("node %s: %w", name, err)
-	}
-	s.nodes[name] = n
-	return n, nil
 }
 
 func (s *Sim) build(sn *spec.Node) (*node, error) {

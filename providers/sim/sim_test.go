@@ -366,3 +366,25 @@ func TestNodeDown(t *testing.T) {
 		t.Fatalf("a node the fleet lacks: err = %v; want not_found", err)
 	}
 }
+
+func TestNodesBuildOnceUnderConcurrentFirstTouch(t *testing.T) {
+	fleet := testFleet()
+	fleet.Nodes = append(fleet.Nodes, spec.Node{Name: "compute-02", FPGAs: fleet.Nodes[0].FPGAs})
+	f := start(t, fleet, sim.Options{})
+	nodes := []*spec.Node{f.node, {Name: "compute-02", Endpoint: f.url + "/nodes/compute-02"}}
+	errs := make(chan error, 20)
+	for i := range 20 {
+		go func() {
+			_, err := f.cards.ObserveCards(context.Background(), nodes[i%2])
+			errs <- err
+		}()
+	}
+	for range 20 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st := f.sim.Stats(); st.NodesTouched != 2 || st.Requests != 20 {
+		t.Fatalf("stats %+v; want 2 nodes built and 20 requests", st)
+	}
+}
