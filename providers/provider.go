@@ -8,6 +8,7 @@ package providers
 import (
 	"context"
 	"errors"
+	"fmt"
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
@@ -83,3 +84,50 @@ func IsTransient(err error) bool {
 // such a Detach the running VM still holds the function, so its card must
 // not be reprogrammed before then.
 var ErrNeedsRestart = errors.New("waits for the VM's restart: the platform cannot change a running VM live")
+
+// Restarter is a VM side that can stop and start a VM, so that a change
+// made only to its definition (ErrNeedsRestart) takes effect. The executor
+// calls it only where the policy allows restarting VMs.
+type Restarter interface {
+	Restart(ctx context.Context, node *spec.Node, vm string) error
+}
+
+// AttachChecker is a VM side that can tell, before anything changes,
+// whether Attach would find the VM and the PCI function on the node. The
+// executor's dry run calls it, so that a binding the VM side cannot
+// honour stops the run before a card is programmed for it.
+type AttachChecker interface {
+	CheckAttach(ctx context.Context, node *spec.Node, vm, pci string) error
+}
+
+// ErrNoRestart is returned by Restart when the VM side cannot restart VMs.
+var ErrNoRestart = errors.New("this VM side cannot restart VMs")
+
+// Restart restarts the VM through v when v is a Restarter, and returns
+// an error wrapping ErrNoRestart otherwise.
+func Restart(ctx context.Context, v VMs, node *spec.Node, vm string) error {
+	r, ok := v.(Restarter)
+	if !ok {
+		return fmt.Errorf("node %s vm %s: %w", node.Name, vm, ErrNoRestart)
+	}
+	return r.Restart(ctx, node, vm)
+}
+
+// CheckAttach asks v whether an attach can succeed when v is an
+// AttachChecker; a VM side that cannot tell passes.
+func CheckAttach(ctx context.Context, v VMs, node *spec.Node, vm, pci string) error {
+	if c, ok := v.(AttachChecker); ok {
+		return c.CheckAttach(ctx, node, vm, pci)
+	}
+	return nil
+}
+
+// Restart and CheckAttach pass on to the VM side, so that the optional
+// interfaces survive Compose.
+func (c composed) Restart(ctx context.Context, node *spec.Node, vm string) error {
+	return Restart(ctx, c.VMs, node, vm)
+}
+
+func (c composed) CheckAttach(ctx context.Context, node *spec.Node, vm, pci string) error {
+	return CheckAttach(ctx, c.VMs, node, vm, pci)
+}

@@ -95,6 +95,8 @@ type Report struct {
 	Failed    int               `json:"failed"`
 	Blocked   int               `json:"blocked"`
 	Held      int               `json:"held"`
+	// PendingRestart counts the changes that wait for a VM's restart.
+	PendingRestart int `json:"pendingRestart"`
 }
 
 // ErrValidate marks a plan refused before anything was touched.
@@ -273,6 +275,13 @@ func (x *run) check(ctx context.Context, c *reconcile.Change) error {
 		if _, err := spec.ParseFunction(c.After.Function); err != nil {
 			return err
 		}
+		// The VM side says now whether it has the VM and the function
+		// (a VF's address is known only once VFs are on: then only the
+		// VM), so that no card is programmed for an attach that cannot
+		// happen.
+		if err := providers.CheckAttach(ctx, x.Provider, n, c.After.VM, c.After.PCI); err != nil {
+			return err
+		}
 	case reconcile.ActionSetVFs:
 		if c.After == nil || c.After.VFs == nil {
 			return errors.New("set-vfs names no VF count")
@@ -443,8 +452,11 @@ func (x *run) group(ctx context.Context, members []int) {
 	for _, i := range members {
 		c := &x.plan.Changes[i]
 		r := &x.results[i]
-		if blocked := x.blockedBy(c); blocked != "" {
+		if blocked, pending := x.blockedBy(c); blocked != "" {
 			r.Status, r.Error = StatusBlocked, "blocked: "+blocked+" did not complete"
+			if pending {
+				r.Status, r.Error = StatusPendingRestart, "waits for "+blocked+", which waits for its VM's restart"
+			}
 			x.Progress.Finished(c, *r)
 			continue
 		}
@@ -466,6 +478,12 @@ func (x *run) group(ctx context.Context, members []int) {
 		x.Progress.Started(c)
 		attempts, err := x.attempt(ctx, c)
 		r.Attempts = attempts
+		if errors.Is(err, providers.ErrNeedsRestart) {
+			err = x.restart(ctx, c, r, err)
+			if r.Status == StatusPendingRestart {
+				continue
+			}
+		}
 		if err != nil {
 			x.fail(c, r, err)
 			continue
@@ -487,15 +505,52 @@ func (x *run) fail(c *reconcile.Change, r *Result, err error) {
 	x.Progress.Finished(c, *r)
 }
 
-// blockedBy names a dependency that did not complete, or "".
-func (x *run) blockedBy(c *reconcile.Change) string {
+// restart handles an attach or detach that changed only the VM's
+// definition: when the plan says to restart the VM (the policy allows it,
+// within a window), it does, and the change is then in effect; otherwise
+// the change is pending restart. It returns the error to fail with, if
+// any.
+func (x *run) restart(ctx context.Context, c *reconcile.Change, r *Result, cause error) error {
+	pending := func() error {
+		r.Status, r.Error = StatusPendingRestart, fmt.Sprintf("%s: %v", c.ID, cause)
+		x.Log.Warn("waits for the VM's restart", "change", c.ID, "vm", c.VM())
+		x.Progress.Finished(c, *r)
+		return nil
+	}
+	if c.Restart != reconcile.RestartVM {
+		return pending()
+	}
+	node := x.nodes[c.Node]
+	for n := 1; ; n++ {
+		r.Attempts++
+		err := providers.Restart(ctx, x.Provider, node, c.VM())
+		switch {
+		case err == nil:
+			x.Log.Info("restarted", "change", c.ID, "vm", c.VM())
+			return nil
+		case errors.Is(err, providers.ErrNoRestart):
+			cause = fmt.Errorf("%w (%w)", cause, err)
+			return pending()
+		case !providers.IsTransient(err) || n >= x.Retry.Attempts || ctx.Err() != nil:
+			return fmt.Errorf("restart %s: %w", c.VM(), err)
+		}
+		x.Log.Warn("retrying restart", "change", c.ID, "attempt", n, "err", err)
+		if serr := x.Sleep(ctx, x.Retry.backoff(n)); serr != nil {
+			return errors.Join(err, serr)
+		}
+	}
+}
+
+// blockedBy names a dependency that did not complete, or "", and whether
+// that dependency waits for a VM's restart.
+func (x *run) blockedBy(c *reconcile.Change) (string, bool) {
 	for _, d := range c.DependsOn {
 		j, ok := x.index[d]
 		if !ok || !x.results[j].Status.Done() {
-			return d
+			return d, ok && x.results[j].Status == StatusPendingRestart
 		}
 	}
-	return ""
+	return "", false
 }
 
 // attempt runs the change, retrying passing faults with backoff.
@@ -612,6 +667,8 @@ func (x *run) report() *Report {
 			rep.Blocked++
 		case StatusHeld:
 			rep.Held++
+		case StatusPendingRestart:
+			rep.PendingRestart++
 		}
 		if c.Card == "" {
 			continue

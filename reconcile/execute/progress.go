@@ -14,6 +14,13 @@ const (
 	StatusFailed Status = "failed"
 	// StatusBlocked: a change it depends on failed or was blocked.
 	StatusBlocked Status = "blocked"
+	// StatusPendingRestart: the change takes effect only when its VM
+	// restarts (providers.ErrNeedsRestart), and fpgaops did not restart
+	// it; or a change it depends on is in that state, so it did not run.
+	// It is not a failure, but the change is not done: the card has not
+	// converged, and nothing that needs the VM to let go of a function
+	// runs before the restart.
+	StatusPendingRestart Status = "pending-restart"
 	// StatusHeld: the plan holds it back; it was not run.
 	StatusHeld Status = "held"
 	// StatusNotRun: the run stopped (cancelled) before reaching it, or the

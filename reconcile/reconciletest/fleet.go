@@ -51,9 +51,14 @@ type card struct {
 }
 
 type vm struct {
-	name     string
-	running  bool
-	hostdevs map[string]observed.Hostdev
+	name    string
+	running bool
+	// restartToChange: its platform cannot attach or detach live (as
+	// libvirt's test driver); attach and detach change the definition
+	// only and return providers.ErrNeedsRestart, and Restart brings the
+	// definition in.
+	restartToChange bool
+	hostdevs        map[string]observed.Hostdev
 }
 
 // New builds the fleet from an observation: the fake starts in exactly
@@ -74,7 +79,7 @@ func New(obs *observed.Fleet) *Fleet {
 			n.cards[d.PCI] = c
 		}
 		for _, ov := range on.VMs {
-			v := &vm{name: ov.Name, running: ov.Running, hostdevs: map[string]observed.Hostdev{}}
+			v := &vm{name: ov.Name, running: ov.Running, restartToChange: ov.RestartToChange, hostdevs: map[string]observed.Hostdev{}}
 			for _, h := range ov.Hostdevs {
 				v.hostdevs[h.PCI] = h
 			}
@@ -332,7 +337,7 @@ func (f *Fleet) ObserveVMs(ctx context.Context, sn *spec.Node) ([]observed.VM, e
 func (n *node) observedVMs() []observed.VM {
 	out := make([]observed.VM, 0, len(n.vms))
 	for _, v := range n.vms {
-		ov := observed.VM{Name: v.name, Running: v.running}
+		ov := observed.VM{Name: v.name, Running: v.running, RestartToChange: v.running && v.restartToChange}
 		for _, h := range v.hostdevs {
 			ov.Hostdevs = append(ov.Hostdevs, h)
 		}
@@ -363,8 +368,63 @@ func (f *Fleet) Attach(ctx context.Context, sn *spec.Node, vmName, pci string) e
 			return f.violate("attach %s to %s on %s while %s holds it", pci, vmName, sn.Name, o.name)
 		}
 	}
+	if v.running && v.restartToChange {
+		h := v.hostdevs[pci]
+		v.hostdevs[pci] = observed.Hostdev{PCI: pci, Live: h.Live, Config: true}
+		f.calls = append(f.calls, fmt.Sprintf("attach %s %s %s config", sn.Name, vmName, pci))
+		if h.Live {
+			return nil
+		}
+		return fmt.Errorf("VM %s on %s: attach %s: %w", vmName, sn.Name, pci, providers.ErrNeedsRestart)
+	}
 	v.hostdevs[pci] = observed.Hostdev{PCI: pci, Live: v.running, Config: true}
 	f.calls = append(f.calls, fmt.Sprintf("attach %s %s %s", sn.Name, vmName, pci))
+	return nil
+}
+
+// CheckAttach implements providers.AttachChecker: the VM must be on the
+// node, and so must the function when its address is known.
+func (f *Fleet) CheckAttach(ctx context.Context, sn *spec.Node, vmName, pci string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.enter(ctx, "check-attach", sn.Name, pci, false)
+	if err != nil {
+		return err
+	}
+	if _, ok := n.vms[vmName]; !ok {
+		return fmt.Errorf("no VM %s on %s", vmName, sn.Name)
+	}
+	if pci != "" && !n.functionExists(pci) {
+		return fmt.Errorf("no PCI function %s on %s", pci, sn.Name)
+	}
+	return nil
+}
+
+// Restart implements providers.Restarter: the running VM stops and starts
+// again, holding what its definition names.
+func (f *Fleet) Restart(ctx context.Context, sn *spec.Node, vmName string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	n, err := f.enter(ctx, "restart", sn.Name, vmName, true)
+	if err != nil {
+		return err
+	}
+	v, ok := n.vms[vmName]
+	if !ok {
+		return fmt.Errorf("no VM %s on %s", vmName, sn.Name)
+	}
+	for pci, h := range v.hostdevs {
+		if !h.Config {
+			delete(v.hostdevs, pci)
+			continue
+		}
+		if !n.functionExists(pci) {
+			return f.violate("start %s on %s with %s, which does not exist", vmName, sn.Name, pci)
+		}
+		v.hostdevs[pci] = observed.Hostdev{PCI: pci, Live: true, Config: true}
+	}
+	v.running = true
+	f.calls = append(f.calls, fmt.Sprintf("restart %s %s", sn.Name, vmName))
 	return nil
 }
 
@@ -380,8 +440,14 @@ func (f *Fleet) Detach(ctx context.Context, sn *spec.Node, vmName, pci string) e
 	if !ok {
 		return fmt.Errorf("no VM %s on %s", vmName, sn.Name)
 	}
-	if _, held := v.hostdevs[pci]; !held {
+	h, held := v.hostdevs[pci]
+	if !held {
 		return fmt.Errorf("VM %s on %s does not hold %s", vmName, sn.Name, pci)
+	}
+	if v.running && v.restartToChange && h.Live {
+		v.hostdevs[pci] = observed.Hostdev{PCI: pci, Live: true}
+		f.calls = append(f.calls, fmt.Sprintf("detach %s %s %s config", sn.Name, vmName, pci))
+		return fmt.Errorf("VM %s on %s: detach %s: %w", vmName, sn.Name, pci, providers.ErrNeedsRestart)
 	}
 	delete(v.hostdevs, pci)
 	f.calls = append(f.calls, fmt.Sprintf("detach %s %s %s", sn.Name, vmName, pci))
@@ -407,4 +473,8 @@ func (f *Fleet) Snapshot() *observed.Fleet {
 	return out
 }
 
-var _ providers.Provider = (*Fleet)(nil)
+var (
+	_ providers.Provider      = (*Fleet)(nil)
+	_ providers.Restarter     = (*Fleet)(nil)
+	_ providers.AttachChecker = (*Fleet)(nil)
+)
