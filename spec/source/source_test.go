@@ -309,6 +309,19 @@ func TestHTTPBasicAuth(t *testing.T) {
 	}
 }
 
+func TestHTTPBearerToken(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	c := r.Commit("first", files("a", "1"), nil)
+	url := gittest.StartHTTPBackendToken(t, r.Root, "tok-123") + "fleet.git"
+	if _, err := newSource(t, source.Config{URL: url, Auth: source.Auth{Token: "tok-999"}}).Fetch(context.Background()); err == nil || strings.Contains(err.Error(), "tok-999") {
+		t.Fatalf("wrong token: got %v", err)
+	}
+	if rev := fetch(t, newSource(t, source.Config{URL: url, Auth: source.Auth{Token: "tok-123"}})); rev.Commit != c {
+		t.Fatalf("got %s, want %s", rev.Commit, c)
+	}
+}
+
 func TestSignatures(t *testing.T) {
 	t.Parallel()
 	trusted := gittest.NewKey(t, "Fleet Admin")

@@ -249,6 +249,22 @@ func freePort(t testing.TB) int {
 // basic auth user and password. It returns the base URL.
 func StartHTTPBackend(t testing.TB, root, user, password string) string {
 	t.Helper()
+	return startHTTPBackend(t, root, func(r *http.Request) bool {
+		u, p, ok := r.BasicAuth()
+		return user == "" || ok && u == user && p == password
+	})
+}
+
+// StartHTTPBackendToken is StartHTTPBackend behind a bearer token.
+func StartHTTPBackendToken(t testing.TB, root, token string) string {
+	t.Helper()
+	return startHTTPBackend(t, root, func(r *http.Request) bool {
+		return r.Header.Get("Authorization") == "Bearer "+token
+	})
+}
+
+func startHTTPBackend(t testing.TB, root string, allow func(*http.Request) bool) string {
+	t.Helper()
 	out, err := exec.Command("git", "--exec-path").Output()
 	if err != nil {
 		t.Fatalf("git --exec-path: %v", err)
@@ -257,18 +273,14 @@ func StartHTTPBackend(t testing.TB, root, user, password string) string {
 		Path: filepath.Join(strings.TrimSpace(string(out)), "git-http-backend"),
 		Env:  []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_NOSYSTEM=1"},
 	}
-	var h http.Handler = backend
-	if user != "" {
-		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			u, p, ok := r.BasicAuth()
-			if !ok || u != user || p != password {
-				w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
-				http.Error(w, "unauthorized", http.StatusUnauthorized)
-				return
-			}
-			backend.ServeHTTP(w, r)
-		})
-	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !allow(r) {
+			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		backend.ServeHTTP(w, r)
+	})
 	srv := httptest.NewServer(h)
 	t.Cleanup(srv.Close)
 	return srv.URL + "/"
