@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
@@ -29,7 +29,7 @@ func newApplyCommand(s streams) *cobra.Command {
 		autoApprove bool
 	)
 	cmd := &cobra.Command{
-		Use:   "apply [PLANFILE] [--repo DIR] [--auto-approve]",
+		Use:   "apply [PLANFILE] [--repo DIR] [--os-cloud NAME] [--auto-approve]",
 		Short: "Change the fleet to match the repository, in a safe order",
 		Long: `With --repo, apply plans like 'fpgaops plan', shows the plan, and asks
 before changing anything (unless --auto-approve). With PLANFILE, a plan saved
@@ -41,6 +41,14 @@ verify, VFs on, attach), in waves within the policy's disruption budget. A
 failure stops only its own card's changes. A run that is interrupted leaves a
 journal in the state directory; the next run finishes it without repeating
 completed steps.
+
+With an OpenStack cloud (--os-cloud, or OS_CLOUD or the OS_* variables and
+nodes with a hostname), the plan shown and applied includes the cloud's
+changes for those nodes: Glance images, device profiles, flavors,
+programmed pool cards, and servers replaced (disruptive: only within the
+policy's windows and budget, never a protected binding's) and waited for
+until ACTIVE (--os-boot-timeout). They run after the fleet's changes; a
+saved plan holds none, so apply them with --repo.
 
 Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 		Args: cobra.MaximumNArgs(1),
@@ -55,6 +63,7 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 			var (
 				desired *spec.Fleet
 				p       *reconcile.Plan
+				cloud   *cloudPlan
 				prov    providers.Provider
 				resume  bool
 				err     error
@@ -63,6 +72,9 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 				if f.repo != "" {
 					return errors.New("give a PLANFILE or --repo, not both")
 				}
+				if f.provider.osCloud != "" {
+					return errors.New("a saved plan holds no OpenStack changes: apply them with --repo and --os-cloud")
+				}
 				if desired, p, prov, resume, err = loadSavedPlan(ctx, args[0], &f); err != nil {
 					return err
 				}
@@ -70,19 +82,23 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 					fmt.Fprintf(s.out, "Resuming the interrupted apply of %s: steps it completed are skipped.\n", args[0])
 				}
 			} else {
-				if desired, p, err = makePlan(ctx, &f, time.Now()); err != nil {
+				now := time.Now()
+				if desired, p, err = makePlan(ctx, &f, now); err != nil {
+					return err
+				}
+				if cloud, err = planOpenStack(ctx, &f, desired, now); err != nil {
 					return err
 				}
 				if prov, err = newProvider(desired, &f.provider); err != nil {
 					return err
 				}
 				if f.output == "text" {
-					if err := render.Text(s.out, p, render.StyleFor(s.out, os.Getenv)); err != nil {
+					if err := printPlanAndOpenStack(s, f.output, p, cloud); err != nil {
 						return err
 					}
 				}
 			}
-			if runnable(p) == 0 {
+			if runnable(p) == 0 && cloud.runnable() == 0 {
 				if f.output == "text" {
 					fmt.Fprintln(s.out, "\nNothing to apply.")
 				}
@@ -97,10 +113,11 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 					return &exitError{code: 1, err: errors.New("apply cancelled")}
 				}
 			}
-			return applyPlan(ctx, s, &f, desired, p, prov, resume)
+			return applyPlan(ctx, s, &f, desired, p, prov, resume, cloud)
 		},
 	}
 	f.register(cmd.Flags())
+	cmd.Flags().DurationVar(&f.osBootTimeout, "os-boot-timeout", openstack.DefaultBootTimeout, "how long a replaced OpenStack server may take to go and to be ACTIVE again")
 	cmd.Flags().BoolVar(&autoApprove, "auto-approve", false, "apply without asking")
 	return cmd
 }
@@ -201,14 +218,78 @@ func confirm(s streams) (bool, error) {
 	return strings.TrimSpace(line) == "yes", nil
 }
 
-func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet, p *reconcile.Plan, prov providers.Provider, resume bool) error {
+// applyPlan runs the fleet's changes, then the cloud's (if any), and
+// reports both: one closing line, or one JSON document.
+func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet, p *reconcile.Plan, prov providers.Provider, resume bool, cloud *cloudPlan) error {
+	var (
+		rep    *execute.Report
+		runErr error
+	)
+	if cloud == nil || runnable(p) > 0 || resume {
+		var err error
+		if rep, runErr, err = applyFleet(ctx, s, f, desired, p, prov, resume); err != nil {
+			return err
+		}
+	}
+	var (
+		osRes []openstack.Result
+		osErr error
+	)
+	if cloud != nil {
+		osRes, osErr = applyOpenStack(ctx, s, f, desired, cloud)
+	}
+	if rep != nil || cloud != nil {
+		if f.output == "json" {
+			var err error
+			if cloud == nil {
+				err = encodeJSON(s.out, rep)
+			} else {
+				if osRes == nil {
+					osRes = []openstack.Result{}
+				}
+				err = encodeJSON(s.out, struct {
+					Apply     *execute.Report    `json:"apply"`
+					OpenStack []openstack.Result `json:"openstack"`
+				}{rep, osRes})
+			}
+			if err != nil {
+				return err
+			}
+		} else {
+			r := rep
+			if r == nil {
+				r = &execute.Report{}
+			}
+			line := fmt.Sprintf("\nApply %s: %d applied, %d skipped (done before), %d failed, %d blocked, %d held back.",
+				map[bool]string{true: "complete", false: "incomplete"}[runErr == nil && osErr == nil], r.Applied, r.Skipped, r.Failed, r.Blocked, r.Held)
+			if cloud != nil {
+				line += " " + openStackCounts(osRes)
+			}
+			fmt.Fprintln(s.out, line)
+		}
+	}
+	if runErr != nil && rep != nil {
+		for _, r := range rep.Results {
+			if r.Status == execute.StatusFailed {
+				fmt.Fprintln(s.err, "Error:", r.Error)
+			}
+		}
+	}
+	fmt.Fprint(s.err, failures(osRes))
+	return errors.Join(runErr, osErr)
+}
+
+// applyFleet runs the fleet's changes with the state directory's journal
+// and records the cards that converged. runErr is the run's; err is an
+// error that prevented or followed it.
+func applyFleet(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet, p *reconcile.Plan, prov providers.Provider, resume bool) (rep *execute.Report, runErr, err error) {
 	dir, err := f.state()
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	journal, err := execute.OpenFileJournal(dir)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	defer journal.Close()
 	ex := &execute.Executor{
@@ -227,30 +308,13 @@ func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet
 			ex.Progress = &progressLines{w: s.out, total: runnable(p)}
 		}
 	}
-	rep, runErr := ex.Apply(ctx, desired, p)
+	rep, runErr = ex.Apply(ctx, desired, p)
 	if rep != nil {
 		if err := execute.RecordApplied(dir, rep.Converged); err != nil {
-			return errors.Join(runErr, err)
-		}
-		if f.output == "json" {
-			enc := json.NewEncoder(s.out)
-			enc.SetIndent("", "  ")
-			if err := enc.Encode(rep); err != nil {
-				return err
-			}
-		} else {
-			fmt.Fprintf(s.out, "\nApply %s: %d applied, %d skipped (done before), %d failed, %d blocked, %d held back.\n",
-				map[bool]string{true: "complete", false: "incomplete"}[runErr == nil], rep.Applied, rep.Skipped, rep.Failed, rep.Blocked, rep.Held)
+			return rep, runErr, errors.Join(runErr, err)
 		}
 	}
-	if runErr != nil && rep != nil {
-		for _, r := range rep.Results {
-			if r.Status == execute.StatusFailed {
-				fmt.Fprintln(s.err, "Error:", r.Error)
-			}
-		}
-	}
-	return runErr
+	return rep, runErr, nil
 }
 
 // progressLines prints one line per finished change with a counter.

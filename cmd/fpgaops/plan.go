@@ -27,6 +27,8 @@ type planFlags struct {
 	stateDir string
 	output   string
 	provider providerFlags
+	// osBootTimeout bounds the wait for a replaced server (apply).
+	osBootTimeout time.Duration
 }
 
 func (f *planFlags) register(fs *pflag.FlagSet) {
@@ -34,6 +36,7 @@ func (f *planFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.stateDir, "state-dir", "", "where runs keep their journal and what they applied\n(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
 	f.provider.register(fs)
+	fs.StringVar(&f.provider.osCloud, "os-cloud", "", "the OpenStack cloud (clouds.yaml entry) that manages the VMs of nodes with\na hostname: its changes (images, device profiles, flavors, servers) join the\nplan (default: OS_CLOUD or the OS_* variables, if set)")
 }
 
 func (f *planFlags) check() error {
@@ -64,7 +67,6 @@ func newPlanCommand(s streams) *cobra.Command {
 		f        planFlags
 		out      string
 		detailed bool
-		osCloud  string
 	)
 	cmd := &cobra.Command{
 		Use:   "plan --repo DIR [--observed FILE] [--detailed-exitcode] [--out PLANFILE] [-o json]",
@@ -85,7 +87,12 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 			if err := f.check(); err != nil {
 				return err
 			}
-			desired, p, err := makePlan(cmd.Context(), &f, time.Now())
+			now := time.Now()
+			desired, p, err := makePlan(cmd.Context(), &f, now)
+			if err != nil {
+				return err
+			}
+			cloud, err := planOpenStack(cmd.Context(), &f, desired, now)
 			if err != nil {
 				return err
 			}
@@ -94,14 +101,13 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 					return err
 				}
 			}
-			osChanges, err := printPlanAndOpenStack(cmd.Context(), s, f.output, osCloud, desired, p)
-			if err != nil {
+			if err := printPlanAndOpenStack(s, f.output, p, cloud); err != nil {
 				return err
 			}
 			if out != "" && f.output == "text" {
 				fmt.Fprintf(s.out, "\nSaved the plan to %s. To apply exactly this plan, run: fpgaops apply %s\n", out, out)
 			}
-			if detailed && (p.HasChanges() || osChanges) {
+			if detailed && (p.HasChanges() || cloud.hasChanges()) {
 				return errChanges
 			}
 			return nil
@@ -111,7 +117,6 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 	cmd.Flags().StringVar(&f.observed, "observed", "", "plan against this saved observation (JSON) instead of observing the fleet")
 	cmd.Flags().StringVar(&out, "out", "", "save the plan to this file for 'fpgaops apply PLANFILE'")
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
-	cmd.Flags().StringVar(&osCloud, "os-cloud", "", "also plan the OpenStack side (images, device profiles, flavors, servers)\nfor nodes with a hostname, on this cloud of clouds.yaml")
 	return cmd
 }
 
@@ -133,7 +138,9 @@ func makePlan(ctx context.Context, f *planFlags, now time.Time) (*spec.Fleet, *r
 	} else if obs, err = observeFleet(ctx, desired, &f.provider); err != nil {
 		return nil, nil, err
 	}
-	opts := reconcile.Options{}
+	// Nodes with a hostname are OpenStack's when a cloud is configured:
+	// their cards are planned by the OpenStack side, not here.
+	opts := reconcile.Options{OpenStack: f.provider.openStack()}
 	// What earlier applies converged to tells drift from a changed
 	// repository; without a state directory there is no history.
 	if dir, err := f.state(); err == nil {

@@ -138,11 +138,17 @@ bitstream: gzip
 		"  + device-profile/fpgaops-gzip-pac-a10-" + hex.EncodeToString(sum[:4]),
 		"  + flavor/fpgaops-2c4096m40g-gzip-pac-a10-" + hex.EncodeToString(sum[:4]),
 		"-/+ server/compute-01/vnf-a (disruptive)",
-		"Plan: 3 to create, 1 to replace (1 disruptive), 0 to update, 0 blocked.",
+		// The card is OpenStack's: the core plans nothing for it, and one
+		// summary line covers both.
+		"OpenStack manages the cards of 1 node(s) (compute-01)",
+		"\nPlan: 0 to program, 0 to attach, 0 to detach, 0 to set VFs, 0 to report, 0 held back. OpenStack: 3 to create, 1 to replace (1 disruptive), 0 to update, 0 blocked, 1 drift.\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, out)
 		}
+	}
+	if strings.Count(out, "Plan:") != 1 || strings.Contains(out, "node/compute-01/fpga/pac0") {
+		t.Errorf("want one plan with one summary and no core change for the OpenStack node:\n%s", out)
 	}
 	if strings.Contains(out, cloud.Password) {
 		t.Error("the password shows in the plan")

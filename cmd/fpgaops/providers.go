@@ -40,14 +40,20 @@ type providerFlags struct {
 	clientCert, clientKey, caFile string
 	insecure                      bool
 	vms                           string
+	// osCloud is the clouds.yaml entry --os-cloud names; "" means the
+	// environment's (OS_CLOUD or OS_* credentials).
+	osCloud string
 	// getenv reads the environment (OS_* for OpenStack); nil means
 	// os.Getenv.
 	getenv func(string) string
 }
 
-// openStackConfigured reports whether the environment names an OpenStack
-// cloud (clouds.yaml entry or credentials).
+// openStackConfigured reports whether --os-cloud or the environment names
+// an OpenStack cloud (clouds.yaml entry or credentials).
 func (f *providerFlags) openStackConfigured() bool {
+	if f.osCloud != "" {
+		return true
+	}
 	get := f.getenv
 	if get == nil {
 		get = os.Getenv
@@ -106,6 +112,13 @@ func newProvider(fleet *spec.Fleet, f *providerFlags) (providers.Provider, error
 	return providers.Compose(cards, vms), nil
 }
 
+// openStack reports whether OpenStack manages the VMs of the fleet's
+// nodes with a hostname: the planner then leaves their cards to the
+// OpenStack plan (reconcile.Options.OpenStack).
+func (f *providerFlags) openStack() bool {
+	return f.vms == vmSideOpenStack || f.vms == vmSideAuto && f.openStackConfigured()
+}
+
 // vmSide says which VM side serves the node.
 func (f *providerFlags) vmSide(n *spec.Node) string {
 	if f.vms != vmSideAuto {
@@ -131,8 +144,9 @@ func newVMSide(kind string, fleet *spec.Fleet, f *providerFlags, c *agent.Client
 		// node, dialled by the node's URI.
 		return libvirtvms.New(libvirtvms.Options{}), nil
 	case vmSideOpenStack:
-		// The cloud comes from OS_CLOUD (clouds.yaml) or the OS_* variables.
-		return openstack.NewVMs(openstack.Options{}, nil), nil
+		// The cloud is --os-cloud's, or else OS_CLOUD's (clouds.yaml) or
+		// the OS_* variables'.
+		return openstack.NewVMs(openstack.Options{Cloud: f.osCloud}, nil), nil
 	}
 	return nil, fmt.Errorf("unknown VM side %q", kind)
 }

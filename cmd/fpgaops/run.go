@@ -123,6 +123,7 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		Concurrency: pf.Concurrency,
 		NodeTimeout: pf.NodeTimeout,
 		Log:         log,
+		OpenStack:   pf.openStack(),
 	}
 	c, err := controller.New(opts)
 	if err != nil {
