@@ -261,8 +261,12 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 		}
 		d := &document{file: file, kind: kindNode.Value, root: root}
 		ferrs := v.validate(d.kind, root)
+		who := ""
+		if n, _ := lookupYAML(root, []string{"name"}); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+			who = strings.ToLower(d.kind) + " " + n.Value + ": "
+		}
 		for _, fe := range ferrs {
-			errf(fe.node, "%s", fe.msg)
+			errf(fe.node, "%s%s", who, fe.msg)
 		}
 		if len(ferrs) > 0 || len(dups) > 0 {
 			d.broken = true
