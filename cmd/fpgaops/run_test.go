@@ -290,3 +290,31 @@ sha256: %s
 		t.Fatal("the webhook secret appears in the logs")
 	}
 }
+
+// Credentials come from the environment (or files) and never show in the
+// output or the logs.
+func TestRunCredentialsFromEnvironment(t *testing.T) {
+	remote := gittest.NewRemote(t, "fleet")
+	c := remote.Commit("policy", map[string][]byte{
+		"policy.yaml": []byte("apiVersion: fpgaops/v1\nkind: Policy\nname: dc1\ndrift: report\n"),
+	}, nil)
+	url := gittest.StartHTTPBackend(t, remote.Root, "fleet-bot", "pw-from-env-42") + "fleet.git"
+	state := t.TempDir()
+	run := func() (int, string) {
+		var out bytes.Buffer
+		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &out})
+		root.SetArgs([]string{"run", "--once", "--git", url, "--git-username", "fleet-bot", "--state-dir", state, "--log-format", "json"})
+		return exitCode(&out, root.Execute()), out.String()
+	}
+
+	t.Setenv("FPGAOPS_GIT_PASSWORD", "wrong-pw-7")
+	code, out := run()
+	if code != 1 || !strings.Contains(out, "fetch-failed") || strings.Contains(out, "wrong-pw-7") {
+		t.Fatalf("wrong password: exit %d\n%s", code, out)
+	}
+	t.Setenv("FPGAOPS_GIT_PASSWORD", "pw-from-env-42")
+	code, out = run()
+	if code != 0 || !strings.Contains(out, "Applied revision "+c) || strings.Contains(out, "pw-from-env-42") {
+		t.Fatalf("password from the environment: exit %d\n%s", code, out)
+	}
+}
