@@ -26,7 +26,8 @@ import (
 // Bitstream files, whose paths the documents name, are opened through an
 // os.Root, so that neither ".." nor a symlink leads the loader out of the
 // repository. YAML files are found by walking the tree, which does not
-// follow symlinks, and read directly, which is faster.
+// follow symlinks (a YAML file that is a symlink is not read), and read
+// directly, which is faster.
 func Load(dir string) (*Fleet, error) {
 	root, err := os.OpenRoot(dir)
 	if err != nil {
@@ -53,9 +54,8 @@ type loadOptions struct {
 	validators []*validator
 }
 
-// load reads the YAML files of docs and the bitstream files of files.
-func load(docs, files fs.FS, opts loadOptions) (*Fleet, error) {
-	fsys := docs
+// load reads the YAML files of fsys and the bitstream files of files.
+func load(fsys, files fs.FS, opts loadOptions) (*Fleet, error) {
 	names, err := yamlFiles(fsys)
 	if err != nil {
 		return nil, fmt.Errorf("load fleet: %w", err)
