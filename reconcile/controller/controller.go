@@ -238,7 +238,7 @@ func (c *Controller) SetSuspended(on bool) error {
 	c.mu.Lock()
 	c.suspended = on
 	c.status.Suspended = on
-	st := c.status
+	st := c.status.clone()
 	c.mu.Unlock()
 	c.metrics.setSuspended(on)
 	c.log.Info("suspended", "suspended", on)

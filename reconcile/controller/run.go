@@ -30,6 +30,12 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	end := c.now()
 	run.FinishedAt = end
 	run.DurationSeconds = end.Sub(start).Seconds()
+	c.metrics.observe(run, stage)
+	// The history first: it gives the run its ID, and the run is not
+	// changed once the status shares it.
+	if err := c.opts.Store.AddRun(run); err != nil {
+		c.log.Error("history not recorded", "err", err)
+	}
 
 	c.mu.Lock()
 	st := &c.status
@@ -77,16 +83,12 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	}
 	st.setCondition(Reconciling, "False", ReasonIdle, "", end)
 	st.ConsecutiveFailures = c.failures
-	st.LastRun = run
+	last := *run
+	st.LastRun = &last
 	snapshot := st.clone()
 	keep := []string{c.lastGood, rev.Commit}
 	c.mu.Unlock()
 
-	c.metrics.observe(run, stage)
-	if err := c.opts.Store.AddRun(run); err != nil {
-		c.log.Error("history not recorded", "err", err)
-	}
-	snapshot.LastRun = run
 	if err := c.opts.Store.PutStatus(snapshot); err != nil {
 		c.log.Error("status not recorded", "err", err)
 	}
