@@ -266,6 +266,7 @@ func applyPlan(ctx context.Context, s streams, f *planFlags, desired *spec.Fleet
 				line += " " + openStackCounts(osRes)
 			}
 			fmt.Fprintln(s.out, line)
+			writePendingRestart(s.out, r)
 		}
 	}
 	if runErr != nil && rep != nil {
@@ -332,4 +333,19 @@ func (p *progressLines) Finished(c *reconcile.Change, r execute.Result) {
 	defer p.mu.Unlock()
 	p.done++
 	fmt.Fprintf(p.w, "[%d/%d] %s %s: %s\n", p.done, p.total, render.Symbol(c.Action), c.ID, r.Status)
+}
+
+// writePendingRestart lists the changes that wait for a VM's restart: not
+// failures, since the VMs' definitions are changed, but not done either;
+// the next plan shows them again.
+func writePendingRestart(w io.Writer, r *execute.Report) {
+	if r.PendingRestart == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%d change(s) wait for a VM's restart:\n", r.PendingRestart)
+	for _, res := range r.Results {
+		if res.Status == execute.StatusPendingRestart {
+			fmt.Fprintln(w, "  "+res.Error)
+		}
+	}
 }

@@ -232,3 +232,21 @@ func (v *vmsByNode) Detach(ctx context.Context, node *spec.Node, vm, pci string)
 	}
 	return s.Detach(ctx, node, vm, pci)
 }
+
+// Restart and CheckAttach pass on to the node's VM side when it has them
+// (libvirt does), so the executor can restart VMs and check attaches.
+func (v *vmsByNode) Restart(ctx context.Context, node *spec.Node, vm string) error {
+	s, err := v.side(node)
+	if err != nil {
+		return err
+	}
+	return providers.Restart(ctx, s, node, vm)
+}
+
+func (v *vmsByNode) CheckAttach(ctx context.Context, node *spec.Node, vm, pci string) error {
+	s, err := v.side(node)
+	if err != nil {
+		return err
+	}
+	return providers.CheckAttach(ctx, s, node, vm, pci)
+}
