@@ -69,12 +69,18 @@ func newPlanCommand(s streams) *cobra.Command {
 		detailed bool
 	)
 	cmd := &cobra.Command{
-		Use:   "plan --repo DIR [--observed FILE] [--detailed-exitcode] [--out PLANFILE] [-o json]",
+		Use:   "plan --repo DIR [--observed FILE] [--os-cloud NAME] [--detailed-exitcode] [--out PLANFILE] [-o json]",
 		Short: "Show what apply would change, in order, and what policy holds back",
 		Long: `Plan loads the desired state from the repository, observes the fleet (or
 reads a saved observation with --observed), and prints every change an apply
 would make, grouped by node, in the order it would run, with what policy
 holds back and why. Nothing is changed.
+
+With an OpenStack cloud (--os-cloud, or OS_CLOUD or the OS_* variables), the
+cards of nodes with a hostname are OpenStack's: Nova and Cyborg attach and
+program them, so the plan shows the cloud's changes for them (Glance images,
+device profiles, flavors, programmed pool cards, replaced servers) after the
+fleet's, with one summary line.
 
 With --out the plan is saved; 'fpgaops apply PLANFILE' applies exactly it,
 and refuses it when the fleet has changed since.
