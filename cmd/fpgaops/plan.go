@@ -112,6 +112,9 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 			}
 			if out != "" && f.output == "text" {
 				fmt.Fprintf(s.out, "\nSaved the plan to %s. To apply exactly this plan, run: fpgaops apply %s\n", out, out)
+				if cloud != nil {
+					fmt.Fprintln(s.out, "The saved plan holds the fleet's changes only; apply the OpenStack changes with --repo and --os-cloud.")
+				}
 			}
 			if detailed && (p.HasChanges() || cloud.hasChanges()) {
 				return errChanges
