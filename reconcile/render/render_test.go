@@ -118,3 +118,46 @@ func TestNoChangesAndJSON(t *testing.T) {
 		t.Errorf("JSON lost changes: %+v", back.Changes)
 	}
 }
+
+func TestTextWithSections(t *testing.T) {
+	empty := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, CloudManaged: []string{"c3"}}
+	section := render.Section{Title: "OpenStack changes", Body: "  + image/gzip\n", Summary: "OpenStack: 1 to create."}
+	tests := []struct {
+		name     string
+		plan     *reconcile.Plan
+		sections []render.Section
+		want     []string
+		not      []string
+	}{
+		{"nothing anywhere", empty, []render.Section{{Title: "OpenStack changes", Summary: "OpenStack: 0 to create."}},
+			[]string{"No changes.", "OpenStack manages the cards of 1 node(s) (c3)"}, []string{"Plan:", "OpenStack changes:"}},
+		{"only the section has changes", empty, []render.Section{section},
+			[]string{"fpgaops will perform the following actions:", "\nOpenStack changes:\n\n  + image/gzip\n",
+				"\nPlan: 0 to program, 0 to attach, 0 to detach, 0 to set VFs, 0 to report, 0 held back. OpenStack: 1 to create.\n"},
+			[]string{"No changes."}},
+		{"both have changes", samplePlan(), []render.Section{section},
+			[]string{"node c1\n", "  + image/gzip\n", "1 held back. Rolls out in 2 waves (budget: 10 card(s) and 1 disrupted VM(s) at once). OpenStack: 1 to create.\n"},
+			[]string{"OpenStack manages"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := render.TextWith(&b, tc.plan, render.Style{}, tc.sections...); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(b.String(), w) {
+					t.Errorf("lacks %q:\n%s", w, b.String())
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(b.String(), w) {
+					t.Errorf("has %q:\n%s", w, b.String())
+				}
+			}
+			if n := strings.Count(b.String(), "Plan:"); n > 1 {
+				t.Errorf("%d summary lines, want at most one", n)
+			}
+		})
+	}
+}
