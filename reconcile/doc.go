@@ -69,7 +69,14 @@ a reason, so an operator sees what would happen and what stops it:
     inside an open deny window (cron schedule, duration, time zone);
   - budget: a group of cards that alone would exceed the disruption budget;
   - dependency: anything that depends on a held change, and detaches that
-    only served a reset that cannot happen (no VM is disrupted for nothing).
+    only served a reset that cannot happen (no VM is disrupted for nothing);
+  - restart: anything that depends on a detach from a running VM whose
+    platform cannot detach live (observed.VM.RestartToChange) and that
+    waits for the VM's restart (Change.Restart is RestartWait): the VM
+    still holds the function until then. With the policy's vmRestart, in a
+    window and for a VM no protected binding names, the change is marked
+    RestartVM instead: the executor restarts the VM, a disruption that
+    counts against the budget.
 
 # Nodes OpenStack manages
 

@@ -733,13 +733,21 @@ func pendingAttach(h holder) bool {
 func (pl *planner) gateRestart(ws windows, now time.Time) {
 	allowed, _ := ws.allowDisruption(now)
 	restart := pl.desired.Policy.VMRestart && allowed
+	// A restart takes every function from the VM for a while: never for
+	// a VM that holds a protected binding's.
+	protected := map[string]bool{}
+	for _, b := range pl.desired.Bindings {
+		if b.Protected && b.VM != "" {
+			protected[b.Node+"/"+b.VM] = true
+		}
+	}
 	waiting := map[string]*Change{}
 	for _, ch := range pl.chains {
 		for _, c := range append(ch.detach[:len(ch.detach):len(ch.detach)], ch.attach...) {
 			if c.Restart == "" || c.Held != nil {
 				continue
 			}
-			if restart {
+			if restart && !protected[c.Node+"/"+c.VM()] {
 				c.Restart = RestartVM
 				c.Disruptive = true
 				c.Reason += "; fpgaops restarts " + c.VM() + " (policy vmRestart)"
@@ -754,9 +762,14 @@ func (pl *planner) gateRestart(ws windows, now time.Time) {
 	if len(waiting) == 0 {
 		return
 	}
-	why := "the policy's vmRestart is off"
-	if pl.desired.Policy.VMRestart {
-		why = "no maintenance window is open"
+	whyWait := func(c *Change) string {
+		switch {
+		case !pl.desired.Policy.VMRestart:
+			return "the policy's vmRestart is off"
+		case !allowed:
+			return "no maintenance window is open"
+		}
+		return "it holds a protected binding's function, so fpgaops does not restart it"
 	}
 	for _, ch := range pl.chains {
 		for _, c := range ch.all() {
@@ -769,7 +782,7 @@ func (pl *planner) gateRestart(ws windows, now time.Time) {
 					continue
 				}
 				c.Held = &Hold{Gate: GateRestart, Why: fmt.Sprintf("%s keeps %s until it restarts: its platform cannot detach live, and %s",
-					w.Before.VM, w.Before.PCI, why)}
+					w.Before.VM, w.Before.PCI, whyWait(w))}
 				if (c == ch.vfsOff || c == ch.program || c == ch.vfsOn) && ch.resetHold == nil {
 					ch.resetHold = c.Held
 				}

@@ -118,3 +118,34 @@ func TestRestartInPlanJSON(t *testing.T) {
 		})
 	}
 }
+
+// TestRestartNeverForProtectedVM: vmRestart on and no window closed, yet a
+// VM named by a protected binding is not restarted: its change waits.
+func TestRestartNeverForProtectedVM(t *testing.T) {
+	const attach = "node/compute-01/fpga/pac0/vf0/vm/vnf-a:attach"
+	for _, tc := range []struct {
+		name      string
+		protected bool
+		want      reconcile.Restart
+	}{
+		{"unprotected", false, reconcile.RestartVM},
+		{"protected", true, reconcile.RestartWait},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			desired, obs, now, opts := loadGolden(t, "restart-wait-attach")
+			desired.Policy.VMRestart = true
+			desired.Bindings[0].Protected = tc.protected
+			p, err := reconcile.NewPlan(desired, obs, now, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, ok := p.Change(attach)
+			if !ok {
+				t.Fatalf("no change %s", attach)
+			}
+			if c.Restart != tc.want || c.Held != nil || c.Disruptive != (tc.want == reconcile.RestartVM) {
+				t.Errorf("restart %q held %+v disruptive %v, want restart %q, not held", c.Restart, c.Held, c.Disruptive, tc.want)
+			}
+		})
+	}
+}

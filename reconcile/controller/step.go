@@ -183,7 +183,8 @@ func summariseRun(fleet *spec.Fleet, nodes []observed.Node, p *reconcile.Plan, r
 				status[i] = r.Status
 			}
 		}
-		res.Results = map[string]int{"applied": rep.Applied, "skipped": rep.Skipped, "failed": rep.Failed, "blocked": rep.Blocked, "held": rep.Held}
+		res.Results = map[string]int{"applied": rep.Applied, "skipped": rep.Skipped, "failed": rep.Failed, "blocked": rep.Blocked, "held": rep.Held,
+			string(execute.StatusPendingRestart): rep.PendingRestart}
 	}
 	per := map[string]*state.NodeSummary{}
 	for _, n := range fleet.Nodes {

@@ -62,6 +62,9 @@ func (r Retry) backoff(attempt int) time.Duration {
 	return d
 }
 
+// DefaultRestartTimeout is used when Executor.RestartTimeout is zero.
+const DefaultRestartTimeout = 5 * time.Minute
+
 // Executor carries out plans. Provider and Images are required; the rest
 // have defaults.
 type Executor struct {
@@ -79,6 +82,9 @@ type Executor struct {
 	// a wave; 0 means the plan's budget of cards in flight.
 	Concurrency int
 	Retry       Retry
+	// RestartTimeout bounds one restart of a VM (a guest may ignore the
+	// shutdown request); 0 means DefaultRestartTimeout.
+	RestartTimeout time.Duration
 	// Sleep waits between retries; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
@@ -197,6 +203,9 @@ func (x *run) defaults() {
 	}
 	if c.Sleep == nil {
 		c.Sleep = sleep
+	}
+	if c.RestartTimeout <= 0 {
+		c.RestartTimeout = DefaultRestartTimeout
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
@@ -523,7 +532,9 @@ func (x *run) restart(ctx context.Context, c *reconcile.Change, r *Result, cause
 	node := x.nodes[c.Node]
 	for n := 1; ; n++ {
 		r.Attempts++
-		err := providers.Restart(ctx, x.Provider, node, c.VM())
+		rctx, cancel := context.WithTimeout(ctx, x.RestartTimeout)
+		err := providers.Restart(rctx, x.Provider, node, c.VM())
+		cancel()
 		switch {
 		case err == nil:
 			x.Log.Info("restarted", "change", c.ID, "vm", c.VM())

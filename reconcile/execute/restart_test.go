@@ -6,12 +6,14 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
+	"github.com/fpgaops/fpgaops/spec"
 )
 
 // pac0 of compute-01: vnf-a holds its VF, and the card moves to
@@ -239,5 +241,42 @@ func TestValidateChecksTheVMSide(t *testing.T) {
 	ex.Provider = providers.Compose(fake, vmsOnly{fake})
 	if _, err := ex.Apply(context.Background(), fx.desired, p); err != nil {
 		t.Fatalf("apply through a VM side without CheckAttach: %v", err)
+	}
+}
+
+// hangingRestart is a VM side whose restarts never end on their own, as
+// with a guest that ignores the shutdown request.
+type hangingRestart struct{ providers.VMs }
+
+func (hangingRestart) Restart(ctx context.Context, _ *spec.Node, _ string) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestRestartIsBounded: a restart that does not end within RestartTimeout
+// fails the change, and the card is not programmed.
+func TestRestartIsBounded(t *testing.T) {
+	fx := newFixture(t)
+	fx.desired.Policy.VMRestart = true
+	obs := restartToChange(fx.obs)
+	fake := reconciletest.New(obs)
+	p := fx.plan(t, obs)
+	ex := fx.executor(fake, nil)
+	ex.Provider = providers.Compose(fake, hangingRestart{fake})
+	ex.RestartTimeout = 20 * time.Millisecond
+	rep, err := ex.Apply(context.Background(), fx.desired, p)
+	if err == nil {
+		t.Fatal("apply succeeded though the restart never ended")
+	}
+	if got := statusOf(t, rep, pac0Detach); got != execute.StatusFailed {
+		t.Errorf("detach: %s, want failed", got)
+	}
+	for _, r := range rep.Results {
+		if r.ID == pac0Detach && !strings.Contains(r.Error, "restart vnf-a: context deadline exceeded") {
+			t.Errorf("detach error %q does not say the restart timed out", r.Error)
+		}
+	}
+	if programmed(fake, "compute-01", "0000:5e:00.0") {
+		t.Error("pac0 was programmed though vnf-a never restarted")
 	}
 }
