@@ -188,10 +188,21 @@ func windowsStillOpen(file *planfile.File, obs *observed.Fleet, now time.Time) e
 			held[again.Changes[i].ID] = h.Why
 		}
 	}
+	// A VM restart needs an open window too; outside one the re-plan
+	// makes the change wait for the VM's restart instead.
+	restarts := map[string]bool{}
+	for i := range again.Changes {
+		if again.Changes[i].Restart == reconcile.RestartVM {
+			restarts[again.Changes[i].ID] = true
+		}
+	}
 	for i := range file.Changes {
 		c := &file.Changes[i]
 		if why, ok := held[c.ID]; ok && c.Runnable() {
 			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, why)
+		}
+		if c.Runnable() && c.Restart == reconcile.RestartVM && !restarts[c.ID] {
+			return fmt.Errorf("%s may no longer restart %s: no maintenance window allows it now; plan again inside a window", c.ID, c.VM())
 		}
 	}
 	return nil
