@@ -53,6 +53,11 @@ type Config struct {
 	CABundle []byte
 	// Timeout bounds one fetch; 0 means two minutes.
 	Timeout time.Duration
+	// MaxPacks bounds the pack files the cache collects, one per fetch
+	// that brought something: beyond it the cache starts afresh with a
+	// shallow clone, which costs less than lookups across many packs.
+	// 0 means 64.
+	MaxPacks int
 }
 
 // Auth are the credentials for the remote. They are never logged: String
@@ -154,6 +159,9 @@ func New(cfg Config) (*Source, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = 2 * time.Minute
+	}
+	if cfg.MaxPacks == 0 {
+		cfg.MaxPacks = 64
 	}
 	s := &Source{cfg: cfg, subdir: sub, redacted: redacted}
 	if epErr == nil && cfg.URL != "" {
@@ -276,8 +284,9 @@ func (s *Source) revisionsDir() string {
 // or unreadable (a cache can always be fetched again).
 func (s *Source) open() (*git.Repository, error) {
 	dir := s.repoDir()
+	packs, _ := filepath.Glob(filepath.Join(dir, "objects", "pack", "*.pack"))
 	repo, err := git.PlainOpen(dir)
-	if err == nil {
+	if err == nil && len(packs) <= s.cfg.MaxPacks {
 		if _, err := repo.Remote("origin"); err == nil {
 			return repo, nil
 		}

@@ -3,6 +3,7 @@ package source_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -431,4 +432,22 @@ func TestSSH(t *testing.T) {
 			t.Fatalf("got %v, want an authentication failure", err)
 		}
 	})
+}
+
+// The cache starts afresh when fetches have left too many pack files.
+func TestCacheBounded(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	cache := t.TempDir()
+	s := newSource(t, source.Config{URL: r.FileURL(), CacheDir: cache, MaxPacks: 2})
+	for i := range 6 {
+		c := r.Commit(fmt.Sprint("change ", i), files("a", fmt.Sprint(i)), nil)
+		if rev := fetch(t, s); rev.Commit != c || readFile(t, rev.Dir, "a") != fmt.Sprint(i) {
+			t.Fatalf("fetch %d: got %+v", i, rev)
+		}
+		packs, _ := filepath.Glob(filepath.Join(cache, "repo-*.git", "objects", "pack", "*.pack"))
+		if len(packs) > 3 {
+			t.Fatalf("after fetch %d the cache holds %d packs", i, len(packs))
+		}
+	}
 }
