@@ -153,6 +153,12 @@ func (d *drainJournal) Done(key string) (bool, error) {
 	return d.Journal.Done(key)
 }
 
+func (d *drainJournal) wasRefused(card string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.refused[card]
+}
+
 func (d *drainJournal) interrupted() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -217,6 +223,13 @@ func summariseRun(fleet *spec.Fleet, nodes []observed.Node, p *reconcile.Plan, r
 			res.Applied[string(c.Action)]++
 			ns.Changes++
 		case st == execute.StatusSkipped:
+		case (st == execute.StatusFailed || st == execute.StatusBlocked) && d.wasRefused(c.Node+"/"+c.Card):
+			// Shutdown kept the card from starting: nothing failed, the
+			// change waits for the next run.
+			res.Results[string(st)]--
+			res.Results["not-started"]++
+			ns.Pending++
+			res.Violations++
 		case st == execute.StatusFailed || st == execute.StatusBlocked:
 			ns.Failed++
 			res.Violations++

@@ -149,6 +149,10 @@ func TestStepShutdownFinishesCardInFlight(t *testing.T) {
 	if v := fake.Violations(); len(v) > 0 {
 		t.Fatalf("unsafe requests: %v", v)
 	}
+	// The card left for the next run is not a failure.
+	if res.Results["failed"] != 0 || res.Results["blocked"] != 0 || res.Results["not-started"] != 2 || res.Results["applied"] != 2 {
+		t.Fatalf("results = %v; want 2 applied, 2 not started, nothing failed", res.Results)
+	}
 }
 
 // A controller taking over a state directory from hand-run applies starts
