@@ -246,6 +246,10 @@ func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
 			errf(root, "a document must be a mapping with apiVersion, kind and name, got %s", gotText(root))
 			continue
 		}
+		if tooBig(root, maxDocumentValues) {
+			errf(root, "the document holds more than %d values once its aliases are expanded", maxDocumentValues)
+			continue
+		}
 		dups := duplicateKeys(root, nil)
 		for _, k := range dups {
 			errf(k, "duplicate field %s", k.Value)
@@ -322,6 +326,33 @@ func parseDocuments(file string, data []byte) ([]*yaml.Node, ErrorList) {
 		}
 	}
 	return trees, errs
+}
+
+// maxDocumentValues bounds the size of one document with its aliases
+// expanded. A node with 16 cards is about 100 values.
+const maxDocumentValues = 10000
+
+// tooBig reports whether a document holds more than max values once its
+// aliases are expanded: a few lines of anchors and aliases can stand for
+// billions of values, which checking the document would expand.
+func tooBig(n *yaml.Node, max int) bool {
+	left := max
+	var walk func(n *yaml.Node) bool
+	walk = func(n *yaml.Node) bool {
+		if left--; left < 0 {
+			return false
+		}
+		if n.Kind == yaml.AliasNode && n.Alias != nil {
+			return walk(n.Alias)
+		}
+		for _, c := range n.Content {
+			if !walk(c) {
+				return false
+			}
+		}
+		return true
+	}
+	return !walk(n)
 }
 
 // chunk is one document's text and the file line it starts on.
