@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -73,8 +74,11 @@ type Sim struct {
 	nodes   map[string]*node
 	// building holds a channel per node being built, closed when done.
 	building map[string]chan struct{}
-	handler  http.Handler
-	closed   bool
+	// buildSlots bounds how many nodes build at once: building is disk
+	// work, and too many at once only make each slower.
+	buildSlots chan struct{}
+	handler    http.Handler
+	closed     bool
 	// failRate holds the float64 bits of the current fail rate.
 	failRate atomic.Uint64
 }
@@ -131,7 +135,8 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	if opts.Latency < 0 {
 		return nil, fmt.Errorf("latency %v: want 0 or more", opts.Latency)
 	}
-	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, building: map[string]chan struct{}{}, newHost: opts.NewHost}
+	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, building: map[string]chan struct{}{}, newHost: opts.NewHost,
+		buildSlots: make(chan struct{}, max(2, runtime.NumCPU()))}
 	s.failRate.Store(math.Float64bits(opts.FailRate))
 	if s.newHost == nil {
 		s.newHost = FakeTreeHost
@@ -338,8 +343,8 @@ type vmState struct {
 
 const stateFile = "state.json"
 
-// node returns the named node, building it on first touch. Nodes build
-// in parallel; requests for a node being built wait for it.
+// node returns the named node, building it on first touch. A few nodes
+// build at once; requests for a node being built wait for it.
 func (s *Sim) node(name string) (*node, error) {
 	for {
 		s.mu.Lock()
@@ -361,7 +366,9 @@ func (s *Sim) node(name string) (*node, error) {
 		s.building[name] = done
 		s.mu.Unlock()
 
+		s.buildSlots <- struct{}{}
 		n, err := s.build(sn)
+		<-s.buildSlots
 		s.mu.Lock()
 		delete(s.building, name)
 		if err == nil {
