@@ -169,7 +169,13 @@ func TestRebindingConvergesWithoutViolations(t *testing.T) {
 
 func TestFaultsAndLatencyConvergeOnRerun(t *testing.T) {
 	w := newWorld(t, 8, sim.Options{FailRate: 0.25, Latency: 2 * time.Millisecond, Seed: 42})
-	runs := w.applyUntilQuiet(8)
+	// No retries within a run: a failed change stops its card's chain, and
+	// only a rerun finishes it.
+	w.attempts = 1
+	runs := w.applyUntilQuiet(12)
+	if runs < 2 {
+		t.Fatalf("converged in %d apply; the faults should have left work for a rerun", runs)
+	}
 	w.settle()
 	if p := w.plan(); p.HasChanges() {
 		t.Fatalf("not converged after %d applies under faults: %s", runs, summary(p))
@@ -187,7 +193,7 @@ func TestFaultsAndLatencyConvergeOnRerun(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.rebind(1)
-	w.applyUntilQuiet(8)
+	w.applyUntilQuiet(12)
 	w.settle()
 	if p := w.plan(); p.HasChanges() {
 		t.Fatalf("rebinding not converged under faults: %s", summary(p))

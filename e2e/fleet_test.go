@@ -136,6 +136,9 @@ type world struct {
 	cards    int
 	applied  map[string]string
 	conc     int
+	// attempts is how many times the executor tries a change that fails
+	// transiently; 0 means 6.
+	attempts int
 }
 
 func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
@@ -193,11 +196,15 @@ func (w *world) plan() *reconcile.Plan {
 }
 
 func (w *world) executor() *execute.Executor {
+	attempts := w.attempts
+	if attempts == 0 {
+		attempts = 6
+	}
 	return &execute.Executor{
 		Provider:    w.provider,
 		Images:      execute.RepoImages{Root: w.dir},
 		Concurrency: w.conc,
-		Retry:       execute.Retry{Attempts: 6, Base: time.Millisecond, Max: 20 * time.Millisecond},
+		Retry:       execute.Retry{Attempts: attempts, Base: time.Millisecond, Max: 20 * time.Millisecond},
 	}
 }
 
