@@ -736,26 +736,28 @@ func (pl *planner) gateRestart(ws windows, now time.Time) {
 	// A restart takes every function from the VM for a while: never for
 	// a VM that holds a protected binding's.
 	protected := map[string]bool{}
-	for _, b := range pl.desired.Bindings {
-		if b.Protected && b.VM != "" {
+	for i := 0; restart && i < len(pl.desired.Bindings); i++ {
+		if b := &pl.desired.Bindings[i]; b.Protected && b.VM != "" {
 			protected[b.Node+"/"+b.VM] = true
 		}
 	}
 	waiting := map[string]*Change{}
 	for _, ch := range pl.chains {
-		for _, c := range append(ch.detach[:len(ch.detach):len(ch.detach)], ch.attach...) {
-			if c.Restart == "" || c.Held != nil {
-				continue
-			}
-			if restart && !protected[c.Node+"/"+c.VM()] {
-				c.Restart = RestartVM
-				c.Disruptive = true
-				c.Reason += "; fpgaops restarts " + c.VM() + " (policy vmRestart)"
-				continue
-			}
-			c.Reason += "; waits for " + c.VM() + "'s restart"
-			if c.Action == ActionDetach {
-				waiting[c.ID] = c
+		for _, list := range [2][]*Change{ch.detach, ch.attach} {
+			for _, c := range list {
+				if c.Restart == "" || c.Held != nil {
+					continue
+				}
+				if restart && !protected[c.Node+"/"+c.VM()] {
+					c.Restart = RestartVM
+					c.Disruptive = true
+					c.Reason += "; fpgaops restarts " + c.VM() + " (policy vmRestart)"
+					continue
+				}
+				c.Reason += "; waits for " + c.VM() + "'s restart"
+				if c.Action == ActionDetach {
+					waiting[c.ID] = c
+				}
 			}
 		}
 	}
