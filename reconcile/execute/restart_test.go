@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
@@ -278,5 +279,48 @@ func TestRestartIsBounded(t *testing.T) {
 	}
 	if programmed(fake, "compute-01", "0000:5e:00.0") {
 		t.Error("pac0 was programmed though vnf-a never restarted")
+	}
+}
+
+// TestRestartsCountAgainstTheBudget: vnf-a and vnf-b each get a VF
+// through a restart (the cards already run what the repository asks).
+// With a budget of one disrupted VM the two restarts run in two waves;
+// each is a disruption, though neither VM loses a function.
+func TestRestartsCountAgainstTheBudget(t *testing.T) {
+	fx := newFixture(t)
+	fx.desired.Policy.VMRestart = true
+	fx.desired.Policy.Budget.MaxDisruptedVMs = 1
+	obs := restartToChange(fx.obs)
+	n := &obs.Nodes[0]
+	n.FPGAs = append(n.FPGAs[:0:0], n.FPGAs...)
+	for i := range n.FPGAs {
+		n.FPGAs[i].Ports = []fpga.Port{{ID: 0, AFUID: afuV2, OnVF: true}}
+	}
+	for i := range n.VMs {
+		n.VMs[i].Hostdevs = nil
+		n.VMs[i].RestartToChange = true
+	}
+	p := fx.plan(t, obs)
+	waves := map[string]int{}
+	for _, id := range []string{pac0Attach, "node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach"} {
+		c, ok := p.Change(id)
+		if !ok || c.Restart != reconcile.RestartVM || !c.Disruptive || c.Held != nil {
+			t.Fatalf("%s: %+v, want a runnable, disruptive attach with a restart", id, c)
+		}
+		waves[c.VM()] = c.Wave
+	}
+	if waves["vnf-a"] == waves["vnf-b"] {
+		t.Errorf("both restarts in wave %d, want one VM per wave", waves["vnf-a"])
+	}
+	fake := reconciletest.New(obs)
+	if _, err := fx.executor(fake, nil).Apply(context.Background(), fx.desired, p); err != nil {
+		t.Fatalf("apply: %v", err)
+	}
+	noViolations(t, fake)
+	converged(t, fx, fake)
+	for _, vm := range []string{"vnf-a", "vnf-b"} {
+		if !slices.Contains(fake.Calls(), "restart compute-01 "+vm) {
+			t.Errorf("%s was not restarted; calls %q", vm, fake.Calls())
+		}
 	}
 }
