@@ -49,13 +49,24 @@ func observeNode(ctx context.Context, n *spec.Node, p providers.Provider, timeou
 	unknown := func(what string, err error) observed.Node {
 		return observed.Node{Name: n.Name, State: observed.NodeUnknown, Reason: what + ": " + err.Error()}
 	}
+	// The card side and the VM side are separate services: ask both at
+	// once, so a node costs one round trip, not two.
+	var (
+		vms    []observed.VM
+		vmErr  error
+		vmDone = make(chan struct{})
+	)
+	go func() {
+		defer close(vmDone)
+		vms, vmErr = p.ObserveVMs(ctx, n)
+	}()
 	devs, err := p.ObserveCards(ctx, n)
+	<-vmDone
 	if err != nil {
 		return unknown("cards", err)
 	}
-	vms, err := p.ObserveVMs(ctx, n)
-	if err != nil {
-		return unknown("VMs", err)
+	if vmErr != nil {
+		return unknown("VMs", vmErr)
 	}
 	return observed.Node{Name: n.Name, State: observed.NodeOK, FPGAs: devs, VMs: vms}
 }

@@ -25,7 +25,7 @@ bench -bench . "${pkgs[@]}"
 
 echo
 echo "# end to end: observe 1,000 simulated nodes at 50 ms each (x-floor: time over"
-echo "# the floor of 2 requests x 50 ms per round of concurrent nodes); apply 1,000"
+echo "# the floor of 50 ms per round of concurrent nodes); apply 1,000"
 echo "# reprograms with their detaches, VF changes and attaches"
 bench -bench Observe1000 -benchtime 3x ./e2e
 bench -bench Apply1000 ./e2e
