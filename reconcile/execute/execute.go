@@ -599,7 +599,12 @@ func (x *run) step(ctx context.Context, c *reconcile.Change) error {
 		if err := p.Program(ctx, node, c.CardPCI, img); err != nil {
 			return fmt.Errorf("program: %w", err)
 		}
-		return x.verify(ctx, node, c)
+		// The card is programmed now: a run cancelled from here on must
+		// still verify and journal it, or the next run would program it
+		// again.
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
+		defer cancel()
+		return x.verify(vctx, node, c)
 	case reconcile.ActionAttach:
 		pci := c.After.PCI
 		if pci == "" {
@@ -612,6 +617,10 @@ func (x *run) step(ctx context.Context, c *reconcile.Change) error {
 	}
 	return fmt.Errorf("action %q cannot run", c.Action)
 }
+
+// verifyTimeout bounds the read-back of a card that was just programmed,
+// which outlives the run's cancellation.
+const verifyTimeout = time.Minute
 
 // verify reads the card back after programming; a different AFU ID stops
 // the card's chain. A read that fails passingly is retried with the step.
