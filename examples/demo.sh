@@ -94,6 +94,23 @@ stats
 step "Plan again: the fleet now matches the repository (exit code 0)"
 run "$fpgaops" plan --detailed-exitcode "${ctl[@]}"
 
+# in_quarter_end_freeze reports whether now lies in examples/fleet's deny
+# window: 96 hours from 00:00 Berlin time on the 28th of Mar, Jun, Sep, Dec.
+in_quarter_end_freeze() {
+	local now year m start
+	now=$(date -u +%s)
+	year=$(date -u +%Y)
+	for y in $((year - 1)) "$year"; do
+		for m in 03 06 09 12; do
+			start=$(TZ=Europe/Berlin date -d "$y-$m-28 00:00" +%s)
+			if [ "$now" -ge "$start" ] && [ "$now" -lt $((start + 96 * 3600)) ]; then
+				return 0
+			fi
+		done
+	done
+	return 1
+}
+
 step "A reviewed change: the genomics VM's D5005 runs the nlb-mode-0 loopback image"
 say "The card belongs to the running VM genomics-01, so the change disrupts it."
 say "The policy allows that only in a maintenance window; this commit opens one"
@@ -110,6 +127,12 @@ awk -v now="$now_cron" '
 		print "    timezone: UTC"
 	}
 ' "$work/fleet/policy.yaml" >"$work/policy.new" && mv "$work/policy.new" "$work/fleet/policy.yaml"
+if in_quarter_end_freeze; then
+	say "Today falls in the policy's quarter-end freeze (a deny window), which"
+	say "would hold the change back; the demo's copy of the fleet lifts it."
+	awk '/# Never during the last days of a quarter./ { skip = 5 } skip > 0 { skip--; next } { print }' \
+		"$work/fleet/policy.yaml" >"$work/policy.new" && mv "$work/policy.new" "$work/fleet/policy.yaml"
+fi
 run git --no-pager diff
 git commit -q -am "compute-02: run the nlb-mode-0 acceptance image on the D5005"
 say "$(git log --oneline | head -1)"
