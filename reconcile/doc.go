@@ -110,5 +110,11 @@ live card differs, the difference is drift: in drift mode "report" it
 becomes one report change and nothing is corrected; in mode "correct" the
 card's changes are planned and marked as drift. Without history nothing is
 drift: every difference is a change.
+
+An empty AFU ID is unknown, not different: the host cannot read a port
+that sits on a VF a VM holds. When Options.Applied shows the card last
+converged to its current desired digest, the planner takes the port to run
+that bitstream and leaves the VM alone; without that history, the card is
+programmed in the safe order.
 */
 package reconcile

@@ -256,7 +256,7 @@ func short(id string) string {
 		return id[:8]
 	}
 	if id == "" {
-		return "(none)"
+		return "(unknown)"
 	}
 	return id
 }
@@ -345,7 +345,14 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		return ch, nil
 	}
 
-	needProgram := bs != nil && dev.AFUID() != bs.AFUID
+	afu := dev.AFUID()
+	if afu == "" && bs != nil && pl.opts.Applied[cid] == digest {
+		// A VM holds the port's VF, so the host cannot read what it
+		// runs; the last apply loaded this very bitstream, and an
+		// unknown AFU is no reason to take the card from the VM.
+		afu = bs.AFUID
+	}
+	needProgram := bs != nil && afu != bs.AFUID
 	vfChange := dev.NumVFs != card.VFs
 	reset := needProgram || vfChange
 	var resetWhy string

@@ -282,7 +282,7 @@ func runState(running bool) string {
 
 func shortID(id string) string {
 	if id == "" {
-		return "(none)"
+		return "(unknown)"
 	}
 	if len(id) > 8 {
 		return id[:8] + "…"
