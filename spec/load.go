@@ -60,6 +60,11 @@ func load(fsys, files fs.FS, opts loadOptions) (*Fleet, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load fleet: %w", err)
 	}
+	if len(names) == 0 {
+		// Most likely the wrong directory: an empty fleet would plan to
+		// prune everything.
+		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file"}}
+	}
 	results := make([]fileResult, len(names))
 	workers := min(runtime.GOMAXPROCS(0), max(len(names), 1))
 	if len(opts.validators) > 0 {
