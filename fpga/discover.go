@@ -127,7 +127,7 @@ func (h *SysfsHost) scan(ctx context.Context) ([]*card, error) {
 	bus := filepath.Join(sys, "bus/pci/devices")
 	ents, _ := os.ReadDir(bus)
 	for _, e := range ents {
-		if !bdfRE.MatchString(e.Name()) {
+		if !IsPCIAddress(e.Name()) {
 			continue
 		}
 		dir, err := h.resolve(filepath.Join(bus, e.Name()))

@@ -7,10 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
+
+	"github.com/fpgaops/fpgaops/spec"
 )
 
 // SysfsHost is the Host of a Linux machine (or a fake tree of one): it
@@ -116,18 +117,19 @@ func readInt(p string) (int, error) {
 	return v, nil
 }
 
-var bdfRE = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-
-// IsPCIAddress reports whether s is a PCI address with domain, lowercase:
-// "0000:5e:00.0".
-func IsPCIAddress(s string) bool { return bdfRE.MatchString(s) }
+// IsPCIAddress reports whether s is a PCI address in the form sysfs names
+// functions: with domain, lowercase, "0000:5e:00.0".
+func IsPCIAddress(s string) bool {
+	a, err := spec.ParsePCIAddress(s)
+	return err == nil && a.String() == s
+}
 
 // pciDir returns the deepest PCI function directory of a sysfs path
 // (regions, FMEs and ports sit below their function's directory), and its
 // address.
 func pciDir(p string) (dir, bdf string, ok bool) {
 	for d := p; d != "/" && d != "." && d != ""; d = filepath.Dir(d) {
-		if b := filepath.Base(d); bdfRE.MatchString(b) {
+		if b := filepath.Base(d); IsPCIAddress(b) {
 			return d, b, true
 		}
 	}

@@ -154,16 +154,6 @@ func decodeFPGA(file string, m *yaml.Node) FPGA {
 	return f
 }
 
-// NormalizePCI lowercases a PCI address and adds the default domain when
-// it has none: "5E:00.0" becomes "0000:5e:00.0".
-func NormalizePCI(s string) string {
-	s = strings.ToLower(strings.TrimSpace(s))
-	if strings.Count(s, ":") == 1 {
-		s = "0000:" + s
-	}
-	return s
-}
-
 func eachField(m *yaml.Node, fn func(k string, v *yaml.Node)) {
 	m = deref(m)
 	for i := 0; i+1 < len(m.Content); i += 2 {

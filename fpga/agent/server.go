@@ -98,11 +98,9 @@ func (s *Server) inventory(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, Inventory{Devices: devs})
 }
 
-var pciPattern = regexp.MustCompile(`^[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]$`)
-
 func cardPCI(r *http.Request) (string, error) {
 	pci := r.PathValue("pci")
-	if !pciPattern.MatchString(pci) {
+	if !fpga.IsPCIAddress(pci) {
 		return "", Errorf(http.StatusBadRequest, CodeBadRequest, "PCI address %q: want the form 0000:5e:00.0", pci)
 	}
 	return pci, nil

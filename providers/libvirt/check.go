@@ -27,7 +27,7 @@ func (p *Provider) CheckAttach(ctx context.Context, node *spec.Node, vm, pci str
 		return fmt.Errorf("node %s vm %s hostdev %s: %w", node.Name, vm, pci, err)
 	}
 	if pci != "" {
-		a, err := parsePCI(pci)
+		a, err := spec.ParsePCIAddress(pci)
 		if err != nil {
 			return errorf(err)
 		}

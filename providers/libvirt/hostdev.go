@@ -20,7 +20,7 @@ type change struct {
 	p      *Provider
 	node   *spec.Node
 	vm     string
-	addr   pciAddr
+	addr   spec.PCIAddress
 	attach bool
 }
 
@@ -45,7 +45,7 @@ func (p *Provider) Detach(ctx context.Context, node *spec.Node, vm, pci string) 
 }
 
 func (p *Provider) change(ctx context.Context, node *spec.Node, vm, pci string, attach bool) error {
-	a, err := parsePCI(pci)
+	a, err := spec.ParsePCIAddress(pci)
 	if err != nil {
 		return fmt.Errorf("node %s vm %s hostdev %s: %w", node.Name, vm, pci, err)
 	}
@@ -78,7 +78,7 @@ func (ch *change) apply(ctx context.Context, c *conn) error {
 	if ch.attach {
 		// Attaching a function the node does not have would leave a
 		// definition that cannot start.
-		_, err := c.l.NodeDeviceLookupByName(ch.addr.nodeDevName())
+		_, err := c.l.NodeDeviceLookupByName(nodeDevName(ch.addr))
 		if hasCode(err, lv.ErrNoNodeDevice) {
 			return ErrNoPCIDevice
 		}
@@ -134,7 +134,7 @@ func (ch *change) apply(ctx context.Context, c *conn) error {
 
 // device attaches or detaches the hostdev with the given impact flags.
 func (ch *change) device(c *conn, dom lv.Domain, flags uint32) error {
-	x, err := ch.addr.hostdevXML()
+	x, err := hostdevXML(ch.addr)
 	if err != nil {
 		return err
 	}
@@ -161,7 +161,7 @@ func (ch *change) persist(c *conn, st *domainState) error {
 	devs := *def.Devices
 	def.Devices = &devs
 	if ch.attach {
-		devs.Hostdevs = append(devs.Hostdevs[:len(devs.Hostdevs):len(devs.Hostdevs)], ch.addr.hostdev())
+		devs.Hostdevs = append(devs.Hostdevs[:len(devs.Hostdevs):len(devs.Hostdevs)], hostdev(ch.addr))
 	} else {
 		devs.Hostdevs = nil
 		for _, h := range st.def.Devices.Hostdevs {

@@ -236,12 +236,12 @@ func parseNodeDevice(x string) (PCIDevice, bool, error) {
 		return PCIDevice{}, false, err
 	}
 	pc := nd.Capability.PCI
-	if pc == nil || pc.Bus == nil || pc.Slot == nil || pc.Function == nil {
+	if pc == nil {
 		return PCIDevice{}, false, nil
 	}
-	a := pciAddr{bus: *pc.Bus, slot: *pc.Slot, function: *pc.Function}
-	if pc.Domain != nil {
-		a.domain = *pc.Domain
+	a, ok := pciAddress(pc.Domain, pc.Bus, pc.Slot, pc.Function)
+	if !ok {
+		return PCIDevice{}, false, nil
 	}
 	d := PCIDevice{PCI: a.String(), Vendor: hexID(pc.Vendor.ID), Product: hexID(pc.Product.ID), NUMANode: -1}
 	if nd.Driver != nil {
@@ -254,12 +254,10 @@ func parseNodeDevice(x string) (PCIDevice, bool, error) {
 		d.NUMANode = pc.NUMA.Node
 	}
 	for _, sc := range pc.Capabilities {
-		if pf := sc.PhysFunction; pf != nil && pf.Address.Bus != nil && pf.Address.Slot != nil && pf.Address.Function != nil {
-			pa := pciAddr{bus: *pf.Address.Bus, slot: *pf.Address.Slot, function: *pf.Address.Function}
-			if pf.Address.Domain != nil {
-				pa.domain = *pf.Address.Domain
+		if pf := sc.PhysFunction; pf != nil {
+			if pa, ok := pciAddress(pf.Address.Domain, pf.Address.Bus, pf.Address.Slot, pf.Address.Function); ok {
+				d.PhysFn = pa.String()
 			}
-			d.PhysFn = pa.String()
 		}
 	}
 	return d, true, nil

@@ -5,54 +5,16 @@ import (
 	"testing"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/fpgaops/fpgaops/spec"
 )
 
-// canonical is how String writes the valid addresses of TestParsePCI.
-var canonical = map[string]string{
-	"0000:5e:00.0": "0000:5e:00.0",
-	"0000:5e:00.7": "0000:5e:00.7",
-	"10de:af:1f.3": "10de:af:1f.3",
-	"5e:00.0":      "0000:5e:00.0",
-	"0000:AF:00.1": "0000:af:00.1",
-}
-
-func TestParsePCI(t *testing.T) {
-	tests := []struct {
-		name, in string
-		want     pciAddr
-		ok       bool
-	}{
-		{"PF", "0000:5e:00.0", pciAddr{0, 0x5e, 0, 0}, true},
-		{"VF", "0000:5e:00.7", pciAddr{0, 0x5e, 0, 7}, true},
-		{"domain and slot", "10de:af:1f.3", pciAddr{0x10de, 0xaf, 0x1f, 3}, true},
-		{"no domain", "5e:00.0", pciAddr{0, 0x5e, 0, 0}, true},
-		{"uppercase", "0000:AF:00.1", pciAddr{0, 0xaf, 0, 1}, true},
-		{"no slot", "0000:5e.0", pciAddr{}, false},
-		{"slot beyond 31", "0000:5e:20.0", pciAddr{}, false},
-		{"function beyond 7", "0000:5e:00.8", pciAddr{}, false},
-		{"not hex", "0000:5g:00.0", pciAddr{}, false},
-		{"three-digit slot", "0000:5e:000.0", pciAddr{}, false},
-		{"empty", "", pciAddr{}, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := parsePCI(tc.in)
-			if (err == nil) != tc.ok {
-				t.Fatalf("parsePCI(%q) error = %v, want ok=%v", tc.in, err, tc.ok)
-			}
-			if got != tc.want {
-				t.Errorf("parsePCI(%q) = %+v, want %+v", tc.in, got, tc.want)
-			}
-			if want := canonical[tc.in]; tc.ok && got.String() != want {
-				t.Errorf("String() = %q, want %q", got.String(), want)
-			}
-		})
-	}
-}
-
 func TestHostdevXML(t *testing.T) {
-	a, _ := parsePCI("0000:5e:00.1")
-	x, err := a.hostdevXML()
+	a, err := spec.ParsePCIAddress("0000:5e:00.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x, err := hostdevXML(a)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,8 +26,8 @@ func TestHostdevXML(t *testing.T) {
 	if x != want {
 		t.Errorf("hostdev XML:\n got %s\nwant %s", x, want)
 	}
-	if a.nodeDevName() != "pci_0000_5e_00_1" {
-		t.Errorf("nodeDevName = %s", a.nodeDevName())
+	if nodeDevName(a) != "pci_0000_5e_00_1" {
+		t.Errorf("nodeDevName = %s", nodeDevName(a))
 	}
 }
 

@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 
 	"libvirt.org/go/libvirtxml"
+
+	"github.com/fpgaops/fpgaops/spec"
 )
 
 // Fleet is what one node's test driver holds: its domains and its PCI
@@ -69,46 +69,46 @@ func (f Fleet) XML() ([]byte, error) {
 			td.RunState = 5
 		}
 		for _, h := range d.Hostdevs {
-			a, err := parsePCI(h)
+			a, err := spec.ParsePCIAddress(h)
 			if err != nil {
 				return nil, fmt.Errorf("domain %s: %w", d.Name, err)
 			}
 			td.Hostdevs = append(td.Hostdevs, libvirtxml.DomainHostdev{
 				Managed: "yes",
 				SubsysPCI: &libvirtxml.DomainHostdevSubsysPCI{
-					Source: &libvirtxml.DomainHostdevSubsysPCISource{Address: a.domainAddress()},
+					Source: &libvirtxml.DomainHostdevSubsysPCISource{Address: domainAddress(a)},
 				},
 			})
 		}
 		doc.Domains = append(doc.Domains, td)
 	}
 	for _, p := range f.Devices {
-		a, err := parsePCI(p.Address)
+		a, err := spec.ParsePCIAddress(p.Address)
 		if err != nil {
 			return nil, err
 		}
 		pc := &libvirtxml.NodeDevicePCICapability{
 			Class:      "0x120000",
-			Domain:     &a.domain,
-			Bus:        &a.bus,
-			Slot:       &a.slot,
-			Function:   &a.function,
+			Domain:     &a.Domain,
+			Bus:        &a.Bus,
+			Slot:       &a.Slot,
+			Function:   &a.Function,
 			Vendor:     libvirtxml.NodeDeviceIDName{ID: fmt.Sprintf("0x%04x", p.Vendor)},
 			Product:    libvirtxml.NodeDeviceIDName{ID: fmt.Sprintf("0x%04x", p.Product)},
-			IOMMUGroup: &libvirtxml.NodeDeviceIOMMUGroup{Number: p.IOMMUGroup, Address: []libvirtxml.NodeDevicePCIAddress{a.nodeAddress()}},
+			IOMMUGroup: &libvirtxml.NodeDeviceIOMMUGroup{Number: p.IOMMUGroup, Address: []libvirtxml.NodeDevicePCIAddress{nodeAddress(a)}},
 			NUMA:       &libvirtxml.NodeDeviceNUMA{Node: p.NUMANode},
 		}
 		if p.PhysFn != "" {
-			pf, err := parsePCI(p.PhysFn)
+			pf, err := spec.ParsePCIAddress(p.PhysFn)
 			if err != nil {
 				return nil, fmt.Errorf("device %s: %w", p.Address, err)
 			}
 			pc.Capabilities = append(pc.Capabilities, libvirtxml.NodeDevicePCISubCapability{
-				PhysFunction: &libvirtxml.NodeDevicePCIPhysFunctionCapability{Address: pf.nodeAddress()},
+				PhysFunction: &libvirtxml.NodeDevicePCIPhysFunctionCapability{Address: nodeAddress(pf)},
 			})
 		}
 		nd := libvirtxml.NodeDevice{
-			Name:       a.nodeDevName(),
+			Name:       nodeDevName(a),
 			Parent:     "computer",
 			Capability: libvirtxml.NodeDeviceCapability{PCI: pc},
 		}
@@ -131,39 +131,14 @@ func (d *Daemon) WriteFleet(name string, f Fleet) (string, error) {
 	return "test://" + filepath.ToSlash(p), nil
 }
 
-type pciAddr struct{ domain, bus, slot, function uint }
-
-func parsePCI(s string) (pciAddr, error) {
-	var a pciAddr
-	bad := fmt.Errorf("PCI address %q: want dddd:bb:ss.f", s)
-	dom, rest, ok1 := strings.Cut(s, ":")
-	bus, rest, ok2 := strings.Cut(rest, ":")
-	slot, fn, ok3 := strings.Cut(rest, ".")
-	if !ok1 || !ok2 || !ok3 {
-		return a, bad
-	}
-	for _, f := range []struct {
-		s    string
-		bits int
-		v    *uint
-	}{{dom, 16, &a.domain}, {bus, 8, &a.bus}, {slot, 5, &a.slot}, {fn, 3, &a.function}} {
-		n, err := strconv.ParseUint(f.s, 16, f.bits)
-		if err != nil {
-			return a, bad
-		}
-		*f.v = uint(n)
-	}
-	return a, nil
+func domainAddress(a spec.PCIAddress) *libvirtxml.DomainAddressPCI {
+	return &libvirtxml.DomainAddressPCI{Domain: &a.Domain, Bus: &a.Bus, Slot: &a.Slot, Function: &a.Function}
 }
 
-func (a pciAddr) domainAddress() *libvirtxml.DomainAddressPCI {
-	return &libvirtxml.DomainAddressPCI{Domain: &a.domain, Bus: &a.bus, Slot: &a.slot, Function: &a.function}
+func nodeAddress(a spec.PCIAddress) libvirtxml.NodeDevicePCIAddress {
+	return libvirtxml.NodeDevicePCIAddress{Domain: &a.Domain, Bus: &a.Bus, Slot: &a.Slot, Function: &a.Function}
 }
 
-func (a pciAddr) nodeAddress() libvirtxml.NodeDevicePCIAddress {
-	return libvirtxml.NodeDevicePCIAddress{Domain: &a.domain, Bus: &a.bus, Slot: &a.slot, Function: &a.function}
-}
-
-func (a pciAddr) nodeDevName() string {
-	return fmt.Sprintf("pci_%04x_%02x_%02x_%x", a.domain, a.bus, a.slot, a.function)
+func nodeDevName(a spec.PCIAddress) string {
+	return fmt.Sprintf("pci_%04x_%02x_%02x_%x", a.Domain, a.Bus, a.Slot, a.Function)
 }
