@@ -210,3 +210,13 @@ func (c *Cloud) next() int {
 }
 
 const stamp = "2026-01-15T10:00:00Z"
+
+// values copies what the pointers point to, so that callers read the
+// cloud's objects without holding its lock.
+func values[T any](ps []*T) []T {
+	out := make([]T, len(ps))
+	for i, p := range ps {
+		out[i] = *p
+	}
+	return out
+}

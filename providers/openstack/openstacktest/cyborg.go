@@ -78,33 +78,21 @@ func (c *Cloud) BindARQ(serverID, deployableUUID, profile string) {
 func (c *Cloud) Profiles() []Profile {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Profile, len(c.profiles))
-	for i, p := range c.profiles {
-		out[i] = *p
-	}
-	return out
+	return values(c.profiles)
 }
 
 // Deployables returns a copy of the deployables.
 func (c *Cloud) Deployables() []Deployable {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Deployable, len(c.deployables))
-	for i, d := range c.deployables {
-		out[i] = *d
-	}
-	return out
+	return values(c.deployables)
 }
 
 // ARQs returns a copy of the accelerator requests.
 func (c *Cloud) ARQs() []ARQ {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]ARQ, len(c.arqs))
-	for i, a := range c.arqs {
-		out[i] = *a
-	}
-	return out
+	return values(c.arqs)
 }
 
 func (c *Cloud) profileByName(name string) *Profile {

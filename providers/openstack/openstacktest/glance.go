@@ -39,11 +39,7 @@ func (c *Cloud) AddImage(name string, data []byte, props map[string]string) stri
 func (c *Cloud) Images() []Image {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Image, len(c.images))
-	for i, im := range c.images {
-		out[i] = *im
-	}
-	return out
+	return values(c.images)
 }
 
 // ImageData returns the bytes uploaded to an image.

@@ -94,22 +94,14 @@ func (c *Cloud) AddServer(s Server, flavorName string) string {
 func (c *Cloud) Servers() []Server {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Server, len(c.servers))
-	for i, s := range c.servers {
-		out[i] = *s
-	}
-	return out
+	return values(c.servers)
 }
 
 // Flavors returns a copy of the flavors.
 func (c *Cloud) Flavors() []Flavor {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := make([]Flavor, len(c.flavors))
-	for i, f := range c.flavors {
-		out[i] = *f
-	}
-	return out
+	return values(c.flavors)
 }
 
 func (c *Cloud) flavorByName(name string) *Flavor {
