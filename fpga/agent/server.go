@@ -161,12 +161,7 @@ func (s *Server) program(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("card %s: program: %w", pci, err))
 		return
 	}
-	dev, err := findCard(r.Context(), h, pci)
-	if err != nil {
-		s.fail(w, r, fmt.Errorf("card %s: read back: %w", pci, err))
-		return
-	}
-	writeJSON(w, http.StatusOK, ProgramResult{Device: dev})
+	s.readBack(w, r, h, pci)
 }
 
 func (s *Server) setVFs(w http.ResponseWriter, r *http.Request) {
@@ -193,6 +188,11 @@ func (s *Server) setVFs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, fmt.Errorf("card %s: set VFs to %d: %w", pci, req.Count, err))
 		return
 	}
+	s.readBack(w, r, h, pci)
+}
+
+// readBack answers a change to a card with the card as it is now.
+func (s *Server) readBack(w http.ResponseWriter, r *http.Request, h fpga.Host, pci string) {
 	dev, err := findCard(r.Context(), h, pci)
 	if err != nil {
 		s.fail(w, r, fmt.Errorf("card %s: read back: %w", pci, err))
