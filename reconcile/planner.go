@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -243,7 +244,7 @@ func linkMoves(chains []*chain) {
 	for _, ch := range chains {
 		for _, a := range ch.attach {
 			for _, id := range leaving[a.After.VM] {
-				if !contains(a.DependsOn, id) {
+				if !slices.Contains(a.DependsOn, id) {
 					a.DependsOn = append(append([]string(nil), a.DependsOn...), id)
 				}
 			}
@@ -493,7 +494,7 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		// The same function taken from another VM, or this VM leaving
 		// another function of the node, must happen first.
 		for i, d := range ch.detach {
-			if d.Before.Function == b.Function.String() && ch.kinds[i] != detachCycle && !contains(deps, d.ID) {
+			if d.Before.Function == b.Function.String() && ch.kinds[i] != detachCycle && !slices.Contains(deps, d.ID) {
 				deps = append(append([]string(nil), deps...), d.ID)
 			}
 		}
@@ -549,15 +550,6 @@ func (pl *planner) card(n *spec.Node, cp *cardPair, boundVMs map[string]bool, wa
 		}
 	}
 	return ch, nil
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }
 
 // bindingNames is "binding a wants" or "bindings a, b want".
@@ -966,7 +958,7 @@ func assignWaves(changes []Change, idx map[string]int, b Budget) int {
 			g.cards++
 			g.lastCard = card[i]
 		}
-		if c.Disruptive && !contains(g.vms, c.VM()) {
+		if c.Disruptive && !slices.Contains(g.vms, c.VM()) {
 			g.vms = append(g.vms, c.VM())
 		}
 	}

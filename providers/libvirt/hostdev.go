@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,8 +93,8 @@ func (ch *change) apply(ctx context.Context, c *conn) error {
 	}
 	pci := ch.addr.String()
 	// What is left to do, live and in the persistent definition.
-	live := st.running && contains(st.live, pci) != ch.attach
-	config := st.persistent && contains(st.config, pci) != ch.attach
+	live := st.running && slices.Contains(st.live, pci) != ch.attach
+	config := st.persistent && slices.Contains(st.config, pci) != ch.attach
 	if !live && !config {
 		return nil
 	}

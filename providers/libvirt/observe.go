@@ -162,15 +162,6 @@ func (s *domainState) vm() observed.VM {
 	return vm
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // PCIDevice is a PCI function of a node as libvirt's node devices show it.
 type PCIDevice struct {
 	// PCI is the address, "0000:5e:00.1".

@@ -21,6 +21,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -527,7 +528,7 @@ func (s *Source) Retain(keep ...string) error {
 	var errs []error
 	for _, e := range ents {
 		name := e.Name()
-		if contains(keep, name) {
+		if slices.Contains(keep, name) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(s.revisionsDir(), name)); err != nil {
@@ -535,13 +536,4 @@ func (s *Source) Retain(keep ...string) error {
 		}
 	}
 	return errors.Join(errs...)
-}
-
-func contains(s []string, v string) bool {
-	for _, x := range s {
-		if x == v {
-			return true
-		}
-	}
-	return false
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -203,7 +204,7 @@ func (c *Cloud) serveCyborg(w http.ResponseWriter, r *http.Request, p string) {
 			}
 			list := []map[string]any{}
 			for _, p := range c.profiles {
-				if names == nil || contains(names, p.Name) {
+				if names == nil || slices.Contains(names, p.Name) {
 					list = append(list, profileJSON(p))
 				}
 			}
@@ -311,15 +312,6 @@ func (c *Cloud) serveCyborg(w http.ResponseWriter, r *http.Request, p string) {
 	default:
 		c.violation(w, http.StatusNotFound, "cyborg: %s %s: not a path this fixture knows", r.Method, p)
 	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func (c *Cloud) createProfile(w http.ResponseWriter, r *http.Request) {
