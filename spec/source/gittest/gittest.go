@@ -180,27 +180,14 @@ func StartDaemon(t testing.TB, root string) *Daemon {
 		cmd := exec.Command("git", "daemon", "--reuseaddr", "--export-all",
 			"--base-path="+root, "--listen=127.0.0.1", "--port="+strconv.Itoa(port), root)
 		cmd.Env = append(os.Environ(), "GIT_CONFIG_NOSYSTEM=1")
-		// Its own process group, so that Stop also ends the per-connection
-		// children, which would otherwise keep serving.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.WaitDelay = time.Second
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("git daemon: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		d := &Daemon{cmd: cmd}
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if waitListening(addr, exited) {
-			d.URL = "git://" + addr + "/"
+		exited, out, ok := startListening(t, "git daemon", cmd, addr)
+		if ok {
+			d := &Daemon{URL: "git://" + addr + "/", cmd: cmd}
 			t.Cleanup(func() { d.Stop(); <-exited })
 			return d
 		}
-		d.Stop()
-		<-exited
-		lastErr = &daemonError{out.String()}
+		lastErr = &daemonError{out}
 	}
 	t.Fatalf("git daemon did not start: %v", lastErr)
 	return nil
@@ -211,9 +198,34 @@ type daemonError struct{ out string }
 func (e *daemonError) Error() string { return strings.TrimSpace(e.out) }
 
 // Stop ends the daemon early, to make the remote unreachable.
-func (d *Daemon) Stop() {
-	if d.cmd.Process != nil {
-		syscall.Kill(-d.cmd.Process.Pid, syscall.SIGKILL)
+func (d *Daemon) Stop() { killGroup(d.cmd) }
+
+// startListening starts a server in its own process group, so that
+// killGroup also ends its per-connection children, which would otherwise
+// keep serving, and waits until it listens on addr. When it exits or does
+// not listen, it is killed and ok is false; out is then what it wrote.
+func startListening(t testing.TB, name string, cmd *exec.Cmd, addr string) (exited <-chan struct{}, out string, ok bool) {
+	t.Helper()
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	if waitListening(addr, done) {
+		return done, "", true
+	}
+	killGroup(cmd)
+	<-done
+	return done, buf.String(), false
+}
+
+func killGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 }
 

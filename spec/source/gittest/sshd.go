@@ -1,7 +1,6 @@
 package gittest
 
 import (
-	"bytes"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/pem"
@@ -12,9 +11,7 @@ import (
 	"os/user"
 	"path/filepath"
 	"strconv"
-	"syscall"
 	"testing"
-	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -75,26 +72,15 @@ UsePAM no
 PermitRootLogin prohibit-password
 `, port, hostKey, filepath.Join(dir, "sshd.pid"), filepath.Join(dir, "authorized_keys"))), 0o600)
 		cmd := exec.Command(bin, "-D", "-e", "-f", cfg)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		cmd.WaitDelay = time.Second
-		if err := cmd.Start(); err != nil {
-			t.Fatalf("sshd: %v", err)
-		}
-		exited := make(chan struct{})
-		go func() { cmd.Wait(); close(exited) }()
-		kill := func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if waitListening(addr, exited) {
-			t.Cleanup(func() { kill(); <-exited })
+		exited, out, ok := startListening(t, "sshd", cmd, addr)
+		if ok {
+			t.Cleanup(func() { killGroup(cmd); <-exited })
 			kh := filepath.Join(dir, "known_hosts")
 			write(t, kh, []byte(knownhosts.Line([]string{knownhosts.Normalize(addr)}, hostPub)+"\n"), 0o600)
 			return &SSHD{Addr: addr, User: u.Username, ClientKey: clientPEM, KnownHosts: kh}
 		}
-		kill()
-		<-exited
-		t.Logf("sshd on port %d: %s", port, out.String())
+		t.Logf("sshd on port %d: %s", port, out)
 	}
 	t.Fatal("sshd did not start")
 	return nil
