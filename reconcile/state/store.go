@@ -118,30 +118,23 @@ func (s *Store) update(fn func(*bolt.Tx) error) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("state %s: opened read-only", s.path())
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	db, err := s.open(false)
-	if err != nil {
-		return err
-	}
-	err = db.Update(fn)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("state %s: %w", s.path(), err)
-	}
-	return nil
+	return s.with(false, func(db *bolt.DB) error { return db.Update(fn) })
 }
 
 func (s *Store) view(fn func(*bolt.Tx) error) error {
+	return s.with(s.opts.ReadOnly, func(db *bolt.DB) error { return db.View(fn) })
+}
+
+// with opens the file for one transaction and closes it again, so that
+// other processes may open it between runs.
+func (s *Store) with(readOnly bool, tx func(*bolt.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	db, err := s.open(s.opts.ReadOnly)
+	db, err := s.open(readOnly)
 	if err != nil {
 		return err
 	}
-	err = db.View(fn)
+	err = tx(db)
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
