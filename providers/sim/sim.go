@@ -545,36 +545,33 @@ func (g guarded) Discover(ctx context.Context) ([]fpga.Device, error) {
 }
 
 func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
-	n := g.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.checkFree(ctx, pci, "change the VFs of"); err != nil {
-		return err
-	}
-	defer n.changed()
-	if err := n.host.SetVFs(ctx, pci, count); err != nil {
-		n.state.Stats.Refused++
-		n.saveQuiet()
-		return err
-	}
-	n.state.Stats.SetVFs++
-	return n.save()
+	return g.change(ctx, pci, "change the VFs of", &g.n.state.Stats.SetVFs, func() error {
+		return g.n.host.SetVFs(ctx, pci, count)
+	})
 }
 
 func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpga.ProgramOptions) error {
+	return g.change(ctx, pci, "program", &g.n.state.Stats.Programs, func() error {
+		return g.n.host.Program(ctx, pci, image, opts)
+	})
+}
+
+// change makes a change to a card unless a running VM holds it, and counts
+// it in done, or as refused when the host refuses it.
+func (g guarded) change(ctx context.Context, pci, what string, done *int64, do func() error) error {
 	n := g.n
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if err := n.checkFree(ctx, pci, "program"); err != nil {
+	if err := n.checkFree(ctx, pci, what); err != nil {
 		return err
 	}
 	defer n.changed()
-	if err := n.host.Program(ctx, pci, image, opts); err != nil {
+	if err := do(); err != nil {
 		n.state.Stats.Refused++
 		n.saveQuiet()
 		return err
 	}
-	n.state.Stats.Programs++
+	*done++
 	return n.save()
 }
 
