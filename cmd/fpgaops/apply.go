@@ -16,7 +16,6 @@ import (
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/spec"
@@ -154,7 +153,7 @@ func loadSavedPlan(ctx context.Context, path string, f *planFlags) (*spec.Fleet,
 			return nil, nil, nil, false, fmt.Errorf("%s: the fleet has changed since the plan was made (observed %.12s, planned against %.12s); plan again", path, fp, file.ObservedFingerprint)
 		}
 	}
-	if err := windowsStillOpen(file, obs, time.Now()); err != nil {
+	if err := file.WindowsStillOpen(obs, time.Now()); err != nil {
 		return nil, nil, nil, false, fmt.Errorf("%s: %w", path, err)
 	}
 	return file.Desired, file.Plan, prov, resume, nil
@@ -173,39 +172,6 @@ func interrupted(f *planFlags, p *reconcile.Plan) (bool, error) {
 	}
 	defer j.Close()
 	return j.Plan() == execute.PlanKey(p), nil
-}
-
-// windowsStillOpen refuses a saved plan whose disruptive changes the
-// maintenance windows no longer allow: it was made when they did.
-func windowsStillOpen(file *planfile.File, obs *observed.Fleet, now time.Time) error {
-	again, err := reconcile.NewPlan(file.Desired, obs, now, reconcile.Options{})
-	if err != nil {
-		return err
-	}
-	held := map[string]string{}
-	for i := range again.Changes {
-		if h := again.Changes[i].Held; h != nil && h.Gate == reconcile.GateWindow {
-			held[again.Changes[i].ID] = h.Why
-		}
-	}
-	// A VM restart needs an open window too; outside one the re-plan
-	// makes the change wait for the VM's restart instead.
-	restarts := map[string]bool{}
-	for i := range again.Changes {
-		if again.Changes[i].Restart == reconcile.RestartVM {
-			restarts[again.Changes[i].ID] = true
-		}
-	}
-	for i := range file.Changes {
-		c := &file.Changes[i]
-		if why, ok := held[c.ID]; ok && c.Runnable() {
-			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, why)
-		}
-		if c.Runnable() && c.Restart == reconcile.RestartVM && !restarts[c.ID] {
-			return fmt.Errorf("%s may no longer restart %s: no maintenance window allows it now; plan again inside a window", c.ID, c.VM())
-		}
-	}
-	return nil
 }
 
 func runnable(p *reconcile.Plan) int {

@@ -314,10 +314,10 @@ func TestSavedPlanIsRefusedOutsideItsWindow(t *testing.T) {
 		t.Fatal(err)
 	}
 	file := &planfile.File{Plan: p, Desired: desired}
-	if err := windowsStillOpen(file, obs, inside.Add(time.Hour)); err != nil {
+	if err := file.WindowsStillOpen(obs, inside.Add(time.Hour)); err != nil {
 		t.Errorf("inside the window: %v", err)
 	}
-	err = windowsStillOpen(file, obs, inside.Add(4*time.Hour))
+	err = file.WindowsStillOpen(obs, inside.Add(4*time.Hour))
 	if err == nil || !strings.Contains(err.Error(), "node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach may no longer run: no allow window is open") {
 		t.Errorf("after the window closed: err = %v", err)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -15,7 +14,6 @@ import (
 	libvirtvms "github.com/fpgaops/fpgaops/providers/libvirt"
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/sim"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/pflag"
 )
@@ -95,7 +93,7 @@ func newProvider(fleet *spec.Fleet, f *providerFlags) (providers.Provider, error
 		return nil, err
 	}
 	cards := agent.NewClient(hc)
-	vms := &vmsByNode{byNode: make(map[string]providers.VMs, len(fleet.Nodes))}
+	byNode := make(map[string]providers.VMs, len(fleet.Nodes))
 	sides := map[string]providers.VMs{}
 	for i := range fleet.Nodes {
 		n := &fleet.Nodes[i]
@@ -107,9 +105,9 @@ func newProvider(fleet *spec.Fleet, f *providerFlags) (providers.Provider, error
 			}
 			sides[kind] = side
 		}
-		vms.byNode[n.Name] = side
+		byNode[n.Name] = side
 	}
-	return providers.Compose(cards, vms), nil
+	return providers.Compose(cards, providers.VMsByNode(byNode)), nil
 }
 
 // openStack reports whether OpenStack manages the VMs of the fleet's
@@ -194,59 +192,4 @@ func (f *providerFlags) httpClient() (*http.Client, error) {
 		IdleConnTimeout:     90 * time.Second,
 	}
 	return &http.Client{Transport: tr}, nil
-}
-
-// vmsByNode sends each node's VM calls to the VM side chosen for it.
-type vmsByNode struct {
-	byNode map[string]providers.VMs
-}
-
-func (v *vmsByNode) side(node *spec.Node) (providers.VMs, error) {
-	s, ok := v.byNode[node.Name]
-	if !ok {
-		return nil, fmt.Errorf("node %s: no VM side", node.Name)
-	}
-	return s, nil
-}
-
-func (v *vmsByNode) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
-	s, err := v.side(node)
-	if err != nil {
-		return nil, err
-	}
-	return s.ObserveVMs(ctx, node)
-}
-
-func (v *vmsByNode) Attach(ctx context.Context, node *spec.Node, vm, pci string) error {
-	s, err := v.side(node)
-	if err != nil {
-		return err
-	}
-	return s.Attach(ctx, node, vm, pci)
-}
-
-func (v *vmsByNode) Detach(ctx context.Context, node *spec.Node, vm, pci string) error {
-	s, err := v.side(node)
-	if err != nil {
-		return err
-	}
-	return s.Detach(ctx, node, vm, pci)
-}
-
-// Restart and CheckAttach pass on to the node's VM side when it has them
-// (libvirt does), so the executor can restart VMs and check attaches.
-func (v *vmsByNode) Restart(ctx context.Context, node *spec.Node, vm string) error {
-	s, err := v.side(node)
-	if err != nil {
-		return err
-	}
-	return providers.Restart(ctx, s, node, vm)
-}
-
-func (v *vmsByNode) CheckAttach(ctx context.Context, node *spec.Node, vm, pci string) error {
-	s, err := v.side(node)
-	if err != nil {
-		return err
-	}
-	return providers.CheckAttach(ctx, s, node, vm, pci)
 }

@@ -39,10 +39,10 @@ func TestSavedPlanRestartIsRefusedOutsideItsWindow(t *testing.T) {
 		t.Fatalf("the plan inside the window does not restart vnf-a: %+v", c)
 	}
 	file := &planfile.File{Plan: p, Desired: desired}
-	if err := windowsStillOpen(file, obs, inside.Add(time.Hour)); err != nil {
+	if err := file.WindowsStillOpen(obs, inside.Add(time.Hour)); err != nil {
 		t.Errorf("inside the window: %v", err)
 	}
-	err = windowsStillOpen(file, obs, inside.Add(4*time.Hour))
+	err = file.WindowsStillOpen(obs, inside.Add(4*time.Hour))
 	if err == nil || !strings.Contains(err.Error(), attach+" may no longer restart vnf-a: no maintenance window allows it now") {
 		t.Errorf("after the window closed: err = %v", err)
 	}

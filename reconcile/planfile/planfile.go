@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -51,4 +53,37 @@ func Read(r io.Reader) (*File, error) {
 	}
 	f.Desired.Root = f.Repo
 	return &f, nil
+}
+
+// WindowsStillOpen refuses the saved plan whose disruptive changes the
+// maintenance windows no longer allow: it was made when they did.
+func (file *File) WindowsStillOpen(obs *observed.Fleet, now time.Time) error {
+	again, err := reconcile.NewPlan(file.Desired, obs, now, reconcile.Options{})
+	if err != nil {
+		return err
+	}
+	held := map[string]string{}
+	for i := range again.Changes {
+		if h := again.Changes[i].Held; h != nil && h.Gate == reconcile.GateWindow {
+			held[again.Changes[i].ID] = h.Why
+		}
+	}
+	// A VM restart needs an open window too; outside one the re-plan
+	// makes the change wait for the VM's restart instead.
+	restarts := map[string]bool{}
+	for i := range again.Changes {
+		if again.Changes[i].Restart == reconcile.RestartVM {
+			restarts[again.Changes[i].ID] = true
+		}
+	}
+	for i := range file.Changes {
+		c := &file.Changes[i]
+		if why, ok := held[c.ID]; ok && c.Runnable() {
+			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, why)
+		}
+		if c.Runnable() && c.Restart == reconcile.RestartVM && !restarts[c.ID] {
+			return fmt.Errorf("%s may no longer restart %s: no maintenance window allows it now; plan again inside a window", c.ID, c.VM())
+		}
+	}
+	return nil
 }
