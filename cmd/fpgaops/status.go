@@ -1,11 +1,10 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
-	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -26,11 +25,11 @@ Reconciling and Stalled conditions with their reasons, and per node what the
 last run changed and what remains. It reads the state directory, which works
 while the controller runs, or with --server asks a running controller.`,
 		Args: cobra.NoArgs,
-		RunE: func(*cobra.Command, []string) error {
+		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			st, err := readStatus(stateDir, server)
+			st, err := readStatus(cmd.Context(), stateDir, server)
 			if err != nil {
 				return err
 			}
@@ -55,22 +54,13 @@ func checkOutput(o string) error {
 	return fmt.Errorf("-o %q: want text or json", o)
 }
 
-func readStatus(stateDir, server string) (controller.Status, error) {
+func readStatus(ctx context.Context, stateDir, server string) (controller.Status, error) {
 	var st controller.Status
 	switch {
 	case stateDir != "" && server != "":
 		return st, fmt.Errorf("give --state-dir or --server, not both")
 	case server != "":
-		c := &http.Client{Timeout: 10 * time.Second}
-		resp, err := c.Get(strings.TrimSuffix(server, "/") + "/status")
-		if err != nil {
-			return st, err
-		}
-		defer resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return st, fmt.Errorf("%s/status: %s", server, resp.Status)
-		}
-		return st, json.NewDecoder(resp.Body).Decode(&st)
+		return controller.NewClient(server, nil).Status(ctx)
 	case stateDir != "":
 		store, err := state.Open(stateDir, state.Options{ReadOnly: true})
 		if err != nil {
