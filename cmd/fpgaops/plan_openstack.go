@@ -20,9 +20,6 @@ import (
 // the fleet's nodes.
 type cloudPlan struct {
 	*openstack.CloudPlan
-	// disruptive says whether the policy's windows allowed disruption
-	// when it was planned; replacements are held otherwise.
-	disruptive bool
 }
 
 // planOpenStack observes the cloud and plans its part when one is
@@ -30,21 +27,15 @@ type cloudPlan struct {
 // hostname). Server replacements are gated by the maintenance windows at
 // now, as the core planner gates its disruptive changes.
 func planOpenStack(ctx context.Context, f *planFlags, desired *spec.Fleet, now time.Time) (*cloudPlan, error) {
-	if !f.provider.openStack() || f.provider.osCloud == "" && len(openstack.OpenStackNodes(desired)) == 0 {
+	o := openstack.Options{Cloud: f.provider.osCloud}
+	if !f.provider.openStack() || !openstack.Managed(o, desired) {
 		return nil, nil
 	}
-	cp, err := openstack.PlanCloud(ctx, openstack.Options{Cloud: f.provider.osCloud}, desired, nil)
+	cp, err := openstack.PlanGated(ctx, o, desired, now, nil)
 	if err != nil {
 		return nil, err
 	}
-	allowed, why, err := reconcile.DisruptionAllowed(desired.Policy, now)
-	if err != nil {
-		return nil, err
-	}
-	if !allowed {
-		openstack.HoldDisruptive(cp.Changes, why)
-	}
-	return &cloudPlan{CloudPlan: cp, disruptive: allowed}, nil
+	return &cloudPlan{CloudPlan: cp}, nil
 }
 
 // hasChanges reports whether the cloud's plan shows anything: a change to
@@ -56,8 +47,7 @@ func (c *cloudPlan) runnable() int {
 	if c == nil {
 		return 0
 	}
-	s := openstack.Summarize(c.Changes)
-	return s.Create + s.Replace + s.Update
+	return c.Runnable()
 }
 
 // printPlanAndOpenStack prints the plan, with the cloud's part when there
@@ -94,9 +84,7 @@ func applyOpenStack(ctx context.Context, s streams, f *planFlags, desired *spec.
 	if cloud.runnable() == 0 {
 		return nil, nil
 	}
-	res, err := cloud.Provider.Apply(ctx, cloud.State, cloud.Changes, openstack.ApplyOptions{
-		Fleet: desired, AllowDisruptive: cloud.disruptive, BootTimeout: f.osBootTimeout,
-	})
+	res, err := cloud.ApplyPlan(ctx, desired, f.osBootTimeout)
 	if f.output == "text" {
 		fmt.Fprintln(s.out)
 		for i, r := range res {

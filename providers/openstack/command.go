@@ -25,6 +25,9 @@ type CloudPlan struct {
 	Provider *Provider
 	State    *State
 	Changes  []Change
+	// AllowDisruptive is whether the policy's windows allowed disruption
+	// when PlanGated planned; ApplyPlan replaces servers only then.
+	AllowDisruptive bool
 }
 
 // PlanCloud connects to the cloud, observes it and plans against the
