@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -15,12 +14,8 @@ import (
 	"testing"
 
 	"github.com/fpgaops/fpgaops/providers/openstack"
-	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/spec"
-	"github.com/gophercloud/gophercloud/v2"
-	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
-	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/traits"
 )
 
 // TestApplyWithOpenStack applies a fleet of two nodes end to end: one
@@ -31,58 +26,12 @@ import (
 // replaces the server and waits until it is ACTIVE; the next plan is
 // empty.
 func TestApplyWithOpenStack(t *testing.T) {
-	pl, err := openstacktest.StartPlacement()
-	if err != nil {
-		t.Fatal(err) // a missing Placement fails: .ci/run installs it
-	}
-	t.Cleanup(pl.Stop)
 	ctx := context.Background()
-
 	const (
 		ifID  = "9926ab6d-6c92-5a68-aabc-a7d84c545738"
 		afuID = "d8424dc4-a4a3-c413-f89e-433683f9040b"
-		rp0   = "5e0e5b1a-0000-4000-8000-0000000000a0"
-		rp1   = "5e0e5b1a-0000-4000-8000-0000000000a1"
 	)
-	// Placement: the host and its two cards with FPGA inventory and the
-	// traits Cyborg's driver reports, the function trait included.
-	pc := &gophercloud.ProviderClient{HTTPClient: http.Client{}}
-	pc.SetToken(openstacktest.PlacementToken)
-	sc := &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: pl.URL + "/", Type: "placement", Microversion: "1.39"}
-	root, err := resourceproviders.Create(ctx, sc, resourceproviders.CreateOpts{Name: "cmp-01"}).Extract()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cardTraits := []string{openstack.TraitIntel, openstack.BoardTrait(spec.BoardPACA10), openstack.FunctionTrait(strings.ReplaceAll(afuID, "-", ""))}
-	for _, tr := range cardTraits {
-		if err := traits.Create(ctx, sc, tr).ExtractErr(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, c := range []struct{ uuid, bdf string }{{rp0, "0000:5e:00.0"}, {rp1, "0000:be:00.0"}} {
-		rp, err := resourceproviders.Create(ctx, sc, resourceproviders.CreateOpts{Name: "cmp-01_" + c.bdf, UUID: c.uuid, ParentProviderUUID: root.UUID}).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		inv, err := resourceproviders.UpdateInventories(ctx, sc, rp.UUID, resourceproviders.UpdateInventoriesOpts{
-			ResourceProviderGeneration: rp.Generation,
-			Inventories:                map[string]resourceproviders.Inventory{openstack.ResourceClassFPGA: {Total: 1, MaxUnit: 1, MinUnit: 1, StepSize: 1, AllocationRatio: 1}},
-		}).Extract()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := resourceproviders.UpdateTraits(ctx, sc, rp.UUID, resourceproviders.UpdateTraitsOpts{ResourceProviderGeneration: inv.ResourceProviderGeneration, Traits: cardTraits}).Extract(); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	cloud := openstacktest.NewCloud(t, pl.URL)
-	cloud.Token = openstacktest.PlacementToken
-	cloud.BootPolls = 2 // the new server builds for a while
-	cloud.AddDevice("cmp-01", "0000:5e:00.0", "0x09c4", rp0, "")
-	cloud.AddDevice("cmp-01", "0000:be:00.0", "0x09c4", rp1, "")
-	cloud.AddFlavor(openstacktest.Flavor{Name: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 40})
-	vnfA := cloud.AddServer(openstacktest.Server{Name: "vnf-a", Host: "cmp-01", ImageID: "6b0c5b5e-0000-4000-8000-00000000cafe", Networks: []string{"net-1"}}, "m1.medium")
+	cloud, vnfA := newOpenStackLab(t, afuID)
 	dir := t.TempDir()
 	clouds := filepath.Join(dir, "clouds.yaml")
 	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
@@ -107,59 +56,7 @@ func TestApplyWithOpenStack(t *testing.T) {
 		t.Helper()
 		files := map[string]string{
 			"bitstreams/gzip.gbs": string(data),
-			"fleet.yaml": `apiVersion: fpgaops/v1
-kind: Node
-name: compute-01
-hostname: cmp-01
-endpoint: ` + base + `compute-01
-fpgas:
-  - {slot: pac0, pci: "0000:5e:00.0", board: pac-a10, vfs: 0}
-  - {slot: pac1, pci: "0000:be:00.0", board: pac-a10, vfs: 0}
----
-apiVersion: fpgaops/v1
-kind: Node
-name: compute-02
-endpoint: ` + base + `compute-02
-fpgas:
-  - {slot: pac0, pci: "0000:5e:00.0", board: pac-a10, vfs: 0}
----
-apiVersion: fpgaops/v1
-kind: Bitstream
-name: gzip
-file: bitstreams/gzip.gbs
-sha256: ` + sum + `
----
-apiVersion: fpgaops/v1
-kind: Binding
-name: vnf-a
-node: compute-01
-fpga: pac0
-function: pf
-vm: vnf-a
-bitstream: gzip
----
-apiVersion: fpgaops/v1
-kind: Binding
-name: pool-gzip
-node: compute-01
-fpga: pac1
-function: pf
-bitstream: gzip
----
-apiVersion: fpgaops/v1
-kind: Binding
-name: vnf-b
-node: compute-02
-fpga: pac0
-function: pf
-vm: vnf-b
-bitstream: gzip
----
-apiVersion: fpgaops/v1
-kind: Policy
-name: lab
-` + windows + `drift: report
-`,
+			"fleet.yaml":          openStackFleet(base, sum, windows),
 		}
 		for name, body := range files {
 			p := filepath.Join(repo, name)

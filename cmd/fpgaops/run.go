@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
@@ -38,6 +39,7 @@ type runFlags struct {
 	sshKeyFile, sshKnownHosts string
 	once                      bool
 	logFormat                 string
+	osBootTimeout             time.Duration
 	provider                  providerFlags
 }
 
@@ -65,6 +67,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file that must list the ssh:// remote's host key")
 	fs.BoolVar(&f.once, "once", false, "make one run and exit: 0 when the revision was applied, 1 otherwise")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.provider.osCloud, "os-cloud", "", "the OpenStack cloud (clouds.yaml entry) that manages the VMs of nodes with\na hostname: each run applies its changes after the fleet's\n(default: OS_CLOUD or the OS_* variables, if set)")
+	fs.DurationVar(&f.osBootTimeout, "os-boot-timeout", openstack.DefaultBootTimeout, "how long a replaced OpenStack server may take to go and to be ACTIVE again")
 	f.provider.register(fs)
 }
 
@@ -80,6 +84,12 @@ schedule), sooner after a failure (retry interval with backoff), and at once
 when a verified push webhook arrives. A revision that fails to fetch,
 verify or validate is rejected and reported; the last good one stays in
 force.
+
+With an OpenStack cloud (--os-cloud, or OS_CLOUD or the OS_* variables and
+nodes with a hostname), each run then plans and applies the cloud's changes
+for those nodes as 'fpgaops apply --os-cloud' does: server replacements
+only within the policy's windows and budget, never a protected binding's.
+The history and the status record them; a failed one fails the run.
 
 HTTP endpoints on --listen:
   GET  /status         last applied and attempted revision, conditions, nodes
@@ -117,7 +127,7 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	}
 	pf := f.provider
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
-	opts.Reconciler = &controller.Step{
+	step := &controller.Step{
 		NewProvider: func(fleet *spec.Fleet) (providers.Provider, error) { return newProvider(fleet, &pf) },
 		Store:       store,
 		Concurrency: pf.Concurrency,
@@ -125,6 +135,10 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		Log:         log,
 		OpenStack:   pf.openStack(),
 	}
+	if pf.openStack() {
+		step.Cloud = &controller.OpenStackStep{Options: openstack.Options{Cloud: pf.osCloud}, BootTimeout: f.osBootTimeout, Log: log}
+	}
+	opts.Reconciler = step
 	c, err := controller.New(opts)
 	if err != nil {
 		return err
@@ -137,9 +151,18 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 			for _, p := range run.Problems {
 				fmt.Fprintln(s.err, spec.Error{Pos: spec.Pos{File: p.File, Line: p.Line, Col: p.Col}, Msg: p.Message})
 			}
+			if run.OpenStack != nil {
+				for _, e := range run.OpenStack.Failures {
+					fmt.Fprintln(s.err, "Error:", e)
+				}
+			}
 			return &exitError{code: 1, err: fmt.Errorf("run %s: %s", run.Outcome, run.Error)}
 		}
-		fmt.Fprintf(s.out, "Applied revision %s: %d change(s), %d violation(s).\n", run.Revision, run.Results["applied"], run.Violations)
+		line := fmt.Sprintf("Applied revision %s: %d change(s), %d violation(s).", run.Revision, run.Results["applied"], run.Violations)
+		if c := run.OpenStack; c != nil {
+			line += fmt.Sprintf(" OpenStack: %d applied, %d skipped, %d failed.", c.Results["applied"], c.Results["skipped"], c.Results["failed"])
+		}
+		fmt.Fprintln(s.out, line)
 		return nil
 	}
 	ln, err := net.Listen("tcp", f.listen)

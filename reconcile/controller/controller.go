@@ -58,6 +58,8 @@ type Result struct {
 	Nodes      []state.NodeSummary
 	// Interrupted is set when shutdown kept changes from starting.
 	Interrupted bool
+	// OpenStack is the cloud's part, when a CloudStep ran.
+	OpenStack *state.CloudRun
 }
 
 // Loader loads and checks the fleet in a directory: spec.Load.

@@ -17,6 +17,7 @@ type metrics struct {
 	lastApplied prometheus.Gauge
 	suspended   prometheus.Gauge
 	webhooks    *prometheus.CounterVec
+	cloudFails  *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -49,8 +50,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fpgaops_webhook_requests_total", Help: "Webhook requests by provider and result.",
 		}, []string{"provider", "result"}),
+		cloudFails: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fpgaops_openstack_change_failures_total", Help: "OpenStack changes that failed, by action.",
+		}, []string{"action"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks} {
+	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.cloudFails} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -75,6 +79,19 @@ func (m *metrics) observe(run *state.Run, failedStage string) {
 func (m *metrics) countApplied(byAction map[string]int) {
 	for a, n := range byAction {
 		m.changes.WithLabelValues(a).Add(float64(n))
+	}
+}
+
+// countCloud adds the cloud's applied changes to fpgaops_changes_total
+// under their OpenStack action names (create-image, replace-server, ...),
+// which no fleet action shares, and counts its failed changes.
+func (m *metrics) countCloud(c *state.CloudRun) {
+	if c == nil {
+		return
+	}
+	m.countApplied(c.Applied)
+	for a, n := range c.Failed {
+		m.cloudFails.WithLabelValues(a).Add(float64(n))
 	}
 }
 

@@ -139,7 +139,9 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 
 	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
 	run.Plan, run.Results, run.Violations, run.Drift, run.Nodes = res.Plan, res.Results, res.Violations, res.Drift, res.Nodes
+	run.OpenStack = res.OpenStack
 	c.metrics.countApplied(res.Applied)
+	c.metrics.countCloud(res.OpenStack)
 	switch {
 	case res.Interrupted || (err != nil && ctx.Err() != nil):
 		run.Outcome = state.OutcomeInterrupted

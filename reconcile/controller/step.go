@@ -35,6 +35,9 @@ type Step struct {
 	// OpenStack leaves the cards of nodes with a hostname to OpenStack
 	// (reconcile.Options.OpenStack): a cloud manages their VMs.
 	OpenStack bool
+	// Cloud, when set, applies the cloud's part after the fleet's
+	// changes (OpenStackStep).
+	Cloud CloudStep
 }
 
 // errShutdown refuses a card chain that had not started when shutdown
@@ -88,7 +91,19 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 			return res, errors.Join(runErr, err)
 		}
 	}
-	return res, runErr
+	if s.Cloud == nil {
+		return res, runErr
+	}
+	if ctx.Err() != nil {
+		// Shutdown: the cloud's changes wait for the next run.
+		res.Interrupted = true
+		return res, runErr
+	}
+	// Like the card chains, a cloud change in flight (a server being
+	// replaced) completes even if shutdown begins meanwhile.
+	cloud, cloudErr := s.Cloud.ApplyCloud(context.WithoutCancel(ctx), fleet, now())
+	res.addCloud(cloud)
+	return res, errors.Join(runErr, cloudErr)
 }
 
 // appliedDigests is the store's inventory. A store that has none yet

@@ -53,6 +53,23 @@ type Run struct {
 	// Drift counts the objects found changed since the last apply.
 	Drift int           `json:"drift"`
 	Nodes []NodeSummary `json:"nodes,omitempty"`
+	// OpenStack is the cloud's part of the run, when a cloud manages some
+	// of the fleet's nodes.
+	OpenStack *CloudRun `json:"openstack,omitempty"`
+}
+
+// CloudRun is what a run did to a cloud (OpenStack) after the fleet's
+// changes.
+type CloudRun struct {
+	// Plan counts the planned changes by action; Results the changes by
+	// outcome (applied, skipped, failed); Applied and Failed the applied
+	// and the failed ones by action.
+	Plan    map[string]int `json:"plan"`
+	Results map[string]int `json:"results"`
+	Applied map[string]int `json:"applied,omitempty"`
+	Failed  map[string]int `json:"failed,omitempty"`
+	// Failures are the failed changes' errors, each naming its object.
+	Failures []string `json:"failures,omitempty"`
 }
 
 // Problem is one validation error of a revision, at its position in the

@@ -1,0 +1,298 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgaops/fpgaops/providers/openstack"
+	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
+	"github.com/fpgaops/fpgaops/providers/sim"
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source/gittest"
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/traits"
+)
+
+// newOpenStackLab starts a real Placement holding host cmp-01 and its two
+// cards (FPGA inventory and the traits Cyborg's driver reports, the
+// function trait of afuID included) and a fixture cloud over it with
+// server vnf-a on cmp-01; it returns the cloud and vnf-a's ID.
+func newOpenStackLab(t *testing.T, afuID string) (*openstacktest.Cloud, string) {
+	t.Helper()
+	pl, err := openstacktest.StartPlacement()
+	if err != nil {
+		t.Fatal(err) // a missing Placement fails: .ci/run installs it
+	}
+	t.Cleanup(pl.Stop)
+	ctx := context.Background()
+
+	const (
+		rp0 = "5e0e5b1a-0000-4000-8000-0000000000a0"
+		rp1 = "5e0e5b1a-0000-4000-8000-0000000000a1"
+	)
+	// Placement: the host and its two cards with FPGA inventory and the
+	// traits Cyborg's driver reports, the function trait included.
+	pc := &gophercloud.ProviderClient{HTTPClient: http.Client{}}
+	pc.SetToken(openstacktest.PlacementToken)
+	sc := &gophercloud.ServiceClient{ProviderClient: pc, Endpoint: pl.URL + "/", Type: "placement", Microversion: "1.39"}
+	root, err := resourceproviders.Create(ctx, sc, resourceproviders.CreateOpts{Name: "cmp-01"}).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cardTraits := []string{openstack.TraitIntel, openstack.BoardTrait(spec.BoardPACA10), openstack.FunctionTrait(strings.ReplaceAll(afuID, "-", ""))}
+	for _, tr := range cardTraits {
+		if err := traits.Create(ctx, sc, tr).ExtractErr(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct{ uuid, bdf string }{{rp0, "0000:5e:00.0"}, {rp1, "0000:be:00.0"}} {
+		rp, err := resourceproviders.Create(ctx, sc, resourceproviders.CreateOpts{Name: "cmp-01_" + c.bdf, UUID: c.uuid, ParentProviderUUID: root.UUID}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inv, err := resourceproviders.UpdateInventories(ctx, sc, rp.UUID, resourceproviders.UpdateInventoriesOpts{
+			ResourceProviderGeneration: rp.Generation,
+			Inventories:                map[string]resourceproviders.Inventory{openstack.ResourceClassFPGA: {Total: 1, MaxUnit: 1, MinUnit: 1, StepSize: 1, AllocationRatio: 1}},
+		}).Extract()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := resourceproviders.UpdateTraits(ctx, sc, rp.UUID, resourceproviders.UpdateTraitsOpts{ResourceProviderGeneration: inv.ResourceProviderGeneration, Traits: cardTraits}).Extract(); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	cloud := openstacktest.NewCloud(t, pl.URL)
+	cloud.Token = openstacktest.PlacementToken
+	cloud.BootPolls = 2 // the new server builds for a while
+	cloud.AddDevice("cmp-01", "0000:5e:00.0", "0x09c4", rp0, "")
+	cloud.AddDevice("cmp-01", "0000:be:00.0", "0x09c4", rp1, "")
+	cloud.AddFlavor(openstacktest.Flavor{Name: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 40})
+	vnfA := cloud.AddServer(openstacktest.Server{Name: "vnf-a", Host: "cmp-01", ImageID: "6b0c5b5e-0000-4000-8000-00000000cafe", Networks: []string{"net-1"}}, "m1.medium")
+	return cloud, vnfA
+}
+
+// openStackFleet is a fleet of two nodes: compute-01, whose VMs OpenStack
+// manages (hostname cmp-01), with server vnf-a and a pool card, and
+// compute-02, a node agent's, with VM vnf-b; both on bitstream gzip.
+func openStackFleet(base, sum, windows string) string {
+	return `apiVersion: fpgaops/v1
+kind: Node
+name: compute-01
+hostname: cmp-01
+endpoint: ` + base + `compute-01
+fpgas:
+  - {slot: pac0, pci: "0000:5e:00.0", board: pac-a10, vfs: 0}
+  - {slot: pac1, pci: "0000:be:00.0", board: pac-a10, vfs: 0}
+---
+apiVersion: fpgaops/v1
+kind: Node
+name: compute-02
+endpoint: ` + base + `compute-02
+fpgas:
+  - {slot: pac0, pci: "0000:5e:00.0", board: pac-a10, vfs: 0}
+---
+apiVersion: fpgaops/v1
+kind: Bitstream
+name: gzip
+file: bitstreams/gzip.gbs
+sha256: ` + sum + `
+---
+apiVersion: fpgaops/v1
+kind: Binding
+name: vnf-a
+node: compute-01
+fpga: pac0
+function: pf
+vm: vnf-a
+bitstream: gzip
+---
+apiVersion: fpgaops/v1
+kind: Binding
+name: pool-gzip
+node: compute-01
+fpga: pac1
+function: pf
+bitstream: gzip
+---
+apiVersion: fpgaops/v1
+kind: Binding
+name: vnf-b
+node: compute-02
+fpga: pac0
+function: pf
+vm: vnf-b
+bitstream: gzip
+---
+apiVersion: fpgaops/v1
+kind: Policy
+name: lab
+` + windows + `drift: report
+`
+}
+
+// TestRunWithOpenStack runs the controller once against the same two
+// nodes as TestApplyWithOpenStack: after the fleet's changes it plans the
+// cloud with the policy's gates, applies it (the server replaced and
+// waited for), and records the OpenStack results in the history and the
+// status. A second run finds nothing to change on either side.
+func TestRunWithOpenStack(t *testing.T) {
+	const (
+		ifID  = "9926ab6d-6c92-5a68-aabc-a7d84c545738"
+		afuID = "d8424dc4-a4a3-c413-f89e-433683f9040b"
+	)
+	cloud, vnfA := newOpenStackLab(t, afuID)
+	dir := t.TempDir()
+	clouds := filepath.Join(dir, "clouds.yaml")
+	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OS_CLIENT_CONFIG_FILE", clouds)
+	t.Setenv("OS_CLOUD", "")
+	t.Setenv("OS_AUTH_URL", "")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String() + "/nodes/"
+	data := gbs(t, ifID, afuID, "PAYLOAD")
+	sum := sha256hex(data)
+	remote := gittest.NewRemote(t, "fleet")
+	commit := remote.Commit("vnf-a and vnf-b on gzip", map[string][]byte{
+		"fleet.yaml":          []byte(openStackFleet(base, sum, "")),
+		"bitstreams/gzip.gbs": data,
+	}, nil)
+	fleet, err := spec.Load(remote.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := sim.New(fleet, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	srv := httptest.NewUnstartedServer(fs.Handler())
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+
+	stateDir := filepath.Join(dir, "state")
+	cli := func(args ...string) (string, string, int) {
+		t.Helper()
+		var out, errb syncBuffer
+		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &errb})
+		root.SetArgs(args)
+		code := exitCode(&errb, root.ExecuteContext(context.Background()))
+		return out.String(), errb.String(), code
+	}
+	runOnce := func() (string, string, int) {
+		t.Helper()
+		return cli("run", "--once", "--git", remote.FileURL(), "--state-dir", stateDir, "--os-cloud", "lab", "--insecure")
+	}
+	flavor := "fpgaops-2c4096m40g-gzip-pac-a10-" + sum[:8]
+
+	out, errs, code := runOnce()
+	if code != 0 {
+		t.Fatalf("run --once exited %d:\n%s\n%s", code, out, errs)
+	}
+	if want := "Applied revision " + commit + ": 2 change(s), 0 violation(s). OpenStack: 5 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
+		t.Errorf("run --once printed:\n%s\nwant %q", out, want)
+	}
+	servers := cloud.Servers()
+	if len(servers) != 1 || servers[0].ID == vnfA || servers[0].Status != "ACTIVE" || servers[0].Flavor.Name != flavor {
+		t.Fatalf("vnf-a after the run: %+v", servers)
+	}
+	if len(cloud.Images()) != 1 {
+		t.Errorf("images after the run: %+v", cloud.Images())
+	}
+	if st := fs.Stats(); st.Programs != 1 || st.Violations != 0 {
+		t.Errorf("sim stats %+v: want one program (compute-02) and no violation", st)
+	}
+
+	wantApplied := map[string]int{
+		string(openstack.CreateImage): 1, string(openstack.CreateDeviceProfile): 1, string(openstack.CreateFlavor): 1,
+		string(openstack.ProgramDeployable): 1, string(openstack.ReplaceServer): 1,
+	}
+	history := func() []state.Run {
+		t.Helper()
+		out, errs, code := cli("history", "--state-dir", stateDir, "-o", "json")
+		if code != 0 {
+			t.Fatalf("history exited %d:\n%s\n%s", code, out, errs)
+		}
+		var runs []state.Run
+		if err := json.Unmarshal([]byte(out), &runs); err != nil {
+			t.Fatalf("history -o json: %v\n%s", err, out)
+		}
+		return runs
+	}
+	runs := history()
+	if len(runs) != 1 || runs[0].OpenStack == nil {
+		t.Fatalf("history after one run: %+v", runs)
+	}
+	first := runs[0].OpenStack
+	for a, n := range wantApplied {
+		if first.Applied[a] != n {
+			t.Errorf("history: openstack applied[%s] = %d, want %d (%+v)", a, first.Applied[a], n, first)
+		}
+	}
+	if first.Results["applied"] != 5 || first.Results["failed"] != 0 || len(first.Failures) != 0 {
+		t.Errorf("history: openstack results %+v", first)
+	}
+	if runs[0].Outcome != state.OutcomeApplied || runs[0].Results["applied"] != 2 {
+		t.Errorf("history: run %+v", runs[0])
+	}
+
+	out, errs, code = cli("status", "--state-dir", stateDir, "-o", "json")
+	if code != 0 {
+		t.Fatalf("status exited %d:\n%s\n%s", code, out, errs)
+	}
+	var status struct {
+		LastRun *state.Run `json:"lastRun"`
+	}
+	if err := json.Unmarshal([]byte(out), &status); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	if status.LastRun == nil || status.LastRun.OpenStack == nil || status.LastRun.OpenStack.Applied[string(openstack.ReplaceServer)] != 1 {
+		t.Errorf("status does not record the OpenStack changes:\n%s", out)
+	}
+
+	// Converged: the second run changes nothing on either side.
+	before := len(cloud.Requests())
+	out, errs, code = runOnce()
+	if code != 0 {
+		t.Fatalf("second run --once exited %d:\n%s\n%s", code, out, errs)
+	}
+	if want := "0 change(s), 0 violation(s). OpenStack: 0 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
+		t.Errorf("second run printed:\n%s\nwant %q", out, want)
+	}
+	for _, r := range cloud.Requests()[before:] {
+		// Reads, and the Keystone login every run makes.
+		if !strings.HasPrefix(r, "GET ") && !strings.HasSuffix(r, "/auth/tokens") {
+			t.Errorf("the second run changed the cloud: %s", r)
+		}
+	}
+	if s := cloud.Servers(); len(s) != 1 || s[0].ID != servers[0].ID {
+		t.Errorf("the second run touched vnf-a: %+v", s)
+	}
+	runs = history()
+	if len(runs) != 2 {
+		t.Fatalf("history after two runs: %d runs", len(runs))
+	}
+	if second := runs[0]; second.OpenStack == nil || len(second.OpenStack.Applied) != 0 || second.OpenStack.Results["applied"] != 0 {
+		t.Errorf("history: the second run's OpenStack part %+v", second.OpenStack)
+	}
+	if strings.Contains(out+errs, cloud.Password) {
+		t.Error("the password shows in the output")
+	}
+}
