@@ -140,11 +140,13 @@ name: lab
 `
 }
 
-// TestRunWithOpenStack runs the controller once against the same two
-// nodes as TestApplyWithOpenStack: after the fleet's changes it plans the
-// cloud with the policy's gates, applies it (the server replaced and
-// waited for), and records the OpenStack results in the history and the
-// status. A second run finds nothing to change on either side.
+// TestRunWithOpenStack runs the controller (run --once) against the same
+// two nodes as TestApplyWithOpenStack: after the fleet's changes each run
+// plans the cloud with the policy's gates and applies what they allow (a
+// deny window holds the server's replacement; once lifted, the server is
+// replaced and waited for), and records the OpenStack results in the
+// history and the status. A last run finds nothing to change on either
+// side.
 func TestRunWithOpenStack(t *testing.T) {
 	const (
 		ifID  = "9926ab6d-6c92-5a68-aabc-a7d84c545738"
@@ -168,8 +170,9 @@ func TestRunWithOpenStack(t *testing.T) {
 	data := gbs(t, ifID, afuID, "PAYLOAD")
 	sum := sha256hex(data)
 	remote := gittest.NewRemote(t, "fleet")
-	commit := remote.Commit("vnf-a and vnf-b on gzip", map[string][]byte{
-		"fleet.yaml":          []byte(openStackFleet(base, sum, "")),
+	closed := "windows:\n  - kind: deny\n    schedule: \"* * * * *\"\n    duration: 1h\n"
+	remote.Commit("vnf-a and vnf-b on gzip, in a freeze", map[string][]byte{
+		"fleet.yaml":          []byte(openStackFleet(base, sum, closed)),
 		"bitstreams/gzip.gbs": data,
 	}, nil)
 	fleet, err := spec.Load(remote.Work)
@@ -202,11 +205,27 @@ func TestRunWithOpenStack(t *testing.T) {
 	}
 	flavor := "fpgaops-2c4096m40g-gzip-pac-a10-" + sum[:8]
 
+	// The freeze holds the server's replacement, as in apply: the rest of
+	// the cloud's changes and the fleet's apply, the replacement is left
+	// as a violation.
 	out, errs, code := runOnce()
+	if code != 0 {
+		t.Fatalf("run --once in the freeze exited %d:\n%s\n%s", code, out, errs)
+	}
+	if want := "2 change(s), 1 violation(s). OpenStack: 4 applied, 1 skipped, 0 failed."; !strings.Contains(out, want) {
+		t.Errorf("run --once in the freeze printed:\n%s\nwant %q", out, want)
+	}
+	if s := cloud.Servers(); len(s) != 1 || s[0].ID != vnfA {
+		t.Fatalf("vnf-a was replaced inside a deny window: %+v", s)
+	}
+
+	// The freeze is lifted: the next run replaces the server.
+	commit := remote.Commit("lift the freeze", map[string][]byte{"fleet.yaml": []byte(openStackFleet(base, sum, ""))}, nil)
+	out, errs, code = runOnce()
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s\n%s", code, out, errs)
 	}
-	if want := "Applied revision " + commit + ": 2 change(s), 0 violation(s). OpenStack: 5 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
+	if want := "Applied revision " + commit + ": 0 change(s), 0 violation(s). OpenStack: 1 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
 		t.Errorf("run --once printed:\n%s\nwant %q", out, want)
 	}
 	servers := cloud.Servers()
@@ -237,20 +256,24 @@ func TestRunWithOpenStack(t *testing.T) {
 		return runs
 	}
 	runs := history()
-	if len(runs) != 1 || runs[0].OpenStack == nil {
-		t.Fatalf("history after one run: %+v", runs)
+	if len(runs) != 2 || runs[0].OpenStack == nil || runs[1].OpenStack == nil {
+		t.Fatalf("history after two runs: %+v", runs)
 	}
-	first := runs[0].OpenStack
+	// Newest first: the two runs together applied each change once.
+	frozen, lifted := runs[1].OpenStack, runs[0].OpenStack
 	for a, n := range wantApplied {
-		if first.Applied[a] != n {
-			t.Errorf("history: openstack applied[%s] = %d, want %d (%+v)", a, first.Applied[a], n, first)
+		if got := frozen.Applied[a] + lifted.Applied[a]; got != n {
+			t.Errorf("history: openstack applied[%s] = %d, want %d (%+v, %+v)", a, got, n, frozen, lifted)
 		}
 	}
-	if first.Results["applied"] != 5 || first.Results["failed"] != 0 || len(first.Failures) != 0 {
-		t.Errorf("history: openstack results %+v", first)
+	if frozen.Applied[string(openstack.ReplaceServer)] != 0 || frozen.Plan["blocked"] != 1 || frozen.Results["skipped"] != 1 || runs[1].Violations != 1 {
+		t.Errorf("history: the frozen run's OpenStack part %+v, %d violation(s)", frozen, runs[1].Violations)
 	}
-	if runs[0].Outcome != state.OutcomeApplied || runs[0].Results["applied"] != 2 {
-		t.Errorf("history: run %+v", runs[0])
+	if lifted.Results["applied"] != 1 || lifted.Results["failed"] != 0 || len(lifted.Failures) != 0 {
+		t.Errorf("history: the lifted run's OpenStack part %+v", lifted)
+	}
+	if runs[1].Outcome != state.OutcomeApplied || runs[1].Results["applied"] != 2 {
+		t.Errorf("history: the frozen run %+v", runs[1])
 	}
 
 	out, errs, code = cli("status", "--state-dir", stateDir, "-o", "json")
@@ -286,8 +309,8 @@ func TestRunWithOpenStack(t *testing.T) {
 		t.Errorf("the second run touched vnf-a: %+v", s)
 	}
 	runs = history()
-	if len(runs) != 2 {
-		t.Fatalf("history after two runs: %d runs", len(runs))
+	if len(runs) != 3 {
+		t.Fatalf("history after three runs: %d runs", len(runs))
 	}
 	if second := runs[0]; second.OpenStack == nil || len(second.OpenStack.Applied) != 0 || second.OpenStack.Results["applied"] != 0 {
 		t.Errorf("history: the second run's OpenStack part %+v", second.OpenStack)
