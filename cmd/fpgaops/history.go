@@ -73,8 +73,13 @@ func printHistory(w io.Writer, runs []state.Run) {
 		if len(msg) > 100 {
 			msg = msg[:97] + "..."
 		}
+		// CHANGED counts the cloud's applied changes with the fleet's.
+		changed := r.Results["applied"]
+		if r.OpenStack != nil {
+			changed += r.OpenStack.Results["applied"]
+		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Trigger, rev,
-			r.Outcome, time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), r.Results["applied"], r.Violations, msg)
+			r.Outcome, time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), changed, r.Violations, msg)
 	}
 	tw.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -274,6 +275,21 @@ func TestRunWithOpenStack(t *testing.T) {
 	}
 	if runs[1].Outcome != state.OutcomeApplied || runs[1].Results["applied"] != 2 {
 		t.Errorf("history: the frozen run %+v", runs[1])
+	}
+
+	// The text history's CHANGED counts both parts: 2+4, then 0+1.
+	out, errs, code = cli("history", "--state-dir", stateDir)
+	if code != 0 {
+		t.Fatalf("history exited %d:\n%s\n%s", code, out, errs)
+	}
+	var changed []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n")[1:] {
+		if f := strings.Fields(line); len(f) >= 8 {
+			changed = append(changed, f[6])
+		}
+	}
+	if !slices.Equal(changed, []string{"1", "6"}) {
+		t.Errorf("history's CHANGED column = %v, want [1 6]:\n%s", changed, out)
 	}
 
 	out, errs, code = cli("status", "--state-dir", stateDir, "-o", "json")
