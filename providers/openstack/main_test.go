@@ -73,11 +73,23 @@ func seedHost(t *testing.T, pc *gophercloud.ServiceClient, hostname string, card
 	if err != nil {
 		t.Fatalf("create provider %s: %v", hostname, err)
 	}
+	// The Placement server lives for the whole package: remove what the
+	// test made, children before their parent, so that tests run again
+	// (-count) and in any order.
+	created := []string{root.UUID}
+	t.Cleanup(func() {
+		for i := len(created) - 1; i >= 0; i-- {
+			if err := resourceproviders.Delete(context.Background(), pc, created[i]).ExtractErr(); err != nil {
+				t.Errorf("delete provider %s: %v", created[i], err)
+			}
+		}
+	})
 	for _, c := range cards {
 		rp, err := resourceproviders.Create(ctx, pc, resourceproviders.CreateOpts{Name: hostname + "_" + c.bdf, UUID: c.uuid, ParentProviderUUID: root.UUID}).Extract()
 		if err != nil {
 			t.Fatalf("create provider %s_%s: %v", hostname, c.bdf, err)
 		}
+		created = append(created, rp.UUID)
 		gen := rp.Generation
 		if c.fpga > 0 {
 			inv, err := resourceproviders.UpdateInventories(ctx, pc, rp.UUID, resourceproviders.UpdateInventoriesOpts{
