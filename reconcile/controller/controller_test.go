@@ -323,25 +323,8 @@ func TestInvalidRevisionKeepsLastGood(t *testing.T) {
 
 func TestUnreachableRemoteKeepsLastGood(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		// serve returns the remote's URL and what makes it unreachable.
-		serve func(t *testing.T, r *gittest.Remote) (string, func())
-	}{
-		{"file", func(t *testing.T, r *gittest.Remote) (string, func()) {
-			return r.FileURL(), func() {
-				if err := os.Rename(r.BarePath(), r.BarePath()+".gone"); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}},
-		{"git-daemon", func(t *testing.T, r *gittest.Remote) (string, func()) {
-			d := gittest.StartDaemon(t, r.Root)
-			return d.URL + r.Name + ".git", d.Stop
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range gittest.Transports() {
+		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
 			var url string
 			var cut func()
@@ -351,7 +334,7 @@ func TestUnreachableRemoteKeepsLastGood(t *testing.T) {
 					t.Fatal(err)
 				}
 				o.Source = src
-			}, func(r *gittest.Remote) { url, cut = tt.serve(t, r) })
+			}, func(r *gittest.Remote) { url, cut = tt.Serve(t, r) })
 			c1 := h.remote.Commit("good", fleetFile("nodes: []"), nil)
 			h.start()
 			h.waitFor("c1 applied", func(s Status) bool { return s.LastAppliedRevision == c1 })

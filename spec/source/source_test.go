@@ -57,38 +57,12 @@ func files(kv ...string) map[string][]byte {
 // first fetch, a new commit, a force-push, then the remote going away.
 func TestTransports(t *testing.T) {
 	t.Parallel()
-	tests := []struct {
-		name string
-		// serve returns the remote's URL and a function that makes it
-		// unreachable.
-		serve func(t *testing.T, r *gittest.Remote) (string, func())
-	}{
-		{"file", func(t *testing.T, r *gittest.Remote) (string, func()) {
-			return r.FileURL(), func() {
-				if err := os.Rename(r.BarePath(), r.BarePath()+".gone"); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}},
-		{"git-daemon", func(t *testing.T, r *gittest.Remote) (string, func()) {
-			d := gittest.StartDaemon(t, r.Root)
-			return d.URL + r.Name + ".git", d.Stop
-		}},
-		{"http-backend", func(t *testing.T, r *gittest.Remote) (string, func()) {
-			base := gittest.StartHTTPBackend(t, r.Root, "", "")
-			return base + r.Name + ".git", func() {
-				if err := os.Rename(r.BarePath(), r.BarePath()+".gone"); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
+	for _, tt := range gittest.Transports() {
+		t.Run(tt.Name, func(t *testing.T) {
 			t.Parallel()
 			r := gittest.NewRemote(t, "fleet")
 			c1 := r.Commit("first", files("fleet/nodes.yaml", "v1", "README", "x"), nil)
-			url, cut := tt.serve(t, r)
+			url, cut := tt.Serve(t, r)
 			cache := t.TempDir()
 			s := newSource(t, source.Config{URL: url, Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, Path: "fleet", CacheDir: cache})
 

@@ -327,3 +327,35 @@ func Keyring(t testing.TB, keys ...*openpgp.Entity) string {
 	}
 	return b.String()
 }
+
+// Transport is one way of serving a remote to a fetcher, with the means to
+// make it unreachable afterwards.
+type Transport struct {
+	Name string
+	// Serve returns the remote's URL and a function that cuts it off.
+	Serve func(t testing.TB, r *Remote) (url string, cut func())
+}
+
+// Transports lists the real remotes tests run against: file://, git
+// daemon and git http-backend.
+func Transports() []Transport {
+	gone := func(t testing.TB, r *Remote) func() {
+		return func() {
+			if err := os.Rename(r.BarePath(), r.BarePath()+".gone"); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return []Transport{
+		{"file", func(t testing.TB, r *Remote) (string, func()) {
+			return r.FileURL(), gone(t, r)
+		}},
+		{"git-daemon", func(t testing.TB, r *Remote) (string, func()) {
+			d := StartDaemon(t, r.Root)
+			return d.URL + r.Name + ".git", d.Stop
+		}},
+		{"http-backend", func(t testing.TB, r *Remote) (string, func()) {
+			return StartHTTPBackend(t, r.Root, "", "") + r.Name + ".git", gone(t, r)
+		}},
+	}
+}
