@@ -6,9 +6,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 )
 
 // BenchmarkObserve1000Nodes50ms observes 1,000 simulated nodes that each

@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 )
 
 // converge reruns apply, as an operator or the controller would, until a

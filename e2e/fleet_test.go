@@ -13,13 +13,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fpgaops/fpgaops/fpga/agent"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/bitstream"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
 	"github.com/fpgaops/fpgaops/fpga/fpgatest"
 	"github.com/fpgaops/fpgaops/spec"
 )

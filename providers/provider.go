@@ -11,7 +11,7 @@ import (
 	"fmt"
 
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/fleetgen"
 )

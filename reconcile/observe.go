@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 	"golang.org/x/sync/errgroup"
 )

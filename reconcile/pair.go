@@ -4,7 +4,7 @@ import (
 	"sort"
 
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -15,7 +15,7 @@ import (
 	"golang.org/x/tools/txtar"
 	"gopkg.in/yaml.v3"
 
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/bitstream"
 )
 
 var update = flag.Bool("update", false, "rewrite the want sections of testdata/invalid/*.txtar")

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/fpga/agent/agenttest"
 	"github.com/fpgaops/fpgaops/fpga/fpgatest"
+	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"errors"
 	"fmt"
-	"net"
-	"net/http"
-	"net/url"
 	"os"
 	"time"
 
-	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/agent"
 	libvirtvms "github.com/fpgaops/fpgaops/providers/libvirt"
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/sim"
@@ -79,16 +75,11 @@ func newProvider(fleet *spec.Fleet, f *providerFlags) (providers.Provider, error
 	default:
 		return nil, fmt.Errorf("--vms %q: want auto, endpoint, libvirt or openstack", f.vms)
 	}
-	var errs []error
-	for i := range fleet.Nodes {
-		if err := f.checkEndpoint(&fleet.Nodes[i]); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if err := errors.Join(errs...); err != nil {
+	tr := agent.Transport{TLS: agent.TLSFiles{Cert: f.clientCert, Key: f.clientKey, CA: f.caFile}, Insecure: f.insecure, Concurrency: f.Concurrency}
+	if err := tr.CheckEndpoints(fleet.Nodes); err != nil {
 		return nil, err
 	}
-	hc, err := f.httpClient()
+	hc, err := tr.HTTPClient()
 	if err != nil {
 		return nil, err
 	}
@@ -147,49 +138,4 @@ func newVMSide(kind string, fleet *spec.Fleet, f *providerFlags, c *agent.Client
 		return openstack.NewVMs(openstack.Options{Cloud: f.osCloud}, nil), nil
 	}
 	return nil, fmt.Errorf("unknown VM side %q", kind)
-}
-
-// checkEndpoint refuses endpoints the controller must not talk to: plain
-// HTTP is only for loopback, and only with --insecure.
-func (f *providerFlags) checkEndpoint(n *spec.Node) error {
-	if n.Endpoint == "" {
-		return fmt.Errorf("node %s: no endpoint", n.Name)
-	}
-	u, err := url.Parse(n.Endpoint)
-	if err != nil {
-		return fmt.Errorf("node %s: endpoint: %w", n.Name, err)
-	}
-	switch u.Scheme {
-	case "https":
-		return nil
-	case "http":
-		if !f.insecure {
-			return fmt.Errorf("node %s: endpoint %s is plain HTTP; pass --insecure to allow it on loopback", n.Name, u.Redacted())
-		}
-		if !agent.IsLoopbackHost(u.Hostname()) {
-			return fmt.Errorf("node %s: endpoint %s: plain HTTP is allowed only on loopback", n.Name, u.Redacted())
-		}
-		return nil
-	}
-	return fmt.Errorf("node %s: endpoint %s: want an https URL", n.Name, u.Redacted())
-}
-
-func (f *providerFlags) httpClient() (*http.Client, error) {
-	conf, err := agent.ClientTLS(f.clientCert, f.clientKey, f.caFile)
-	if err != nil {
-		return nil, err
-	}
-	conc := max(f.Concurrency, 1)
-	tr := &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		TLSClientConfig:     conf,
-		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		// A simulated fleet is one host:port for every node: keep a
-		// connection per concurrent request.
-		MaxIdleConns:        conc * 2,
-		MaxIdleConnsPerHost: conc * 2,
-		IdleConnTimeout:     90 * time.Second,
-	}
-	return &http.Client{Transport: tr}, nil
 }

@@ -1,5 +1,5 @@
-// Package agent is the node agent's HTTP API over an fpga.Host, and the
-// controller's client for it. The agent is what `fpgaops agent` serves on
+// Package agent is the node agent's HTTP API over an fpga.Host (its
+// client is providers/agent). The agent is what `fpgaops agent` serves on
 // every compute node: the node's inventory, programming a card with a
 // bitstream named by its sha256, and setting a card's VFs. The same
 // handler serves every node of the simulated fleet.

@@ -5,6 +5,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/agent"
+	"github.com/fpgaops/fpgaops/fpga/agent/agenttest"
 )
 
 func TestRecallAFU(t *testing.T) {
@@ -17,12 +18,12 @@ func TestRecallAFU(t *testing.T) {
 		wantChanged bool
 		wantSeen    string
 	}{
-		{"readable port is recorded", map[string]string{}, []fpga.Port{{ID: 0, AFUID: afuID}}, afuID, true, afuID},
-		{"same ID again changes nothing", map[string]string{pci: afuID}, []fpga.Port{{ID: 0, AFUID: afuID}}, afuID, false, afuID},
-		{"port on a VF in a VM is recalled", map[string]string{pci: afuID}, []fpga.Port{{ID: 0, OnVF: true}}, afuID, false, afuID},
-		{"PF in a VM shows no port; it is recalled", map[string]string{pci: afuID}, nil, afuID, false, afuID},
+		{"readable port is recorded", map[string]string{}, []fpga.Port{{ID: 0, AFUID: agenttest.AFUID}}, agenttest.AFUID, true, agenttest.AFUID},
+		{"same ID again changes nothing", map[string]string{pci: agenttest.AFUID}, []fpga.Port{{ID: 0, AFUID: agenttest.AFUID}}, agenttest.AFUID, false, agenttest.AFUID},
+		{"port on a VF in a VM is recalled", map[string]string{pci: agenttest.AFUID}, []fpga.Port{{ID: 0, OnVF: true}}, agenttest.AFUID, false, agenttest.AFUID},
+		{"PF in a VM shows no port; it is recalled", map[string]string{pci: agenttest.AFUID}, nil, agenttest.AFUID, false, agenttest.AFUID},
 		{"never seen stays unknown", map[string]string{}, []fpga.Port{{ID: 0, OnVF: true}}, "", false, ""},
-		{"a new ID replaces the old", map[string]string{pci: "00"}, []fpga.Port{{ID: 0, AFUID: afuID}}, afuID, true, afuID},
+		{"a new ID replaces the old", map[string]string{pci: "00"}, []fpga.Port{{ID: 0, AFUID: agenttest.AFUID}}, agenttest.AFUID, true, agenttest.AFUID},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -20,7 +20,7 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
 	}
-	pool, err := loadPool(clientCAFile)
+	pool, err := LoadPool(clientCAFile)
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
@@ -32,29 +32,8 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	}, nil
 }
 
-// ClientTLS is the controller's TLS configuration: its client certificate
-// and the CA that signed the agents' certificates. An empty caFile means
-// the system roots; empty cert and key mean no client certificate.
-func ClientTLS(certFile, keyFile, caFile string) (*tls.Config, error) {
-	c := &tls.Config{MinVersion: tls.VersionTLS12}
-	if caFile != "" {
-		pool, err := loadPool(caFile)
-		if err != nil {
-			return nil, fmt.Errorf("agent CA: %w", err)
-		}
-		c.RootCAs = pool
-	}
-	if certFile != "" || keyFile != "" {
-		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("client certificate: %w", err)
-		}
-		c.Certificates = []tls.Certificate{cert}
-	}
-	return c, nil
-}
-
-func loadPool(file string) (*x509.CertPool, error) {
+// LoadPool reads a PEM bundle of CA certificates.
+func LoadPool(file string) (*x509.CertPool, error) {
 	pem, err := os.ReadFile(file)
 	if err != nil {
 		return nil, err

@@ -13,8 +13,8 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

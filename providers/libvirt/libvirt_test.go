@@ -12,10 +12,10 @@ import (
 	"github.com/digitalocean/go-libvirt/socket/dialers"
 	"libvirt.org/go/libvirtxml"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/providers/libvirt"
 	"github.com/fpgaops/fpgaops/providers/libvirt/libvirttest"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -11,7 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"libvirt.org/go/libvirtxml"
 
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

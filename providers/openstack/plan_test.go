@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

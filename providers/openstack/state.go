@@ -3,7 +3,7 @@ package openstack
 import (
 	"sort"
 
-	"github.com/fpgaops/fpgaops/reconcile/observed"
+	"github.com/fpgaops/fpgaops/observed"
 )
 
 // State is one observation of the cloud as far as the fleet is concerned.

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/openstack/cyborg"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 )

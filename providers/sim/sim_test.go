@@ -11,10 +11,11 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/agent"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	agentapi "github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/spec"
 )
@@ -159,8 +160,8 @@ func TestRefusesToProgramUnderARunningVM(t *testing.T) {
 		{"VFs off", func() error { return f.cards.SetVFs(ctx, f.node, pci, 0) }},
 	} {
 		err := step.do()
-		var apiErr *agent.Error
-		if !errors.As(err, &apiErr) || apiErr.Code != agent.CodeConflict {
+		var apiErr *agentapi.Error
+		if !errors.As(err, &apiErr) || apiErr.Code != agentapi.CodeConflict {
 			t.Fatalf("%s under a running VM: err = %v; want a conflict", step.name, err)
 		}
 	}
@@ -199,8 +200,8 @@ func TestHostdevs(t *testing.T) {
 	}{
 		{"attach the PF", true, "db-01", "0000:5e:00.0", ""},
 		{"attach it again (idempotent)", true, "db-01", "0000:5e:00.0", ""},
-		{"attach to a VM that does not exist", true, "web-09", "0000:af:00.0", agent.CodeNotFound},
-		{"attach a function that does not exist", true, "db-01", "0000:5e:00.1", agent.CodeNotFound},
+		{"attach to a VM that does not exist", true, "web-09", "0000:af:00.0", agentapi.CodeNotFound},
+		{"attach a function that does not exist", true, "db-01", "0000:5e:00.1", agentapi.CodeNotFound},
 		{"detach the PF", false, "db-01", "0000:5e:00.0", ""},
 		{"detach it again (idempotent)", false, "db-01", "0000:5e:00.0", ""},
 	}
@@ -217,7 +218,7 @@ func TestHostdevs(t *testing.T) {
 				}
 				return
 			}
-			var apiErr *agent.Error
+			var apiErr *agentapi.Error
 			if !errors.As(err, &apiErr) || apiErr.Code != tt.wantCode {
 				t.Fatalf("err = %v; want code %s", err, tt.wantCode)
 			}
@@ -361,8 +362,8 @@ func TestNodeDown(t *testing.T) {
 		t.Fatalf("the node is up again, but: %v", err)
 	}
 	_, err = f.cards.ObserveCards(ctx, &spec.Node{Name: "ghost", Endpoint: f.url + "/nodes/ghost"})
-	var apiErr *agent.Error
-	if !errors.As(err, &apiErr) || apiErr.Code != agent.CodeNotFound {
+	var apiErr *agentapi.Error
+	if !errors.As(err, &apiErr) || apiErr.Code != agentapi.CodeNotFound {
 		t.Fatalf("a node the fleet lacks: err = %v; want not_found", err)
 	}
 }

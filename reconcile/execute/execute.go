@@ -13,8 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/spec"

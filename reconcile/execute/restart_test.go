@@ -9,10 +9,10 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
 	"github.com/fpgaops/fpgaops/spec"
 )

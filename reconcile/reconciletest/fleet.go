@@ -17,8 +17,8 @@ import (
 	"sync"
 
 	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/spec"
 )
 

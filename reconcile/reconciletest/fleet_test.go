@@ -7,8 +7,8 @@ import (
 	"testing"
 
 	"github.com/fpgaops/fpgaops/fpga"
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile/observed"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
 	"github.com/fpgaops/fpgaops/spec"
 )

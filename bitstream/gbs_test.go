@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/bitstream"
 )
 
 const (

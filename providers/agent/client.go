@@ -1,3 +1,8 @@
+// Package agent is the controller's client of the node agents
+// (fpga/agent): the card side of every node that has an agent, and the
+// transport the simulated fleet's VM side rides on. It also decides which
+// agent endpoints the controller may talk to (TLS, or plain HTTP only on
+// loopback) and builds the HTTP client that carries the mutual TLS.
 package agent
 
 import (
@@ -13,8 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	agentapi "github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/spec"
 )
@@ -46,8 +52,8 @@ func NewClient(c *http.Client) *Client {
 
 // ObserveCards asks the node's agent for its inventory.
 func (c *Client) ObserveCards(ctx context.Context, node *spec.Node) ([]fpga.Device, error) {
-	var inv Inventory
-	if err := c.Do(ctx, node, http.MethodGet, PathInventory, nil, &inv); err != nil {
+	var inv agentapi.Inventory
+	if err := c.Do(ctx, node, http.MethodGet, agentapi.PathInventory, nil, &inv); err != nil {
 		return nil, err
 	}
 	return inv.Devices, nil
@@ -55,9 +61,9 @@ func (c *Client) ObserveCards(ctx context.Context, node *spec.Node) ([]fpga.Devi
 
 // SetVFs asks the agent to turn the card's VFs off or on.
 func (c *Client) SetVFs(ctx context.Context, node *spec.Node, pci string, n int) error {
-	body, _ := json.Marshal(VFsRequest{Count: n})
-	var res ProgramResult
-	if err := c.Do(ctx, node, http.MethodPut, cardPath(PathVFs, pci), jsonBody(body), &res); err != nil {
+	body, _ := json.Marshal(agentapi.VFsRequest{Count: n})
+	var res agentapi.ProgramResult
+	if err := c.Do(ctx, node, http.MethodPut, cardPath(agentapi.PathVFs, pci), jsonBody(body), &res); err != nil {
 		return err
 	}
 	if res.Device.NumVFs != n {
@@ -80,11 +86,11 @@ func (c *Client) Program(ctx context.Context, node *spec.Node, pci string, img I
 		if img.Bitstream.URL == "" {
 			return fmt.Errorf("bitstream %s: neither image data nor a URL", img.Bitstream.Name)
 		}
-		data, _ := json.Marshal(ProgramRequest{SHA256: img.Bitstream.SHA256, URL: img.Bitstream.URL})
+		data, _ := json.Marshal(agentapi.ProgramRequest{SHA256: img.Bitstream.SHA256, URL: img.Bitstream.URL})
 		b = *jsonBody(data)
 	}
-	var res ProgramResult
-	if err := c.Do(ctx, node, http.MethodPost, cardPath(PathProgram, pci), &b, &res); err != nil {
+	var res agentapi.ProgramResult
+	if err := c.Do(ctx, node, http.MethodPost, cardPath(agentapi.PathProgram, pci), &b, &res); err != nil {
 		return err
 	}
 	if want := img.Bitstream.AFUID; want != "" {
@@ -121,8 +127,8 @@ func cardPath(p, pci string) string {
 }
 
 // Do sends one request to the node's endpoint plus path and decodes a
-// JSON answer into out. Error answers come back as *Error; answers and
-// failures that a retry may cure (503, 502, 504, 429, a dropped or
+// JSON answer into out. Error answers come back as *agentapi.Error;
+// answers and failures that a retry may cure (503, 502, 504, 429, a dropped or
 // refused connection, a timeout) are marked providers.Transient.
 func (c *Client) Do(ctx context.Context, node *spec.Node, method, path string, body *Body, out any) error {
 	attempts := 1
@@ -186,13 +192,13 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 300 {
-		e := &Error{Status: resp.StatusCode}
-		var eb ErrorBody
+		e := &agentapi.Error{Status: resp.StatusCode}
+		var eb agentapi.ErrorBody
 		data, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		if json.Unmarshal(data, &eb) == nil && eb.Error != nil {
 			e.Code, e.Message = eb.Error.Code, eb.Error.Message
 		} else {
-			e.Code, e.Message = CodeInternal, strings.TrimSpace(string(data))
+			e.Code, e.Message = agentapi.CodeInternal, strings.TrimSpace(string(data))
 		}
 		err := fmt.Errorf("%s: %s: %w", what, resp.Status, e)
 		switch resp.StatusCode {

@@ -7,7 +7,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/fpga/bitstream"
+	"github.com/fpgaops/fpgaops/bitstream"
 )
 
 // elf64 builds a minimal little-endian ELF64 relocatable file holding the
