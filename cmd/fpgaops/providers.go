@@ -58,9 +58,9 @@ func (f *providerFlags) openStackConfigured() bool {
 func (f *providerFlags) register(fs *pflag.FlagSet) {
 	fs.IntVar(&f.Concurrency, "concurrency", 64, "nodes observed and changed at once")
 	fs.DurationVar(&f.NodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
-	fs.StringVar(&f.clientCert, "tls-cert", "", "client certificate (PEM) presented to node agents")
-	fs.StringVar(&f.clientKey, "tls-key", "", "key (PEM) of the client certificate")
-	fs.StringVar(&f.caFile, "ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
+	fs.StringVar(&f.clientCert, "agent-cert", "", "client certificate (PEM) presented to node agents")
+	fs.StringVar(&f.clientKey, "agent-key", "", "key (PEM) of the client certificate presented to node agents")
+	fs.StringVar(&f.caFile, "agent-ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
 	fs.StringVar(&f.vms, "vms", vmSideAuto, "where nodes' VMs are managed: auto, endpoint, libvirt or openstack;\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname when OS_CLOUD or OS_AUTH_URL is set, and the node's endpoint\n(the simulated fleet) otherwise")
 }
