@@ -6,9 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
+
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
-	"github.com/fpgaops/fpgaops/reconcile"
 )
 
 // BenchmarkObserve1000Nodes50ms observes 1,000 simulated nodes that each
@@ -30,7 +32,7 @@ func BenchmarkObserve1000Nodes50ms(b *testing.B) {
 			var obs *observed.Fleet
 			for b.Loop() {
 				var err error
-				obs, err = reconcile.Observe(context.Background(), w.fleet, w.provider, conc, 30*time.Second)
+				obs, err = engine.Observe(context.Background(), w.fleet, w.provider, conc, 30*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -59,7 +61,7 @@ func BenchmarkApply1000Reprograms(b *testing.B) {
 		w.converge(1)
 		w.rebind(1)
 		p := w.plan()
-		if got := count(p, reconcile.ActionProgram); got != 1000 {
+		if got := count(p, plans.ActionProgram); got != 1000 {
 			b.Fatalf("plan programs %d cards; want 1000", got)
 		}
 		before := w.stats()

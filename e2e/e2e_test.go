@@ -6,9 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
-	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 )
 
@@ -47,7 +48,7 @@ func (w *world) applyUntilQuiet(runs int) int {
 	w.t.Helper()
 	for i := range runs {
 		p := w.plan()
-		if count(p, reconcile.ActionProgram)+count(p, reconcile.ActionSetVFs)+count(p, reconcile.ActionAttach)+count(p, reconcile.ActionDetach) == 0 && !unknownNodes(p) {
+		if count(p, plans.ActionProgram)+count(p, plans.ActionSetVFs)+count(p, plans.ActionAttach)+count(p, plans.ActionDetach) == 0 && !unknownNodes(p) {
 			return i
 		}
 		if _, err := w.apply(p); err != nil {
@@ -57,26 +58,26 @@ func (w *world) applyUntilQuiet(runs int) int {
 	return runs
 }
 
-func unknownNodes(p *reconcile.Plan) bool {
+func unknownNodes(p *plans.Plan) bool {
 	for _, c := range p.Changes {
-		if c.Action == reconcile.ActionReport && c.Card == "" {
+		if c.Action == plans.ActionReport && c.Card == "" {
 			return true
 		}
 	}
 	return false
 }
 
-func summary(p *reconcile.Plan) string {
+func summary(p *plans.Plan) string {
 	var ids []string
 	for _, c := range p.Changes {
-		if c.Action != reconcile.ActionNoop {
+		if c.Action != plans.ActionNoop {
 			ids = append(ids, c.ID+" ("+string(c.Action)+")")
 		}
 	}
 	return strings.Join(ids, ", ")
 }
 
-func count(p *reconcile.Plan, a reconcile.Action) int {
+func count(p *plans.Plan, a plans.Action) int {
 	n := 0
 	for _, c := range p.Changes {
 		if c.Action == a && c.Runnable() {
@@ -91,10 +92,10 @@ func TestFreshFleetConverges(t *testing.T) {
 	p := w.plan()
 	// Six nodes of three cards: every card is programmed, two VFs per
 	// node turned on, two VMs per node attached.
-	if got := [3]int{count(p, reconcile.ActionProgram), count(p, reconcile.ActionSetVFs), count(p, reconcile.ActionAttach)}; got != [3]int{18, 12, 12} {
+	if got := [3]int{count(p, plans.ActionProgram), count(p, plans.ActionSetVFs), count(p, plans.ActionAttach)}; got != [3]int{18, 12, 12} {
 		t.Fatalf("fresh plan programs, sets VFs, attaches %v; want [18 12 12]:\n%s", got, summary(p))
 	}
-	if count(p, reconcile.ActionDetach) != 0 {
+	if count(p, plans.ActionDetach) != 0 {
 		t.Fatalf("fresh plan detaches: %s", summary(p))
 	}
 	rep, err := w.apply(p)
@@ -144,11 +145,11 @@ func TestRebindingConvergesWithoutViolations(t *testing.T) {
 	p := w.plan()
 	// Every card changes bitstream: the VF and PF cards of each node are
 	// detached from their running VMs, programmed and attached again.
-	if got := [3]int{count(p, reconcile.ActionDetach), count(p, reconcile.ActionProgram), count(p, reconcile.ActionAttach)}; got != [3]int{12, 18, 12} {
+	if got := [3]int{count(p, plans.ActionDetach), count(p, plans.ActionProgram), count(p, plans.ActionAttach)}; got != [3]int{12, 18, 12} {
 		t.Fatalf("rebinding plan detaches, programs, attaches %v; want [12 18 12]:\n%s", got, summary(p))
 	}
 	for _, c := range p.Changes {
-		if c.Action == reconcile.ActionDetach && !c.Disruptive {
+		if c.Action == plans.ActionDetach && !c.Disruptive {
 			t.Errorf("%s takes a function from a running VM but is not marked disruptive", c.ID)
 		}
 	}
@@ -226,15 +227,15 @@ func TestVanishedNodeIsUnknownAndSpared(t *testing.T) {
 		if c.Runnable() {
 			t.Errorf("%s is planned for the vanished node", c.ID)
 		}
-		if c.Action == reconcile.ActionReport {
+		if c.Action == plans.ActionReport {
 			reported = true
 		}
 	}
 	if !reported {
 		t.Fatalf("the plan does not report node %s as unknown:\n%s", gone, summary(p))
 	}
-	if count(p, reconcile.ActionProgram) != 6 {
-		t.Fatalf("plan programs %d cards; want the 6 of the two nodes still there", count(p, reconcile.ActionProgram))
+	if count(p, plans.ActionProgram) != 6 {
+		t.Fatalf("plan programs %d cards; want the 6 of the two nodes still there", count(p, plans.ActionProgram))
 	}
 	before := w.stats()
 	if _, err := w.apply(p); err != nil {

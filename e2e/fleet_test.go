@@ -13,12 +13,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/spec"
 )
@@ -179,14 +182,14 @@ func (w *world) rebind(seed int) {
 
 func (w *world) observe() *observed.Fleet {
 	w.t.Helper()
-	obs, err := reconcile.Observe(context.Background(), w.fleet, w.provider, w.conc, 30*time.Second)
+	obs, err := engine.Observe(context.Background(), w.fleet, w.provider, w.conc, 30*time.Second)
 	if err != nil {
 		w.t.Fatal(err)
 	}
 	return obs
 }
 
-func (w *world) plan() *reconcile.Plan {
+func (w *world) plan() *plans.Plan {
 	w.t.Helper()
 	p, err := reconcile.NewPlan(w.fleet, w.observe(), time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), reconcile.Options{Applied: w.applied})
 	if err != nil {
@@ -209,7 +212,7 @@ func (w *world) executor() *execute.Executor {
 }
 
 // apply carries out the plan and remembers what converged.
-func (w *world) apply(p *reconcile.Plan) (*execute.Report, error) {
+func (w *world) apply(p *plans.Plan) (*execute.Report, error) {
 	w.t.Helper()
 	rep, err := w.executor().Apply(context.Background(), w.fleet, p)
 	if rep != nil {

@@ -8,6 +8,8 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
+	"io"
 	"sort"
 
 	"github.com/fpgaops/fpgaops/fpga"
@@ -16,10 +18,15 @@ import (
 // Version is the snapshot format version written into Fleet.Version.
 const Version = 1
 
-// Fleet is one observation of every node.
+// Fleet is one observation of every node, and of the platforms of the
+// backends that plan their own changes (providers.Planner).
 type Fleet struct {
 	Version int    `json:"version"`
 	Nodes   []Node `json:"nodes"`
+	// Platforms holds, by backend name, what each such backend observed of
+	// its platform, in the backend's own JSON: a snapshot or a saved plan
+	// carries it, and the fingerprint covers it.
+	Platforms map[string]json.RawMessage `json:"platforms,omitempty"`
 }
 
 // NodeState says whether a node could be observed.
@@ -107,4 +114,20 @@ func (f *Fleet) Fingerprint() string {
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// Decode reads a snapshot, refusing unknown fields and other versions,
+// and sorts it.
+func Decode(r io.Reader) (*Fleet, error) {
+	var obs Fleet
+	dec := json.NewDecoder(r)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&obs); err != nil {
+		return nil, err
+	}
+	if obs.Version != Version {
+		return nil, fmt.Errorf("version %d, want %d", obs.Version, Version)
+	}
+	obs.Sort()
+	return &obs, nil
 }

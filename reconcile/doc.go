@@ -1,22 +1,25 @@
 /*
-Package reconcile turns the desired state of an FPGA fleet and an
-observation of the live fleet into a plan: every change a run would make,
-in the order it would make them, with what policy holds back and why.
+Package reconcile is fpgaops's planner: it turns the desired state of an
+FPGA fleet and an observation of the live fleet into a plan (plans.Plan):
+every change a run would make, in the order it would make them, with what
+policy holds back and why.
 
 # The loop
 
-	desired (spec.Fleet) ─┐
-	                      ├─ NewPlan (pure) ─> Plan ─> execute.Executor ─> Report
-	observed (Observe)  ──┘       ▲
-	now, Options.Applied ─────────┘
+The planner is one step of the engine's loop (reconcile/engine), which
+`fpgaops plan`, `apply`, `apply PLANFILE` and the controller all run:
 
-Observe is the only function here that does I/O: it asks a
-providers.Provider about every node, a bounded number at once, and marks a
-node that does not answer in time as unknown, with the reason. NewPlan does
-no I/O, reads no clock (the time comes in) and uses no randomness: the same
-inputs always give the same plan, byte for byte. Rendering lives in
-reconcile/render, saved plans in reconcile/planfile, and carrying a plan out
-in reconcile/execute.
+	desired (spec.Fleet) ───────────────┐
+	observed (cards, VMs, platforms) ───┼─ NewPlan (pure) ─> plans.Plan ─> execute ─> state
+	backends' own changes (Planner) ────┤
+	now, inventory (Options.Applied) ───┘
+
+NewPlan does no I/O, reads no clock (the time comes in) and uses no
+randomness: the same inputs always give the same plan, byte for byte. Its
+vocabulary (Change, Action, Gate, Hold) is in package plans and the policy
+it gates by in package policy; observing is the engine's, rendering
+reconcile/render's, saved plans reconcile/planfile's, carrying a plan out
+reconcile/execute's, and what is kept between runs reconcile/state's.
 
 # Pairing
 
@@ -30,10 +33,11 @@ that no binding asks for is a leftover: a prune candidate.
 # Changes and their order
 
 A change has a canonical ID, "<object>:<step>", where the object is a card
-("node/compute-01/fpga/pac0") or a function of a card held by a VM
-("node/compute-01/fpga/pac0/vf0/vm/vnf-a"). The actions form a closed set
-(Action); each documents what its Before and After hold. Reasons are for
-people: the executor never reads them.
+("node/compute-01/fpga/pac0"), a function of a card held by a VM
+("node/compute-01/fpga/pac0/vf0/vm/vnf-a"), a VM ("node/du-01/vm/vnf-a")
+or a backend's shared object ("image/gzip"). The actions form a closed
+set (plans.Action); each documents what its Before and After hold.
+Reasons are for people: the executor never reads them.
 
 To change what a card runs, or how many VFs it has, a card goes through the
 safety order, each step depending on the one before:
@@ -63,8 +67,8 @@ a reason, so an operator sees what would happen and what stops it:
     is never programmed;
   - prune: leftovers are detached only when prune is on, never all managed
     attachments at once unless allowEmpty, and never more than maxShare;
-  - protected: a protected binding's VM is never detached, so its card is
-    not reset under it;
+  - protected: a protected binding's VM is never detached (or replaced),
+    so its card is not reset under it;
   - window: disruptive changes only inside an open allow window and never
     inside an open deny window (cron schedule, duration, time zone);
   - budget: a group of cards that alone would exceed the disruption budget;
@@ -72,34 +76,42 @@ a reason, so an operator sees what would happen and what stops it:
     only served a reset that cannot happen (no VM is disrupted for nothing);
   - restart: anything that depends on a detach from a running VM whose
     platform cannot detach live (observed.VM.RestartToChange) and that
-    waits for the VM's restart (Change.Restart is RestartWait): the VM
-    still holds the function until then. With the policy's vmRestart, in a
-    window and for a VM no protected binding names, the change is marked
-    RestartVM instead: the executor restarts the VM, a disruption that
-    counts against the budget.
+    waits for the VM's restart (its Restart is plans.RestartWait): the VM
+    still holds the function until then. With the policy's vmRestart, in
+    a window and for a VM no protected binding names, the change is
+    marked plans.RestartVM instead: the executor restarts the VM, a
+    disruption that counts against the budget;
+  - in-use: a backend's change whose object is in use (a running server
+    holds the card, servers boot with the device profile).
 
-# Nodes OpenStack manages
+# Backends that plan their own changes
 
-On OpenStack, Nova and Cyborg own a card's attach and programming: a
-server gets its accelerator at boot from its flavor's device profile,
-Cyborg programs the card through the deployable, and Nova cannot move an
-accelerator onto a running server. So when a cloud is configured
-(Options.OpenStack), a node with a hostname (its name in Nova) is
-cloud-managed (CloudManaged): the planner plans no detach, VFs, program or
-attach for its cards, and does not prune their hostdevs. It still reports
-what no cloud fixes: an unknown node, a missing, mismatched or unhealthy
-card. Plan.CloudManaged names these nodes; the OpenStack provider's plan
-(images, device profiles, flavors, programmed pool cards, replaced
-servers) covers them, and the command shows both as one plan with one
-summary. Without a cloud a hostname changes nothing.
+Every node is served by a backend (providers.Backend: libvirt, the
+simulated fleet, a cloud). For most, the planner makes the card chains
+above and the backend attaches and detaches functions. A backend whose
+platform attaches and programs its nodes' cards itself (a cloud with a
+scheduler: on OpenStack, Nova gives a server its accelerator at boot and
+Cyborg programs the card) owns those nodes (Options.Owned): the planner
+plans no card chain for them, and still reports what no backend fixes (an
+unknown node, a missing, mismatched or unhealthy card). Such a backend
+plans the changes of its own objects (Options.Backend, from
+providers.Planner.Plan) in the same vocabulary: create, replace and
+update, programs, reports. The planner gates them as it gates its own: a
+disruptive change (a server replaced) outside the windows or for a
+protected binding is held, what depends on a held change is held, and the
+budget counts a replaced server as a disrupted VM like a detach. The
+objects a backend shares between nodes (images, device profiles, flavors)
+carry no node: they sort first and run in a wave of their own, before the
+cards that need them. Plan.Owned names the owned nodes, by backend.
 
 # Waves
 
 The runnable changes roll out in waves. Cards joined by a dependency (a VM
 moving between them) form a group, and the groups fill waves in plan order
 within the budget: at most MaxCardsInFlight cards and MaxDisruptedVMs
-disrupted VMs per wave (10 and 1 when the policy leaves them zero). The
-executor runs one wave after the other and the groups of a wave in
+disrupted VMs per wave (10 and 1 when the policy leaves them zero), the
+same for every backend. A backend's shared objects take the first wave.
+The executor runs one wave after the other and the groups of a wave in
 parallel.
 
 # Drift

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/render"
@@ -80,12 +82,14 @@ func loadCase(t *testing.T, ar *txtar.Archive) (*spec.Fleet, *observed.Fleet, ti
 	mustJSON(t, ar, "desired.json", &desired, true)
 	mustJSON(t, ar, "observed.json", &obs, true)
 	mustJSON(t, ar, "applied.json", &opts.Applied, false)
-	// options.json sets the other planner options ({"openStack": true}).
+	// options.json sets the other planner options: the nodes a backend
+	// owns and the changes it planned.
 	var more struct {
-		OpenStack bool `json:"openStack"`
+		Owned   map[string]string `json:"owned"`
+		Backend []plans.Change    `json:"backend"`
 	}
 	mustJSON(t, ar, "options.json", &more, false)
-	opts.OpenStack = more.OpenStack
+	opts.Owned, opts.Backend = more.Owned, more.Backend
 	nowText, ok := fileOf(ar, "now")
 	if !ok {
 		t.Fatal("case has no now")
@@ -132,7 +136,7 @@ func setFile(ar *txtar.Archive, name string, data []byte) {
 	ar.Files = append(ar.Files, txtar.File{Name: name, Data: data})
 }
 
-func samePlan(t *testing.T, a, b *reconcile.Plan) bool {
+func samePlan(t *testing.T, a, b *plans.Plan) bool {
 	t.Helper()
 	ja, err := json.Marshal(a)
 	if err != nil {
@@ -149,9 +153,9 @@ func samePlan(t *testing.T, a, b *reconcile.Plan) bool {
 // edges to changes that exist and come first in a card's order, nothing
 // runnable behind a held change, and no program or VF change runs on a
 // card a running VM holds unless a runnable detach comes first.
-func checkInvariants(t *testing.T, p *reconcile.Plan, obs *observed.Fleet) {
+func checkInvariants(t *testing.T, p *plans.Plan, obs *observed.Fleet) {
 	t.Helper()
-	ids := map[string]*reconcile.Change{}
+	ids := map[string]*plans.Change{}
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		if _, dup := ids[c.ID]; dup {
@@ -177,7 +181,7 @@ func checkInvariants(t *testing.T, p *reconcile.Plan, obs *observed.Fleet) {
 				t.Errorf("%s (wave %d) depends on %s in a later wave %d", c.ID, c.Wave, d, dep.Wave)
 			}
 		}
-		if !c.Runnable() || (c.Action != reconcile.ActionProgram && c.Action != reconcile.ActionSetVFs) {
+		if !c.Runnable() || (c.Action != plans.ActionProgram && c.Action != plans.ActionSetVFs) {
 			continue
 		}
 		n, ok := obs.Node(c.Node)
@@ -190,7 +194,7 @@ func checkInvariants(t *testing.T, p *reconcile.Plan, obs *observed.Fleet) {
 				if !vm.Running || !h.Live || !onCard(n, c.CardPCI, h.PCI) {
 					continue
 				}
-				detach := reconcile.AttachmentID(c.Node, c.Card, functionOf(n, c.CardPCI, h.PCI), vm.Name) + ":detach"
+				detach := plans.AttachmentID(c.Node, c.Card, functionOf(n, c.CardPCI, h.PCI).String(), vm.Name) + ":detach"
 				if !dependsOn(ids, c, detach) {
 					t.Errorf("%s runs while %s holds %s live, without depending on %s", c.ID, vm.Name, h.PCI, detach)
 				}
@@ -231,10 +235,10 @@ func functionOf(n *observed.Node, card, pci string) spec.Function {
 }
 
 // dependsOn follows DependsOn edges transitively.
-func dependsOn(ids map[string]*reconcile.Change, c *reconcile.Change, target string) bool {
+func dependsOn(ids map[string]*plans.Change, c *plans.Change, target string) bool {
 	seen := map[string]bool{}
-	var walk func(*reconcile.Change) bool
-	walk = func(c *reconcile.Change) bool {
+	var walk func(*plans.Change) bool
+	walk = func(c *plans.Change) bool {
 		for _, d := range c.DependsOn {
 			if d == target {
 				return true

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/spec"
@@ -68,7 +70,7 @@ func TestWindowGate(t *testing.T) {
 			if !ok {
 				t.Fatal("no detach planned")
 			}
-			if held := c.Held != nil && c.Held.Gate == reconcile.GateWindow; held != tt.held {
+			if held := c.Held != nil && c.Held.Gate == plans.GateWindow; held != tt.held {
 				t.Errorf("held by window = %v (%+v), want %v", held, c.Held, tt.held)
 			}
 		})
@@ -128,14 +130,14 @@ func TestPlanJSONRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var back reconcile.Plan
+	var back plans.Plan
 	if err := json.Unmarshal(b, &back); err != nil {
 		t.Fatal(err)
 	}
 	if !reflect.DeepEqual(&back, p) {
 		t.Errorf("plan changed through JSON:\n%s", b)
 	}
-	if back.FormatVersion != reconcile.FormatVersion || back.ObservedFingerprint != obs.Fingerprint() || back.DesiredDigest != reconcile.DesiredDigest(desired) {
+	if back.FormatVersion != plans.FormatVersion || back.ObservedFingerprint != obs.Fingerprint() || back.DesiredDigest != desired.Digest() {
 		t.Errorf("header: %+v", back)
 	}
 }
@@ -164,44 +166,22 @@ func TestAppliedDigestsMakeDrift(t *testing.T) {
 		t.Fatal(err)
 	}
 	c, ok := p.Change("node/compute-01/fpga/pac0:drift")
-	if !ok || c.Action != reconcile.ActionReport || c.Runnable() {
+	if !ok || c.Action != plans.ActionReport || c.Runnable() {
 		t.Fatalf("drift: %+v, want a report", c)
 	}
 }
 
-func TestCloudManaged(t *testing.T) {
-	tests := []struct {
-		name     string
-		hostname string
-		cloud    bool
-		want     bool
-	}{
-		{"hostname and a cloud", "cmp-01", true, true},
-		{"hostname without a cloud", "cmp-01", false, false},
-		{"a cloud but no hostname", "", true, false},
-		{"neither", "", false, false},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			n := &spec.Node{Name: "compute-01", Hostname: tc.hostname}
-			if got := reconcile.CloudManaged(n, reconcile.Options{OpenStack: tc.cloud}); got != tc.want {
-				t.Errorf("CloudManaged = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
-func TestPlanLeavesCloudNodesToOpenStack(t *testing.T) {
-	desired, obs, now, opts := loadGolden(t, "openstack-node-left-to-cloud")
-	if !opts.OpenStack {
-		t.Fatal("the case does not configure OpenStack")
+func TestPlanLeavesOwnedNodesToTheirBackend(t *testing.T) {
+	desired, obs, now, opts := loadGolden(t, "owned-node-left-to-its-backend")
+	if opts.Owned["compute-01"] != "openstack" {
+		t.Fatal("the case does not give compute-01 to a backend")
 	}
 	p, err := reconcile.NewPlan(desired, obs, now, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(p.CloudManaged, []string{"compute-01"}) {
-		t.Errorf("CloudManaged = %v, want [compute-01]", p.CloudManaged)
+	if !slices.Equal(p.Owned["openstack"], []string{"compute-01"}) {
+		t.Errorf("Owned = %v, want openstack: [compute-01]", p.Owned)
 	}
 	for _, c := range p.Changes {
 		if c.Node == "compute-01" {
@@ -215,7 +195,7 @@ func TestPlanLeavesCloudNodesToOpenStack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(data), `"cloudManaged":["compute-01"]`) {
-		t.Errorf("the JSON plan does not name the cloud-managed node: %s", data)
+	if !strings.Contains(string(data), `"owned":{"openstack":["compute-01"]}`) {
+		t.Errorf("the JSON plan does not name the owned node: %s", data)
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/reconcile"
 )
 
@@ -126,10 +128,10 @@ func TestRestartNeverForProtectedVM(t *testing.T) {
 	for _, tc := range []struct {
 		name      string
 		protected bool
-		want      reconcile.Restart
+		want      plans.Restart
 	}{
-		{"unprotected", false, reconcile.RestartVM},
-		{"protected", true, reconcile.RestartWait},
+		{"unprotected", false, plans.RestartVM},
+		{"protected", true, plans.RestartWait},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			desired, obs, now, opts := loadGolden(t, "restart-wait-attach")
@@ -143,7 +145,7 @@ func TestRestartNeverForProtectedVM(t *testing.T) {
 			if !ok {
 				t.Fatalf("no change %s", attach)
 			}
-			if c.Restart != tc.want || c.Held != nil || c.Disruptive != (tc.want == reconcile.RestartVM) {
+			if c.Restart != tc.want || c.Held != nil || c.Disruptive != (tc.want == plans.RestartVM) {
 				t.Errorf("restart %q held %+v disruptive %v, want restart %q, not held", c.Restart, c.Held, c.Disruptive, tc.want)
 			}
 		})

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+
 	// Time zones of maintenance windows resolve the same on every machine,
 	// whether or not it has a zoneinfo database.
 	_ "time/tzdata"

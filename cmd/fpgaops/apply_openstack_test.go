@@ -13,28 +13,35 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/providers/openstack"
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-// TestApplyWithOpenStack applies a fleet of two nodes end to end: one
-// whose VMs OpenStack manages (fixture Keystone, Nova, Glance and Cyborg,
-// a real Placement), one a simulated node. The core changes the simulated
-// node, the OpenStack side the other; a closed window holds the server
-// replacement in the plan and in apply alike; once it opens, apply asks,
-// replaces the server and waits until it is ACTIVE; the next plan is
-// empty.
-func TestApplyWithOpenStack(t *testing.T) {
-	ctx := context.Background()
+// openStackScene is TestApplyWithOpenStack's world: the lab cloud with a
+// real Placement, a simulated node agent for both nodes' cards, and the
+// fleet repository, whose policy's windows write sets.
+type openStackScene struct {
+	cloud *openstacktest.Cloud
+	vnfA  string
+	sim   *sim.Sim
+	repo  string
+	dir   string
+	sum   string
+	write func(windows string)
+}
+
+func newOpenStackScene(t *testing.T) *openStackScene {
+	t.Helper()
 	const (
 		ifID  = "9926ab6d-6c92-5a68-aabc-a7d84c545738"
 		afuID = "d8424dc4-a4a3-c413-f89e-433683f9040b"
 	)
-	cloud, vnfA := newOpenStackLab(t, afuID)
-	dir := t.TempDir()
-	clouds := filepath.Join(dir, "clouds.yaml")
-	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
+	sc := &openStackScene{dir: t.TempDir()}
+	sc.cloud, sc.vnfA = newOpenStackLab(t, afuID)
+	clouds := filepath.Join(sc.dir, "clouds.yaml")
+	if err := os.WriteFile(clouds, []byte(sc.cloud.CloudsYAML("lab")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	t.Setenv("OS_CLIENT_CONFIG_FILE", clouds)
@@ -48,18 +55,17 @@ func TestApplyWithOpenStack(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := "http://" + ln.Addr().String() + "/nodes/"
-	repo := filepath.Join(dir, "fleet")
+	sc.repo = filepath.Join(sc.dir, "fleet")
 	data := gbs(t, ifID, afuID, "PAYLOAD")
-	sum := sha256hex(data)
-	closed := "windows:\n  - kind: deny\n    schedule: \"* * * * *\"\n    duration: 1h\n"
-	writeFleet := func(windows string) {
+	sc.sum = sha256hex(data)
+	sc.write = func(windows string) {
 		t.Helper()
 		files := map[string]string{
 			"bitstreams/gzip.gbs": string(data),
-			"fleet.yaml":          openStackFleet(base, sum, windows),
+			"fleet.yaml":          openStackFleet(base, sc.sum, windows),
 		}
 		for name, body := range files {
-			p := filepath.Join(repo, name)
+			p := filepath.Join(sc.repo, name)
 			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 				t.Fatal(err)
 			}
@@ -68,29 +74,49 @@ func TestApplyWithOpenStack(t *testing.T) {
 			}
 		}
 	}
-	writeFleet(closed)
-	fleet, err := spec.Load(repo)
+	sc.write("")
+	fleet, err := spec.Load(sc.repo)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fs, err := sim.New(fleet, sim.Options{})
-	if err != nil {
+	if sc.sim, err = sim.New(fleet, sim.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fs.Close() })
-	srv := httptest.NewUnstartedServer(fs.Handler())
+	t.Cleanup(func() { sc.sim.Close() })
+	srv := httptest.NewUnstartedServer(sc.sim.Handler())
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
 	t.Cleanup(srv.Close)
+	return sc
+}
 
+// run runs fpgaops with the repository, the cloud and the state directory.
+func (sc *openStackScene) run(t *testing.T, stdin string, args ...string) (string, string, int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	root := newRootCommand(streams{in: strings.NewReader(stdin), out: &out, err: &errb})
+	root.SetArgs(append(args, "--insecure", "--state-dir", filepath.Join(sc.dir, "state")))
+	code := exitCode(&errb, root.ExecuteContext(context.Background()))
+	return out.String(), errb.String(), code
+}
+
+const denyAll = "windows:\n  - kind: deny\n    schedule: \"* * * * *\"\n    duration: 1h\n"
+
+// TestApplyWithOpenStack applies a fleet of two nodes end to end: one
+// whose VMs OpenStack manages (fixture Keystone, Nova, Glance and Cyborg,
+// a real Placement), one a simulated node. One plan holds both: the card
+// chain of the simulated node, the cloud's objects and changes for the
+// other, gated alike; a closed window holds the server replacement in the
+// plan and in apply; once it opens, apply asks, replaces the server and
+// waits until it is ACTIVE; the next plan is empty.
+func TestApplyWithOpenStack(t *testing.T) {
+	sc := newOpenStackScene(t)
+	sc.write(denyAll)
+	cloud, vnfA, fs, sum := sc.cloud, sc.vnfA, sc.sim, sc.sum
 	run := func(stdin string, args ...string) (string, string, int) {
 		t.Helper()
-		var out, errb bytes.Buffer
-		root := newRootCommand(streams{in: strings.NewReader(stdin), out: &out, err: &errb})
-		root.SetArgs(append(args, "--repo", repo, "--os-cloud", "lab", "--insecure", "--state-dir", filepath.Join(dir, "state")))
-		code := exitCode(&errb, root.ExecuteContext(ctx))
-		return out.String(), errb.String(), code
+		return sc.run(t, stdin, append(args, "--repo", sc.repo, "--os-cloud", "lab")...)
 	}
 	profile := "fpgaops-gzip-pac-a10-" + sum[:8]
 	flavor := "fpgaops-2c4096m40g-gzip-pac-a10-" + sum[:8]
@@ -102,20 +128,21 @@ func TestApplyWithOpenStack(t *testing.T) {
 	}
 	for _, want := range []string{
 		"node compute-02", "node/compute-02/fpga/pac0:program", "node/compute-02/fpga/pac0/pf/vm/vnf-b:attach",
-		"OpenStack changes:", "  + image/gzip", "  + device-profile/" + profile, "  + flavor/" + flavor,
-		"  ~ deployable/compute-01/pac1",
-		"-/+ server/compute-01/vnf-a (blocked: outside the maintenance windows: ",
-		"OpenStack manages the cards of 1 node(s) (compute-01)",
-		"Plan: 1 to program, 1 to attach, 0 to detach, 0 to set VFs, 0 to report, 0 held back. OpenStack: 3 to create, 0 to replace (0 disruptive), 1 to update, 1 blocked, 0 drift.",
+		"shared objects\n", "  + create   image/gzip:create (wave 1)", "  + create   device-profile/" + profile + ":create (wave 1)",
+		"  + create   flavor/" + flavor + ":create (wave 1)",
+		"  ~ program  node/compute-01/fpga/pac1:program (wave 2)",
+		"  ± replace  node/compute-01/vm/vnf-a:replace (disruptive, held)",
+		"      held by window: ",
+		"Backend openstack attaches and programs the cards of 1 node(s) (compute-01) itself",
+		"Plan: 2 to program, 1 to attach, 0 to detach, 0 to set VFs, 3 to create, 0 to replace, 0 to update, 0 to report, 1 held back.",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("plan lacks %q:\n%s", want, out)
 		}
 	}
-	if strings.Contains(out, "node/compute-01/") {
-		t.Errorf("the core plans changes for the OpenStack node:\n%s", out)
+	if strings.Contains(out, "node/compute-01/fpga/pac0/") {
+		t.Errorf("the core plans a card chain for the OpenStack node:\n%s", out)
 	}
-
 	// Not approved: nothing changes.
 	out, errs, code = run("no\n", "apply")
 	if code != 1 || !strings.Contains(errs, "apply cancelled") || !strings.Contains(out, "Do you want to perform these actions?") {
@@ -131,30 +158,31 @@ func TestApplyWithOpenStack(t *testing.T) {
 		t.Fatalf("apply exited %d:\n%s\n%s", code, out, errs)
 	}
 	var rep struct {
-		Apply struct {
-			Applied int `json:"applied"`
-			Failed  int `json:"failed"`
-		} `json:"apply"`
-		OpenStack []openstack.Result `json:"openstack"`
+		Applied int            `json:"applied"`
+		Failed  int            `json:"failed"`
+		Held    int            `json:"held"`
+		Results []plans.Result `json:"results"`
 	}
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatalf("apply -o json: %v\n%s", err, out)
 	}
-	got := map[string]openstack.Outcome{}
-	for _, r := range rep.OpenStack {
-		got[r.ID] = r.Outcome
+	got := map[string]plans.Status{}
+	for _, r := range rep.Results {
+		got[r.ID] = r.Status
 	}
-	want := map[string]openstack.Outcome{
-		"image/gzip": openstack.Applied, "device-profile/" + profile: openstack.Applied, "flavor/" + flavor: openstack.Applied,
-		"deployable/compute-01/pac1": openstack.Applied, "server/compute-01/vnf-a": openstack.Skipped,
+	want := map[string]plans.Status{
+		"image/gzip:create": plans.StatusApplied, "device-profile/" + profile + ":create": plans.StatusApplied,
+		"flavor/" + flavor + ":create": plans.StatusApplied, "node/compute-01/fpga/pac1:program": plans.StatusApplied,
+		"node/compute-01/vm/vnf-a:replace":  plans.StatusHeld,
+		"node/compute-02/fpga/pac0:program": plans.StatusApplied, "node/compute-02/fpga/pac0/pf/vm/vnf-b:attach": plans.StatusApplied,
 	}
-	for id, o := range want {
-		if got[id] != o {
-			t.Errorf("%s: %q, want %s (report %+v)", id, got[id], o, rep.OpenStack)
+	for id, st := range want {
+		if got[id] != st {
+			t.Errorf("%s: %q, want %s (report %+v)", id, got[id], st, rep.Results)
 		}
 	}
-	if rep.Apply.Applied != 2 || rep.Apply.Failed != 0 {
-		t.Errorf("core apply: %+v, want program and attach applied", rep.Apply)
+	if rep.Applied != 6 || rep.Failed != 0 || rep.Held != 1 {
+		t.Errorf("apply: %d applied, %d failed, %d held; want 6, 0, 1", rep.Applied, rep.Failed, rep.Held)
 	}
 	if s := cloud.Servers(); len(s) != 1 || s[0].ID != vnfA {
 		t.Fatalf("vnf-a was replaced inside a deny window: %+v", s)
@@ -162,12 +190,13 @@ func TestApplyWithOpenStack(t *testing.T) {
 
 	// The window closes: asked and approved, the server is replaced and
 	// waited for.
-	writeFleet("")
+	sc.write("")
 	out, errs, code = run("yes\n", "apply")
 	if code != 0 {
 		t.Fatalf("apply exited %d:\n%s\n%s", code, out, errs)
 	}
-	for _, want := range []string{"-/+ server/compute-01/vnf-a (disruptive)", "server/compute-01/vnf-a: applied", "Apply complete: ", "OpenStack: 1 applied, 0 skipped, 0 failed."} {
+	for _, want := range []string{"± replace  node/compute-01/vm/vnf-a:replace (wave 1, disruptive)", "node/compute-01/vm/vnf-a:replace: applied",
+		"Apply complete: 1 applied, 0 skipped (done before), 0 failed, 0 blocked, 0 held back."} {
 		if !strings.Contains(out, want) {
 			t.Errorf("apply output lacks %q:\n%s", want, out)
 		}

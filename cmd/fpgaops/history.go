@@ -2,10 +2,8 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"text/tabwriter"
-	"time"
 
+	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/spf13/cobra"
 )
@@ -44,7 +42,7 @@ differences were left. It works while the controller runs.`,
 				}
 				return writeIndented(s.out, runs)
 			}
-			printHistory(s.out, runs)
+			render.History(s.out, runs)
 			return nil
 		},
 	}
@@ -52,34 +50,4 @@ differences were left. It works while the controller runs.`,
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "show at most N runs (0: all)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
-}
-
-func printHistory(w io.Writer, runs []state.Run) {
-	if len(runs) == 0 {
-		fmt.Fprintln(w, "No runs yet.")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED\tTRIGGER\tREVISION\tOUTCOME\tDURATION\tCHANGED\tVIOLATIONS\tERROR")
-	for _, r := range runs {
-		rev := r.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev == "" {
-			rev = "-"
-		}
-		msg := r.Error
-		if len(msg) > 100 {
-			msg = msg[:97] + "..."
-		}
-		// CHANGED counts the cloud's applied changes with the fleet's.
-		changed := r.Results["applied"]
-		if r.OpenStack != nil {
-			changed += r.OpenStack.Results["applied"]
-		}
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Trigger, rev,
-			r.Outcome, time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), changed, r.Violations, msg)
-	}
-	tw.Flush()
 }

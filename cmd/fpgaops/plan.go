@@ -1,86 +1,97 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
-	"time"
 
 	"github.com/fpgaops/fpgaops/observed"
-	"github.com/fpgaops/fpgaops/reconcile"
-	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/reconcile/render"
+	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
 // planFlags are what plan and apply share: where the desired state is,
-// how the fleet is observed, where run state lives, and the output format.
+// how the fleet is reached, where run state lives, the output format.
 type planFlags struct {
+	engine   *engineFlags
 	repo     string
 	observed string
-	stateDir string
 	output   string
-	provider providerFlags
-	// osBootTimeout bounds the wait for a replaced server (apply).
-	osBootTimeout time.Duration
 }
+
+func newPlanFlags() *planFlags { return &planFlags{engine: newEngineFlags()} }
 
 func (f *planFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repository directory (the desired state)")
-	fs.StringVar(&f.stateDir, "state-dir", "", "where runs keep their journal and what they applied\n(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-	f.provider.register(fs)
-	fs.StringVar(&f.provider.osCloud, "os-cloud", "", "the OpenStack cloud (clouds.yaml entry) that manages the VMs of nodes with\na hostname: its changes (images, device profiles, flavors, servers) join the\nplan (default: OS_CLOUD or the OS_* variables, if set)")
+	f.engine.register(fs, "where runs keep their journal, history and what they applied\n(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)")
 }
 
-func (f *planFlags) check() error {
-	switch f.output {
-	case "text", "json":
-		return nil
+// plan loads the desired state and plans against the fleet (or the saved
+// observation), with the state directory's history.
+func (f *planFlags) plan(ctx context.Context, s streams, store func() (state.Store, error)) (*engine.Engine, *engine.Planned, error) {
+	if err := checkOutput(f.output); err != nil {
+		return nil, nil, err
 	}
-	return fmt.Errorf("-o %q: want text or json", f.output)
-}
-
-// state is the state directory, by flag or default.
-func (f *planFlags) state() (string, error) {
-	if f.stateDir != "" {
-		return f.stateDir, nil
+	if f.repo == "" {
+		return nil, nil, fmt.Errorf("--repo is required")
 	}
-	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
-		return filepath.Join(d, "fpgaops"), nil
-	}
-	home, err := os.UserHomeDir()
+	desired, err := spec.Load(f.repo)
 	if err != nil {
-		return "", fmt.Errorf("no --state-dir and no home directory: %w", err)
+		return nil, nil, err
 	}
-	return filepath.Join(home, ".local", "state", "fpgaops"), nil
+	var opts engine.PlanOptions
+	if f.observed != "" {
+		if opts.Observed, err = readObserved(f.observed); err != nil {
+			return nil, nil, err
+		}
+	}
+	st, err := store()
+	if err != nil {
+		return nil, nil, err
+	}
+	e := f.engine.engine(st, warnings(s))
+	p, err := e.Plan(ctx, desired, opts)
+	return e, p, err
+}
+
+func readObserved(path string) (*observed.Fleet, error) {
+	r, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	obs, err := observed.Decode(r)
+	if err != nil {
+		return nil, fmt.Errorf("observation %s: %w", path, err)
+	}
+	return obs, nil
 }
 
 func newPlanCommand(s streams) *cobra.Command {
+	f := newPlanFlags()
 	var (
-		f        planFlags
 		out      string
 		detailed bool
 	)
 	cmd := &cobra.Command{
-		Use:   "plan --repo DIR [--observed FILE] [--os-cloud NAME] [--detailed-exitcode] [--out PLANFILE] [-o json]",
+		Use:   "plan --repo DIR [--observed FILE] [--detailed-exitcode] [--out PLANFILE] [-o json]",
 		Short: "Show what apply would change, in order, and what policy holds back",
 		Long: `Plan loads the desired state from the repository, observes the fleet (or
 reads a saved observation with --observed), and prints every change an apply
 would make, grouped by node, in the order it would run, with what policy
 holds back and why. Nothing is changed.
 
-With an OpenStack cloud (--os-cloud, or OS_CLOUD or the OS_* variables), the
-cards of nodes with a hostname are OpenStack's: Nova and Cyborg attach and
-program them, so the plan shows the cloud's changes for them (Glance images,
-device profiles, flavors, programmed pool cards, replaced servers) after the
-fleet's, with one summary line.
+Each node is served by a backend (--vms): libvirt, the simulated fleet, or a
+cloud. On OpenStack (--os-cloud, or OS_CLOUD or the OS_* variables, for nodes
+with a hostname) Nova and Cyborg attach and program the cards, so the plan
+holds the cloud's changes for them (Glance images, device profiles, flavors,
+programmed pool cards, replaced servers), gated like every other change.
 
 With --out the plan is saved; 'fpgaops apply PLANFILE' applies exactly it,
 and refuses it when the fleet has changed since.
@@ -90,33 +101,22 @@ are changes: anything the plan shows, whether it would run, is held back by
 policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := f.check(); err != nil {
-				return err
-			}
-			now := time.Now()
-			desired, p, err := makePlan(cmd.Context(), &f, now)
-			if err != nil {
-				return err
-			}
-			cloud, err := planOpenStack(cmd.Context(), &f, desired, now)
+			_, p, err := f.plan(cmd.Context(), s, f.readOnlyStore)
 			if err != nil {
 				return err
 			}
 			if out != "" {
-				if err := savePlan(out, p, desired); err != nil {
+				if err := planfile.WriteFile(out, p.Plan, p.Desired); err != nil {
 					return err
 				}
 			}
-			if err := printPlanAndOpenStack(s, f.output, p, cloud); err != nil {
+			if err := printPlan(s, f.output, p); err != nil {
 				return err
 			}
 			if out != "" && f.output == "text" {
 				fmt.Fprintf(s.out, "\nSaved the plan to %s. To apply exactly this plan, run: fpgaops apply %s\n", out, out)
-				if cloud != nil {
-					fmt.Fprintln(s.out, "The saved plan holds the fleet's changes only; apply the OpenStack changes with --repo and --os-cloud.")
-				}
 			}
-			if detailed && (p.HasChanges() || cloud.hasChanges()) {
+			if detailed && p.Plan.HasChanges() {
 				return errChanges
 			}
 			return nil
@@ -129,84 +129,13 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 	return cmd
 }
 
-// makePlan loads the desired state, observes the fleet (or reads the
-// observation) and plans.
-func makePlan(ctx context.Context, f *planFlags, now time.Time) (*spec.Fleet, *reconcile.Plan, error) {
-	if f.repo == "" {
-		return nil, nil, fmt.Errorf("--repo is required")
-	}
-	desired, err := spec.Load(f.repo)
-	if err != nil {
-		return nil, nil, err
-	}
-	var obs *observed.Fleet
-	if f.observed != "" {
-		if obs, err = readObserved(f.observed); err != nil {
-			return nil, nil, err
-		}
-	} else if obs, err = observeFleet(ctx, desired, &f.provider); err != nil {
-		return nil, nil, err
-	}
-	// Nodes with a hostname are OpenStack's when a cloud is configured:
-	// their cards are planned by the OpenStack side, not here.
-	opts := reconcile.Options{OpenStack: f.provider.openStack()}
-	// What earlier applies converged to tells drift from a changed
-	// repository; without a state directory there is no history.
-	if dir, err := f.state(); err == nil {
-		if opts.Applied, err = execute.ReadApplied(dir); err != nil {
-			return nil, nil, err
-		}
-	}
-	p, err := reconcile.NewPlan(desired, obs, now, opts)
-	if err != nil {
-		return nil, nil, err
-	}
-	return desired, p, nil
-}
+func (f *planFlags) readOnlyStore() (state.Store, error) { return f.engine.openState(true) }
 
-// observeFleet observes every node of the fleet through its provider.
-func observeFleet(ctx context.Context, desired *spec.Fleet, pf *providerFlags) (*observed.Fleet, error) {
-	prov, err := newProvider(desired, pf)
-	if err != nil {
-		return nil, err
-	}
-	return reconcile.Observe(ctx, desired, prov, pf.Concurrency, pf.NodeTimeout)
-}
+func (f *planFlags) writableStore() (state.Store, error) { return f.engine.openState(false) }
 
-func readObserved(path string) (*observed.Fleet, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	var obs observed.Fleet
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&obs); err != nil {
-		return nil, fmt.Errorf("observation %s: %w", path, err)
-	}
-	if obs.Version != observed.Version {
-		return nil, fmt.Errorf("observation %s: version %d, want %d", path, obs.Version, observed.Version)
-	}
-	obs.Sort()
-	return &obs, nil
-}
-
-func savePlan(path string, p *reconcile.Plan, desired *spec.Fleet) error {
-	if abs, err := filepath.Abs(desired.Root); err == nil {
-		d := *desired
-		d.Root = abs
-		desired = &d
-	}
-	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
-		return err
-	}
-	return os.WriteFile(path, buf.Bytes(), 0o600)
-}
-
-func printPlan(s streams, format string, p *reconcile.Plan) error {
+func printPlan(s streams, format string, p *engine.Planned) error {
 	if format == "json" {
-		return render.JSON(s.out, p)
+		return render.JSON(s.out, p.Plan)
 	}
-	return render.Text(s.out, p, render.StyleFor(s.out, os.Getenv))
+	return render.Text(s.out, p.Plan, render.StyleFor(s.out, os.Getenv))
 }

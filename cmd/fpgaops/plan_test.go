@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/plans"
 )
 
 // The example snapshots belong to the example fleet: planning against the
@@ -35,13 +35,13 @@ func TestPlanExamples(t *testing.T) {
 			if !json.Valid([]byte(out)) {
 				t.Fatalf("-o json is not valid JSON:\n%s", out)
 			}
-			var p reconcile.Plan
+			var p plans.Plan
 			dec := json.NewDecoder(strings.NewReader(out))
 			dec.DisallowUnknownFields()
 			if err := dec.Decode(&p); err != nil {
 				t.Fatalf("-o json does not decode as a plan: %v", err)
 			}
-			if p.FormatVersion != reconcile.FormatVersion || p.HasChanges() != (tt.code == 2) {
+			if p.FormatVersion != plans.FormatVersion || p.HasChanges() != (tt.code == 2) {
 				t.Errorf("JSON plan: format %d, changes %v", p.FormatVersion, p.HasChanges())
 			}
 		})

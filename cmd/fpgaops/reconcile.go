@@ -73,7 +73,7 @@ func reportRun(s streams, server string, run state.Run) error {
 	}
 	if run.Outcome == state.OutcomeApplied {
 		fmt.Fprintf(s.out, "Run %d applied revision %s: %d change(s), %d violation(s).\n",
-			run.ID, rev, run.Results["applied"], run.Violations)
+			run.ID, rev, run.Results.Applied, run.Violations)
 		return nil
 	}
 	fmt.Fprintf(s.out, "Run %d on revision %s: %s.\n", run.ID, rev, run.Outcome)

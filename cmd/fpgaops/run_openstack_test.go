@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
 	"github.com/fpgaops/fpgaops/providers/sim"
@@ -142,12 +143,11 @@ name: lab
 }
 
 // TestRunWithOpenStack runs the controller (run --once) against the same
-// two nodes as TestApplyWithOpenStack: after the fleet's changes each run
-// plans the cloud with the policy's gates and applies what they allow (a
+// two nodes as TestApplyWithOpenStack: each run plans the fleet and the
+// cloud as one, with the policy's gates, and applies what they allow (a
 // deny window holds the server's replacement; once lifted, the server is
-// replaced and waited for), and records the OpenStack results in the
-// history and the status. A last run finds nothing to change on either
-// side.
+// replaced and waited for), and records every change in the history and
+// the status. A last run finds nothing to change.
 func TestRunWithOpenStack(t *testing.T) {
 	const (
 		ifID  = "9926ab6d-6c92-5a68-aabc-a7d84c545738"
@@ -213,7 +213,7 @@ func TestRunWithOpenStack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run --once in the freeze exited %d:\n%s\n%s", code, out, errs)
 	}
-	if want := "2 change(s), 1 violation(s). OpenStack: 4 applied, 1 skipped, 0 failed."; !strings.Contains(out, want) {
+	if want := "6 change(s), 1 violation(s)."; !strings.Contains(out, want) {
 		t.Errorf("run --once in the freeze printed:\n%s\nwant %q", out, want)
 	}
 	if s := cloud.Servers(); len(s) != 1 || s[0].ID != vnfA {
@@ -226,7 +226,7 @@ func TestRunWithOpenStack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("run --once exited %d:\n%s\n%s", code, out, errs)
 	}
-	if want := "Applied revision " + commit + ": 0 change(s), 0 violation(s). OpenStack: 1 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
+	if want := "Applied revision " + commit + ": 1 change(s), 0 violation(s)."; !strings.Contains(out, want) {
 		t.Errorf("run --once printed:\n%s\nwant %q", out, want)
 	}
 	servers := cloud.Servers()
@@ -240,10 +240,6 @@ func TestRunWithOpenStack(t *testing.T) {
 		t.Errorf("sim stats %+v: want one program (compute-02) and no violation", st)
 	}
 
-	wantApplied := map[string]int{
-		string(openstack.CreateImage): 1, string(openstack.CreateDeviceProfile): 1, string(openstack.CreateFlavor): 1,
-		string(openstack.ProgramDeployable): 1, string(openstack.ReplaceServer): 1,
-	}
 	history := func() []state.Run {
 		t.Helper()
 		out, errs, code := cli("history", "--state-dir", stateDir, "-o", "json")
@@ -257,27 +253,20 @@ func TestRunWithOpenStack(t *testing.T) {
 		return runs
 	}
 	runs := history()
-	if len(runs) != 2 || runs[0].OpenStack == nil || runs[1].OpenStack == nil {
+	if len(runs) != 2 {
 		t.Fatalf("history after two runs: %+v", runs)
 	}
-	// Newest first: the two runs together applied each change once.
-	frozen, lifted := runs[1].OpenStack, runs[0].OpenStack
-	for a, n := range wantApplied {
-		if got := frozen.Applied[a] + lifted.Applied[a]; got != n {
-			t.Errorf("history: openstack applied[%s] = %d, want %d (%+v, %+v)", a, got, n, frozen, lifted)
-		}
+	// Newest first: the frozen run made the cloud's objects, programmed
+	// the pool card and compute-02's card; the lifted one replaced vnf-a.
+	frozen, lifted := runs[1], runs[0]
+	if want := (plans.ByAction{Program: 2, Attach: 1, Create: 3}); frozen.Applied != want || frozen.Plan.Held != 1 || frozen.Results.Held != 1 || frozen.Violations != 1 {
+		t.Errorf("history: the frozen run applied %+v (want %+v), plan %+v, results %+v, %d violation(s)", frozen.Applied, want, frozen.Plan, frozen.Results, frozen.Violations)
 	}
-	if frozen.Applied[string(openstack.ReplaceServer)] != 0 || frozen.Plan["blocked"] != 1 || frozen.Results["skipped"] != 1 || runs[1].Violations != 1 {
-		t.Errorf("history: the frozen run's OpenStack part %+v, %d violation(s)", frozen, runs[1].Violations)
-	}
-	if lifted.Results["applied"] != 1 || lifted.Results["failed"] != 0 || len(lifted.Failures) != 0 {
-		t.Errorf("history: the lifted run's OpenStack part %+v", lifted)
-	}
-	if runs[1].Outcome != state.OutcomeApplied || runs[1].Results["applied"] != 2 {
-		t.Errorf("history: the frozen run %+v", runs[1])
+	if want := (plans.ByAction{Replace: 1}); lifted.Applied != want || lifted.Results.Failed != 0 || lifted.Outcome != state.OutcomeApplied {
+		t.Errorf("history: the lifted run %+v", lifted)
 	}
 
-	// The text history's CHANGED counts both parts: 2+4, then 0+1.
+	// The text history's CHANGED column: 6, then 1.
 	out, errs, code = cli("history", "--state-dir", stateDir)
 	if code != 0 {
 		t.Fatalf("history exited %d:\n%s\n%s", code, out, errs)
@@ -302,8 +291,8 @@ func TestRunWithOpenStack(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &status); err != nil {
 		t.Fatalf("status -o json: %v\n%s", err, out)
 	}
-	if status.LastRun == nil || status.LastRun.OpenStack == nil || status.LastRun.OpenStack.Applied[string(openstack.ReplaceServer)] != 1 {
-		t.Errorf("status does not record the OpenStack changes:\n%s", out)
+	if status.LastRun == nil || status.LastRun.Applied.Replace != 1 {
+		t.Errorf("status does not record the replacement:\n%s", out)
 	}
 
 	// Converged: the second run changes nothing on either side.
@@ -312,7 +301,7 @@ func TestRunWithOpenStack(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("second run --once exited %d:\n%s\n%s", code, out, errs)
 	}
-	if want := "0 change(s), 0 violation(s). OpenStack: 0 applied, 0 skipped, 0 failed."; !strings.Contains(out, want) {
+	if want := "0 change(s), 0 violation(s)."; !strings.Contains(out, want) {
 		t.Errorf("second run printed:\n%s\nwant %q", out, want)
 	}
 	for _, r := range cloud.Requests()[before:] {
@@ -328,8 +317,8 @@ func TestRunWithOpenStack(t *testing.T) {
 	if len(runs) != 3 {
 		t.Fatalf("history after three runs: %d runs", len(runs))
 	}
-	if second := runs[0]; second.OpenStack == nil || len(second.OpenStack.Applied) != 0 || second.OpenStack.Results["applied"] != 0 {
-		t.Errorf("history: the second run's OpenStack part %+v", second.OpenStack)
+	if second := runs[0]; second.Applied.Total() != 0 || second.Results.Applied != 0 {
+		t.Errorf("history: the second run %+v", second)
 	}
 	if strings.Contains(out+errs, cloud.Password) {
 		t.Error("the password shows in the output")

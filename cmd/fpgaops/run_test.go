@@ -238,7 +238,7 @@ sha256: %s
 	if len(st.Nodes) != 1 || st.Nodes[0].Name != "compute-01" || st.Nodes[0].State != "ok" || st.Nodes[0].Changes == 0 {
 		t.Fatalf("nodes after c2: %+v", st.Nodes)
 	}
-	if st.LastRun == nil || st.LastRun.Trigger != "webhook/github" || st.LastRun.Results["applied"] == 0 {
+	if st.LastRun == nil || st.LastRun.Trigger != "webhook/github" || st.LastRun.Results.Applied == 0 {
 		t.Fatalf("last run: %+v", st.LastRun)
 	}
 

@@ -13,8 +13,11 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/openstack/cyborg"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/gophercloud/gophercloud/v2"
@@ -29,233 +32,116 @@ import (
 // maxBitstreamSize caps a bitstream fetched from a URL.
 const maxBitstreamSize = 1 << 30
 
-// ApplyOptions govern Apply.
-type ApplyOptions struct {
-	// Fleet is the desired fleet the plan was made from; bitstream files
-	// are read below Fleet.Root.
-	Fleet *spec.Fleet
-	// AllowDisruptive lets Apply replace servers. The caller decides it
-	// from the policy's maintenance windows; without it disruptive
-	// changes are skipped.
-	AllowDisruptive bool
-	// HTTPClient fetches bitstreams that have a URL; nil means
-	// http.DefaultClient.
-	HTTPClient *http.Client
-	// PollInterval is how often Apply checks that a deleted server is
-	// gone and that its replacement is up; zero means one second.
-	PollInterval time.Duration
-	// BootTimeout bounds the wait for a replaced server to go and for its
-	// replacement to become ACTIVE; zero means DefaultBootTimeout.
-	BootTimeout time.Duration
-}
-
-// DefaultBootTimeout is how long Apply waits for a replaced server by
-// default: Nova schedules, binds the accelerator requests (Cyborg
-// programs the card) and boots within a few minutes.
+// DefaultBootTimeout is how long a server replacement waits by default:
+// Nova schedules, binds the accelerator requests (Cyborg programs the
+// card) and boots within a few minutes.
 const DefaultBootTimeout = 10 * time.Minute
 
-// Outcome says what Apply did with one change.
-type Outcome string
-
-const (
-	Applied Outcome = "applied"
-	Skipped Outcome = "skipped"
-	Failed  Outcome = "failed"
-)
-
-// Result is what became of one change.
-type Result struct {
-	ID      string  `json:"id"`
-	Action  Action  `json:"action"`
-	Outcome Outcome `json:"outcome"`
-	Detail  string  `json:"detail,omitempty"`
-}
-
-// Apply carries out the changes in order against the cloud st was
-// observed from. Blocked changes and drift are skipped, and so are
-// disruptive changes unless opts.AllowDisruptive. A failure stops only the
-// changes that depend on it (a profile on its image, a flavor on its
-// profile, a server on its flavor); the others go on. The error joins
-// every failure.
-func (p *Provider) Apply(ctx context.Context, st *State, changes []Change, opts ApplyOptions) ([]Result, error) {
-	a := applier{p: p, st: st, opts: opts,
-		images: map[string]string{}, failedImage: map[string]bool{}, failedProfile: map[string]bool{},
-		flavors: map[string]string{}, failedFlavor: map[string]bool{}}
-	for _, f := range st.Flavors {
-		a.flavors[f.Name] = f.ID
-	}
-	if a.opts.PollInterval == 0 {
-		a.opts.PollInterval = time.Second
-	}
-	if a.opts.BootTimeout == 0 {
-		a.opts.BootTimeout = DefaultBootTimeout
-	}
-	var (
-		results []Result
-		errs    []error
-	)
-	for _, c := range changes {
-		r := Result{ID: c.ID, Action: c.Action}
-		switch {
-		case c.Action == Drift:
-			r.Outcome, r.Detail = Skipped, "drift is reported, not changed"
-		case c.Blocked != "":
-			r.Outcome, r.Detail = Skipped, "blocked: "+c.Blocked
-		case c.Disruptive && !opts.AllowDisruptive:
-			r.Outcome, r.Detail = Skipped, "disruptive changes are not allowed now"
-		default:
-			p.log.Info("openstack: apply", "id", c.ID, "action", string(c.Action))
-			if err := a.apply(ctx, c); err != nil {
-				err = fmt.Errorf("%s: %s: %w", c.ID, c.Action, err)
-				p.log.Error("openstack: apply failed", "id", c.ID, "action", string(c.Action), "err", err)
-				r.Outcome, r.Detail = Failed, err.Error()
-				errs = append(errs, err)
-			} else {
-				r.Outcome = Applied
-			}
-		}
-		results = append(results, r)
-	}
-	return results, errors.Join(errs...)
-}
-
-type applier struct {
-	p             *Provider
-	st            *State
-	opts          ApplyOptions
-	images        map[string]string // bitstream -> image ID created here
-	failedImage   map[string]bool
-	failedProfile map[string]bool
-	flavors       map[string]string // flavor name -> ID
-	failedFlavor  map[string]bool
-}
-
-func (a *applier) apply(ctx context.Context, c Change) error {
-	cl := a.p.clients
-	switch c.Action {
-	case CreateImage:
-		id, err := a.createImage(ctx, c.Image)
-		if err != nil {
-			a.failedImage[c.Image.Bitstream] = true
-			return err
-		}
-		a.images[c.Image.Bitstream] = id
-		return nil
-	case CreateDeviceProfile, ReplaceDeviceProfile:
-		pc := c.Profile
-		img, err := a.image(pc.Bitstream, pc.ImageID)
-		if err != nil {
-			a.failedProfile[pc.Name] = true
-			return err
-		}
-		if c.Action == ReplaceDeviceProfile {
-			if err := cyborg.DeleteDeviceProfile(ctx, cl.Accelerator, pc.OldUUID); err != nil {
-				a.failedProfile[pc.Name] = true
-				return err
-			}
-		}
-		_, err = cyborg.CreateDeviceProfile(ctx, cl.Accelerator, cyborg.DeviceProfile{
-			Name: pc.Name, Description: "fpgaops: bitstream " + pc.Bitstream + " on " + string(pc.Board),
-			Groups: []map[string]string{withImage(pc.Group, img)},
-		})
-		if err != nil {
-			a.failedProfile[pc.Name] = true
-		}
+// Check is the dry run of a change: an image to upload must be readable
+// with its declared digest; every change must carry what Apply reads.
+func (b *Backend) Check(ctx context.Context, desired *spec.Fleet, c *plans.Change) error {
+	switch kind(c) {
+	case objImage:
+		_, err := b.readBitstream(ctx, desired, c.After)
 		return err
-	case CreateFlavor:
-		fc := c.Flavor
-		if a.failedProfile[fc.DeviceProfile] {
-			a.failedFlavor[fc.Name] = true
-			return fmt.Errorf("device profile %s was not created", fc.DeviceProfile)
+	case objProfile, objFlavor:
+		if c.After == nil || c.After.Attrs[attrName] == "" {
+			return errors.New("names no object")
 		}
-		disk := fc.Disk
-		f, err := flavors.Create(ctx, cl.Compute, flavors.CreateOpts{Name: fc.Name, VCPUs: fc.VCPUs, RAM: fc.RAM, Disk: &disk,
-			Description: "fpgaops: accelerator " + fc.DeviceProfile}).Extract()
-		if err != nil {
-			a.failedFlavor[fc.Name] = true
-			return fmt.Errorf("nova: create flavor: %w", err)
+	case "server":
+		if c.Before == nil || c.Before.Attrs[attrServer] == "" || c.After == nil || c.After.Attrs[attrFlavor] == "" {
+			return errors.New("names no server or flavor")
 		}
-		a.flavors[fc.Name] = f.ID
-		if _, err := flavors.CreateExtraSpecs(ctx, cl.Compute, f.ID, flavors.ExtraSpecsOpts{"accel:device_profile": fc.DeviceProfile}).Extract(); err != nil {
-			a.failedFlavor[fc.Name] = true
-			return fmt.Errorf("nova: set accel:device_profile on flavor %s: %w", f.ID, err)
+	case "card":
+		if c.After == nil || c.After.Attrs[attrRP] == "" {
+			return errors.New("names no resource provider")
 		}
-		return nil
-	case ProgramDeployable:
-		pr := c.Program
-		img, err := a.image(pr.Bitstream, pr.ImageID)
-		if err != nil {
-			return err
+	default:
+		return fmt.Errorf("object %s is not OpenStack's", c.Object)
+	}
+	return nil
+}
+
+// kind is what sort of object a change is about.
+func kind(c *plans.Change) string {
+	for _, k := range []string{objImage, objProfile, objFlavor} {
+		if strings.HasPrefix(c.Object, k) {
+			return k
 		}
-		// The plan saw the card free; check again right before, since a
-		// server may have been given it since.
-		arqs, err := cyborg.ListARQs(ctx, cl.Accelerator, "")
-		if err != nil {
-			return err
-		}
-		for _, q := range arqs {
-			if q.DeviceRP() == pr.RPUUID && q.State == cyborg.ARQBound {
-				return fmt.Errorf("refusing to program: instance %s holds the card", q.Instance())
-			}
-		}
-		_, err = cyborg.ProgramDeployable(ctx, cl.Accelerator, pr.Deployable, img)
-		return err
-	case ReplaceServer:
-		return a.replaceServer(ctx, c.Server)
-	case UpdateTraits:
-		tc := c.Traits
-		_, err := ModifyTraits(ctx, cl.Placement, tc.RPUUID, tc.Generation, tc.Current, func(cur []string) []string {
-			out := slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(tc.Remove, t) })
-			for _, t := range tc.Add {
-				if !slices.Contains(out, t) {
-					out = append(out, t)
-				}
-			}
-			return out
-		})
+	}
+	switch {
+	case strings.Contains(c.Object, "/vm/"):
+		return "server"
+	case strings.Contains(c.Object, "/fpga/"):
+		return "card"
+	}
+	return ""
+}
+
+// Apply carries out one change. What the changes it depends on made (an
+// image, a profile, a flavor) is found again in the cloud, so a change
+// runs the same whether they ran in this run or an earlier one.
+func (b *Backend) Apply(ctx context.Context, desired *spec.Fleet, c *plans.Change) error {
+	cl, err := b.connect(ctx)
+	if err != nil {
 		return err
 	}
-	return fmt.Errorf("unknown action %q", c.Action)
+	b.log.Info("openstack: apply", "change", c.ID)
+	switch k := kind(c); {
+	case k == objImage && c.Action == plans.ActionCreate:
+		return b.createImage(ctx, cl, desired, c.After)
+	case k == objProfile && (c.Action == plans.ActionCreate || c.Action == plans.ActionReplace):
+		return b.makeProfile(ctx, cl, c)
+	case k == objFlavor && c.Action == plans.ActionCreate:
+		return b.createFlavor(ctx, cl, c.After.Attrs)
+	case k == "card" && c.Action == plans.ActionProgram:
+		return b.program(ctx, cl, c.After)
+	case k == "card" && c.Action == plans.ActionUpdate:
+		return b.updateTraits(ctx, cl, c.Before, c.After)
+	case k == "server" && c.Action == plans.ActionReplace:
+		return b.replaceServer(ctx, cl, c.Before, c.After)
+	}
+	return fmt.Errorf("action %s on %s is not OpenStack's", c.Action, c.Object)
 }
 
-// image resolves a bitstream's image: planned ID, or created here.
-func (a *applier) image(bitstream, planned string) (string, error) {
-	if planned != "" {
-		return planned, nil
+// imageOf finds the active Glance image of a bitstream by name and
+// digest: the one an earlier change uploaded.
+func (b *Backend) imageOf(ctx context.Context, cl *Clients, bitstream, sum string) (string, error) {
+	imgs, err := listImages(ctx, cl, ImageName(spec.Bitstream{Name: bitstream}))
+	if err != nil {
+		return "", err
 	}
-	if id := a.images[bitstream]; id != "" {
-		return id, nil
+	for _, im := range imgs {
+		if im.SHA256 == sum && im.Status == "active" {
+			return im.ID, nil
+		}
 	}
-	if a.failedImage[bitstream] {
-		return "", fmt.Errorf("the image of bitstream %s was not created", bitstream)
-	}
-	return "", fmt.Errorf("bitstream %s has no image and the plan creates none", bitstream)
+	return "", fmt.Errorf("no active Glance image of bitstream %s with sha256 %s", bitstream, short(sum))
 }
 
 // readBitstream returns the bitstream's bytes, from the repository or its
 // URL, and refuses them unless their sha256 is the declared one.
-func (a *applier) readBitstream(ctx context.Context, ic *ImageChange) ([]byte, error) {
+func (b *Backend) readBitstream(ctx context.Context, desired *spec.Fleet, v *plans.Value) ([]byte, error) {
+	if v == nil {
+		return nil, errors.New("names no bitstream")
+	}
 	var data []byte
-	switch {
-	case ic.File != "":
-		if a.opts.Fleet == nil || !filepath.IsLocal(filepath.FromSlash(ic.File)) {
-			return nil, fmt.Errorf("bitstream file %q is not inside the repository", ic.File)
+	switch file, url := v.Attrs[attrFile], v.Attrs[attrURL]; {
+	case file != "":
+		if desired == nil || !filepath.IsLocal(filepath.FromSlash(file)) {
+			return nil, fmt.Errorf("bitstream file %q is not inside the repository", file)
 		}
-		b, err := os.ReadFile(filepath.Join(a.opts.Fleet.Root, filepath.FromSlash(ic.File)))
+		d, err := os.ReadFile(filepath.Join(desired.Root, filepath.FromSlash(file)))
 		if err != nil {
 			return nil, err
 		}
-		data = b
-	case ic.URL != "":
-		hc := a.opts.HTTPClient
-		if hc == nil {
-			hc = http.DefaultClient
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, ic.URL, nil)
+		data = d
+	case url != "":
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		if err != nil {
 			return nil, err
 		}
-		resp, err := hc.Do(req)
+		resp, err := b.http().Do(req)
 		if err != nil {
 			return nil, fmt.Errorf("fetch bitstream: %w", err)
 		}
@@ -263,67 +149,190 @@ func (a *applier) readBitstream(ctx context.Context, ic *ImageChange) ([]byte, e
 		if resp.StatusCode != http.StatusOK {
 			return nil, fmt.Errorf("fetch bitstream: %s", resp.Status)
 		}
-		b, err := io.ReadAll(io.LimitReader(resp.Body, maxBitstreamSize+1))
+		d, err := io.ReadAll(io.LimitReader(resp.Body, maxBitstreamSize+1))
 		if err != nil {
 			return nil, fmt.Errorf("fetch bitstream: %w", err)
 		}
-		if len(b) > maxBitstreamSize {
+		if len(d) > maxBitstreamSize {
 			return nil, fmt.Errorf("fetch bitstream: larger than %d bytes", maxBitstreamSize)
 		}
-		data = b
+		data = d
 	default:
 		return nil, errors.New("bitstream has neither a file nor a URL")
 	}
 	sum := sha256.Sum256(data)
-	if got := hex.EncodeToString(sum[:]); got != ic.SHA256 {
-		return nil, fmt.Errorf("digest mismatch: sha256 %s, declared %s: not uploading", got, ic.SHA256)
+	if got := hex.EncodeToString(sum[:]); got != v.SHA256 {
+		return nil, fmt.Errorf("digest mismatch: sha256 %s, declared %s: not uploading", got, v.SHA256)
 	}
 	return data, nil
 }
 
-func (a *applier) createImage(ctx context.Context, ic *ImageChange) (string, error) {
-	data, err := a.readBitstream(ctx, ic)
-	if err != nil {
-		return "", err
+func (b *Backend) http() *http.Client {
+	if b.opts.HTTPClient != nil {
+		return b.opts.HTTPClient
 	}
-	cl := a.p.clients
+	return http.DefaultClient
+}
+
+func (b *Backend) createImage(ctx context.Context, cl *Clients, desired *spec.Fleet, v *plans.Value) error {
+	data, err := b.readBitstream(ctx, desired, v)
+	if err != nil {
+		return err
+	}
 	img, err := images.Create(ctx, cl.Image, images.CreateOpts{
-		Name: ic.Name, DiskFormat: "raw", ContainerFormat: "bare",
-		Properties: map[string]string{PropertySHA256: ic.SHA256, PropertyBitstream: ic.Bitstream},
+		Name: v.Attrs[attrName], DiskFormat: "raw", ContainerFormat: "bare",
+		Properties: map[string]string{PropertySHA256: v.SHA256, PropertyBitstream: v.Bitstream},
 	}).Extract()
 	if err != nil {
-		return "", fmt.Errorf("glance: create image: %w", err)
+		return fmt.Errorf("glance: create image: %w", err)
 	}
 	if err := imagedata.Upload(ctx, cl.Image, img.ID, bytes.NewReader(data)).ExtractErr(); err != nil {
-		return "", fmt.Errorf("glance: upload image %s: %w", img.ID, err)
+		return fmt.Errorf("glance: upload image %s: %w", img.ID, err)
 	}
 	got, err := images.Get(ctx, cl.Image, img.ID).Extract()
 	if err != nil {
-		return "", fmt.Errorf("glance: read image %s back: %w", img.ID, err)
+		return fmt.Errorf("glance: read image %s back: %w", img.ID, err)
 	}
 	md := md5.Sum(data)
 	if got.Status != images.ImageStatusActive || got.Checksum != hex.EncodeToString(md[:]) {
-		return "", fmt.Errorf("glance: image %s is %s with checksum %s after upload: want active with %x", img.ID, got.Status, got.Checksum, md)
+		return fmt.Errorf("glance: image %s is %s with checksum %s after upload: want active with %x", img.ID, got.Status, got.Checksum, md)
 	}
-	return img.ID, nil
+	return nil
 }
 
-func (a *applier) replaceServer(ctx context.Context, sc *ServerChange) error {
-	cl := a.p.clients
-	if a.failedFlavor[sc.Flavor] {
-		return fmt.Errorf("flavor %s was not created", sc.Flavor)
+// makeProfile creates a device profile, deleting the old one first when
+// it replaces it (Cyborg has no update).
+func (b *Backend) makeProfile(ctx context.Context, cl *Clients, c *plans.Change) error {
+	a := c.After.Attrs
+	group := map[string]string{}
+	for k, v := range a {
+		if strings.HasPrefix(k, "resources:") || strings.HasPrefix(k, "trait:") || strings.HasPrefix(k, "accel:") {
+			group[k] = v
+		}
 	}
-	flavorID := a.flavors[sc.Flavor]
-	if flavorID == "" {
-		return fmt.Errorf("no flavor %s", sc.Flavor)
+	if group[attrBitstreamID] == "" {
+		img, err := b.imageOf(ctx, cl, c.After.Bitstream, c.After.SHA256)
+		if err != nil {
+			return err
+		}
+		group[attrBitstreamID] = img
 	}
-	pages, err := attachinterfaces.List(cl.Compute, sc.ServerID).AllPages(ctx)
+	if c.Action == plans.ActionReplace {
+		if err := cyborg.DeleteDeviceProfile(ctx, cl.Accelerator, c.Before.Attrs[attrUUID]); err != nil {
+			return err
+		}
+	}
+	_, err := cyborg.CreateDeviceProfile(ctx, cl.Accelerator, cyborg.DeviceProfile{
+		Name: a[attrName], Description: "fpgaops: bitstream " + c.After.Bitstream + " on " + a[attrBoard],
+		Groups: []map[string]string{group},
+	})
+	return err
+}
+
+func (b *Backend) createFlavor(ctx context.Context, cl *Clients, a map[string]string) error {
+	vcpus, err1 := strconv.Atoi(a[attrVCPUs])
+	ram, err2 := strconv.Atoi(a[attrRAM])
+	disk, err3 := strconv.Atoi(a[attrDisk])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return fmt.Errorf("flavor %s: size: %w", a[attrName], err)
+	}
+	f, err := flavors.Create(ctx, cl.Compute, flavors.CreateOpts{Name: a[attrName], VCPUs: vcpus, RAM: ram, Disk: &disk,
+		Description: "fpgaops: accelerator " + a[attrDeviceProfile]}).Extract()
 	if err != nil {
-		return fmt.Errorf("nova: interfaces of %s: %w", sc.ServerID, err)
+		return fmt.Errorf("nova: create flavor: %w", err)
+	}
+	if _, err := flavors.CreateExtraSpecs(ctx, cl.Compute, f.ID, flavors.ExtraSpecsOpts{attrDeviceProfile: a[attrDeviceProfile]}).Extract(); err != nil {
+		return fmt.Errorf("nova: set accel:device_profile on flavor %s: %w", f.ID, err)
+	}
+	return nil
+}
+
+// flavorID finds a flavor by name.
+func flavorID(ctx context.Context, cl *Clients, name string) (string, error) {
+	pages, err := flavors.ListDetail(cl.Compute, flavors.ListOpts{AccessType: flavors.AllAccess}).AllPages(ctx)
+	if err != nil {
+		return "", fmt.Errorf("nova: list flavors: %w", err)
+	}
+	list, err := flavors.ExtractFlavors(pages)
+	if err != nil {
+		return "", fmt.Errorf("nova: list flavors: %w", err)
+	}
+	for _, f := range list {
+		if f.Name == name {
+			return f.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no flavor %s", name)
+}
+
+// program programs a pool card through its deployable, after checking
+// again that no server holds it: one may have been given it since the
+// plan.
+func (b *Backend) program(ctx context.Context, cl *Clients, v *plans.Value) error {
+	img := v.Attrs[attrImage]
+	if img == "" {
+		var err error
+		if img, err = b.imageOf(ctx, cl, v.Bitstream, v.SHA256); err != nil {
+			return err
+		}
+	}
+	arqs, err := cyborg.ListARQs(ctx, cl.Accelerator, "")
+	if err != nil {
+		return err
+	}
+	for _, q := range arqs {
+		if q.DeviceRP() == v.Attrs[attrRP] && q.State == cyborg.ARQBound {
+			return fmt.Errorf("refusing to program: instance %s holds the card", q.Instance())
+		}
+	}
+	_, err = cyborg.ProgramDeployable(ctx, cl.Accelerator, v.Attrs[attrDeployable], img)
+	return err
+}
+
+func (b *Backend) updateTraits(ctx context.Context, cl *Clients, before, after *plans.Value) error {
+	a := after.Attrs
+	gen, err := strconv.Atoi(a[attrGeneration])
+	if err != nil {
+		return fmt.Errorf("resource provider %s: generation: %w", a[attrRP], err)
+	}
+	current, add, remove := splitList(before.Attrs[attrTraits]), splitList(a[attrAdd]), splitList(a[attrRemove])
+	_, err = ModifyTraits(ctx, cl.Placement, a[attrRP], gen, current, func(cur []string) []string {
+		out := slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(remove, t) })
+		for _, t := range add {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+		return out
+	})
+	return err
+}
+
+func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
+}
+
+// replaceServer deletes the server and boots it again, with the same
+// name, image, key, networks and host, and the flavor that carries the
+// accelerator; it is done when the new server is ACTIVE.
+func (b *Backend) replaceServer(ctx context.Context, cl *Clients, before, after *plans.Value) error {
+	old := before.Attrs
+	flavor := after.Attrs[attrFlavor]
+	fid, err := flavorID(ctx, cl, flavor)
+	if err != nil {
+		return err
+	}
+	id := old[attrServer]
+	pages, err := attachinterfaces.List(cl.Compute, id).AllPages(ctx)
+	if err != nil {
+		return fmt.Errorf("nova: interfaces of %s: %w", id, err)
 	}
 	ifaces, err := attachinterfaces.ExtractInterfaces(pages)
 	if err != nil {
-		return fmt.Errorf("nova: interfaces of %s: %w", sc.ServerID, err)
+		return fmt.Errorf("nova: interfaces of %s: %w", id, err)
 	}
 	var nets any = "none"
 	if len(ifaces) > 0 {
@@ -333,49 +342,49 @@ func (a *applier) replaceServer(ctx context.Context, sc *ServerChange) error {
 		}
 		nets = list
 	}
-	if err := servers.Delete(ctx, cl.Compute, sc.ServerID).ExtractErr(); err != nil {
-		return fmt.Errorf("nova: delete server %s: %w", sc.ServerID, err)
+	if err := servers.Delete(ctx, cl.Compute, id).ExtractErr(); err != nil {
+		return fmt.Errorf("nova: delete server %s: %w", id, err)
 	}
-	if err := a.waitGone(ctx, sc); err != nil {
+	if err := b.waitGone(ctx, cl, before.VM, id); err != nil {
 		return err
 	}
 	opts := keypairs.CreateOptsExt{
 		CreateOptsBuilder: servers.CreateOpts{
-			Name: sc.Name, ImageRef: sc.ImageID, FlavorRef: flavorID, Networks: nets,
+			Name: before.VM, ImageRef: old[attrImage], FlavorRef: fid, Networks: nets,
 			// Admins may pin a server to a host this way; it keeps the VM
 			// on the node its binding names.
-			AvailabilityZone: "nova:" + sc.Host,
+			AvailabilityZone: "nova:" + old[attrHost],
 		},
-		KeyName: sc.KeyName,
+		KeyName: old[attrKeyName],
 	}
 	created, err := servers.Create(ctx, cl.Compute, opts, nil).Extract()
 	if err != nil {
-		return fmt.Errorf("nova: boot server %s again with flavor %s: %w", sc.Name, sc.Flavor, err)
+		return fmt.Errorf("nova: boot server %s again with flavor %s: %w", before.VM, flavor, err)
 	}
-	return a.waitActive(ctx, sc, created.ID)
+	return b.waitActive(ctx, cl, before.VM, created.ID)
 }
 
 // waitGone waits, within the boot timeout, until Nova no longer knows the
 // deleted server: its accelerator is only free then.
-func (a *applier) waitGone(parent context.Context, sc *ServerChange) error {
-	ctx, cancel := context.WithTimeout(parent, a.opts.BootTimeout)
+func (b *Backend) waitGone(parent context.Context, cl *Clients, name, id string) error {
+	ctx, cancel := context.WithTimeout(parent, b.bootTimeout())
 	defer cancel()
 	for {
-		_, err := servers.Get(ctx, a.p.clients.Compute, sc.ServerID).Extract()
+		_, err := servers.Get(ctx, cl.Compute, id).Extract()
 		if gophercloud.ResponseCodeIs(err, http.StatusNotFound) {
 			return nil
 		}
 		if err != nil && ctx.Err() != nil && parent.Err() == nil {
-			return fmt.Errorf("nova: server %s (%s) is not gone after %s", sc.Name, sc.ServerID, a.opts.BootTimeout)
+			return fmt.Errorf("nova: server %s (%s) is not gone after %s", name, id, b.bootTimeout())
 		}
 		if err != nil {
-			return fmt.Errorf("nova: wait for server %s (%s) to go: %w", sc.Name, sc.ServerID, err)
+			return fmt.Errorf("nova: wait for server %s (%s) to go: %w", name, id, err)
 		}
-		if err := a.pause(ctx); err != nil {
+		if err := b.pause(ctx); err != nil {
 			if parent.Err() != nil {
 				return parent.Err()
 			}
-			return fmt.Errorf("nova: server %s (%s) is not gone after %s", sc.Name, sc.ServerID, a.opts.BootTimeout)
+			return fmt.Errorf("nova: server %s (%s) is not gone after %s", name, id, b.bootTimeout())
 		}
 	}
 }
@@ -384,17 +393,17 @@ func (a *applier) waitGone(parent context.Context, sc *ServerChange) error {
 // ACTIVE. ERROR is a failure that names the server and Nova's fault; a
 // server still building when the time is up is one too. A replacement is
 // only done when its VM runs again.
-func (a *applier) waitActive(parent context.Context, sc *ServerChange, id string) error {
-	ctx, cancel := context.WithTimeout(parent, a.opts.BootTimeout)
+func (b *Backend) waitActive(parent context.Context, cl *Clients, name, id string) error {
+	ctx, cancel := context.WithTimeout(parent, b.bootTimeout())
 	defer cancel()
 	status := "BUILD"
 	for {
-		s, err := servers.Get(ctx, a.p.clients.Compute, id).Extract()
+		s, err := servers.Get(ctx, cl.Compute, id).Extract()
 		if err != nil && ctx.Err() != nil && parent.Err() == nil {
-			return fmt.Errorf("nova: server %s (%s) is still %s after %s", sc.Name, id, status, a.opts.BootTimeout)
+			return fmt.Errorf("nova: server %s (%s) is still %s after %s", name, id, status, b.bootTimeout())
 		}
 		if err != nil {
-			return fmt.Errorf("nova: wait for server %s (%s) to be ACTIVE: %w", sc.Name, id, err)
+			return fmt.Errorf("nova: wait for server %s (%s) to be ACTIVE: %w", name, id, err)
 		}
 		status = s.Status
 		switch status {
@@ -405,23 +414,34 @@ func (a *applier) waitActive(parent context.Context, sc *ServerChange, id string
 			if why == "" {
 				why = "Nova gives no fault"
 			}
-			return fmt.Errorf("nova: server %s (%s) went to ERROR after the replacement boot: %s", sc.Name, id, why)
+			return fmt.Errorf("nova: server %s (%s) went to ERROR after the replacement boot: %s", name, id, why)
 		}
-		if err := a.pause(ctx); err != nil {
+		if err := b.pause(ctx); err != nil {
 			if parent.Err() != nil {
 				return parent.Err()
 			}
-			return fmt.Errorf("nova: server %s (%s) is still %s after %s", sc.Name, id, status, a.opts.BootTimeout)
+			return fmt.Errorf("nova: server %s (%s) is still %s after %s", name, id, status, b.bootTimeout())
 		}
 	}
 }
 
 // pause waits one poll interval, or until ctx ends.
-func (a *applier) pause(ctx context.Context) error {
+func (b *Backend) pause(ctx context.Context) error {
+	d := b.opts.PollInterval
+	if d <= 0 {
+		d = time.Second
+	}
 	select {
 	case <-ctx.Done():
 		return ctx.Err()
-	case <-time.After(a.opts.PollInterval):
+	case <-time.After(d):
 		return nil
 	}
+}
+
+func (b *Backend) bootTimeout() time.Duration {
+	if b.opts.BootTimeout > 0 {
+		return b.opts.BootTimeout
+	}
+	return DefaultBootTimeout
 }

@@ -47,9 +47,10 @@ func bigFleet(n int) (*spec.Fleet, *State) {
 
 func BenchmarkPlan1000Nodes(b *testing.B) {
 	f, st := bigFleet(1000)
+	nodes := owned(f)
 	b.ReportAllocs()
 	for b.Loop() {
-		if len(Plan(f, st)) == 0 {
+		if len(Plan(f, nodes, st)) == 0 {
 			b.Fatal("empty plan")
 		}
 	}

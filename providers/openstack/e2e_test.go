@@ -6,7 +6,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
 	"github.com/fpgaops/fpgaops/spec"
 )
@@ -120,12 +123,88 @@ func newE2E(t *testing.T, tag string) *e2e {
 // stable replaces the IDs that differ between runs with names.
 func (e *e2e) stable(s string) string {
 	s = strings.ReplaceAll(s, e.nlbImage, "<image nlb>")
+	s = strings.ReplaceAll(s, e.vmA, "<server vm-a>")
+	s = strings.ReplaceAll(s, e.tenDB, "<server db-1>")
 	for k, v := range e.deps {
 		s = strings.ReplaceAll(s, v, "<deployable "+k+">")
 	}
 	return s
 }
 
+// backend is the e2e cloud's backend; its nodes are the fleet's.
+func (e *e2e) backend(opts Options) *Backend {
+	opts.Cloud, opts.CloudsFile = "lab", e.clouds
+	if opts.PollInterval == 0 {
+		opts.PollInterval = time.Millisecond
+	}
+	return NewBackend(opts, nil)
+}
+
+// plan observes the cloud and plans, as the engine does.
+func (e *e2e) plan(t *testing.T, b *Backend) []plans.Change {
+	t.Helper()
+	data, err := b.ObservePlatform(context.Background(), e.fleet, owned(e.fleet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	changes, err := b.Plan(e.fleet, owned(e.fleet), data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return changes
+}
+
+// applyAll checks and applies every change that runs, in dependency
+// order, skipping the held ones and those whose dependencies did not
+// succeed, and those skip() refuses: a small executor for the backend's
+// own tests (reconcile/execute is the real one). It returns each
+// change's error, "skipped" for what did not run.
+func applyAll(t *testing.T, b *Backend, fleet *spec.Fleet, changes []plans.Change, skip func(*plans.Change) bool) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	done := map[string]bool{}
+	pending := slices.Clone(changes)
+	for len(pending) > 0 {
+		var next []plans.Change
+		for _, c := range pending {
+			if c.Action == plans.ActionReport || c.Held != nil || skip != nil && skip(&c) {
+				out[c.ID] = "skipped"
+				continue
+			}
+			ready, failed := true, false
+			for _, d := range c.DependsOn {
+				if r, ok := out[d]; ok && r != "" {
+					failed = true
+				}
+				ready = ready && done[d]
+			}
+			switch {
+			case failed:
+				out[c.ID] = "skipped"
+			case !ready:
+				next = append(next, c)
+			default:
+				err := b.Check(ctx, fleet, &c)
+				if err == nil {
+					err = b.Apply(ctx, fleet, &c)
+				}
+				out[c.ID] = ""
+				if err != nil {
+					out[c.ID] = err.Error()
+				}
+				done[c.ID] = err == nil
+			}
+		}
+		if len(next) == len(pending) {
+			t.Fatalf("changes wait for what is not in the plan: %v", next)
+		}
+		pending = next
+	}
+	return out
+}
+
+// golden compares got with testdata/name.
 func golden(t *testing.T, name, got string) {
 	t.Helper()
 	path := filepath.Join("testdata", name)
@@ -143,83 +222,69 @@ func golden(t *testing.T, name, got string) {
 	}
 }
 
-func TestPlanEndToEnd(t *testing.T) {
-	e := newE2E(t, "a")
-	var out, logs bytes.Buffer
-	changes, err := RunPlan(context.Background(), PlanRequest{
-		Options: Options{Cloud: "lab", CloudsFile: e.clouds},
-		Fleet:   e.fleet, Out: &out,
-		Log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	golden(t, "plan_e2e.golden", e.stable(out.String()))
-	if !Summarize(changes).Actionable() {
-		t.Error("plan has nothing to do")
-	}
-	for _, secret := range []string{e.cloud.Password} {
-		if strings.Contains(out.String(), secret) || strings.Contains(logs.String(), secret) {
-			t.Error("the password shows in the plan or the logs")
+// listing is the changes one a line, with what each makes and waits for.
+func listing(changes []plans.Change) string {
+	var b strings.Builder
+	for _, c := range changes {
+		b.WriteString(line(c) + "\n")
+		for _, v := range []*plans.Value{c.Before, c.After} {
+			if v == nil {
+				continue
+			}
+			for _, k := range slices.Sorted(maps.Keys(v.Attrs)) {
+				fmt.Fprintf(&b, "    %s: %s\n", k, v.Attrs[k])
+			}
+		}
+		for _, d := range c.DependsOn {
+			b.WriteString("    after " + d + "\n")
+		}
+		if c.Reason != "" {
+			b.WriteString("    # " + c.Reason + "\n")
 		}
 	}
+	return b.String()
+}
 
-	var js bytes.Buffer
-	if _, err := RunPlan(context.Background(), PlanRequest{Options: Options{Cloud: "lab", CloudsFile: e.clouds}, Fleet: e.fleet, Out: &js, Output: "json"}); err != nil {
-		t.Fatal(err)
-	}
-	var jp JSONPlan
-	if err := json.Unmarshal(js.Bytes(), &jp); err != nil {
-		t.Fatalf("json plan: %v\n%s", err, js.String())
-	}
-	if !slices.EqualFunc(jp.Changes, changes, func(a, b Change) bool { return a.ID == b.ID && a.Action == b.Action }) || jp.Summary != Summarize(changes) {
-		t.Errorf("json plan differs from the text plan's changes: %+v", jp.Summary)
+func TestPlanEndToEnd(t *testing.T) {
+	e := newE2E(t, "a")
+	var logs bytes.Buffer
+	b := NewBackend(Options{Cloud: "lab", CloudsFile: e.clouds}, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	changes := e.plan(t, b)
+	out := listing(changes)
+	golden(t, "plan_e2e.golden", e.stable(out))
+	for _, secret := range []string{e.cloud.Password} {
+		if strings.Contains(out, secret) || strings.Contains(logs.String(), secret) {
+			t.Error("the password shows in the plan or the logs")
+		}
 	}
 }
 
 func TestApplyEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	e := newE2E(t, "b")
-	c, err := Connect(ctx, Options{Cloud: "lab", CloudsFile: e.clouds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(c, nil)
-	st, err := p.Observe(ctx, e.fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes := Plan(e.fleet, st)
+	b := e.backend(Options{})
+	const replace = "node/compute-01/vm/vm-a:replace"
 
-	// Without leave to disrupt, the server stays and the rest goes ahead.
-	res, err := p.Apply(ctx, st, changes, ApplyOptions{Fleet: e.fleet, PollInterval: time.Millisecond})
-	if err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	for _, r := range res {
-		if r.Action == ReplaceServer && r.Outcome != Skipped {
-			t.Errorf("server replaced without leave: %+v", r)
+	// Without the replacement (as outside a window), the rest goes ahead;
+	// what it made is found again by the next run, not remembered.
+	res := applyAll(t, b, e.fleet, e.plan(t, b), func(c *plans.Change) bool { return c.Disruptive })
+	for id, r := range res {
+		if r != "" && r != "skipped" {
+			t.Errorf("%s: %s", id, r)
 		}
+	}
+	if res[replace] != "skipped" {
+		t.Errorf("vm-a's replacement: %q, want skipped", res[replace])
 	}
 	if s := e.cloud.Servers(); s[0].ID != e.vmA {
 		t.Errorf("vm-a was replaced")
 	}
 
-	st, err = p.Observe(ctx, e.fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	changes = Plan(e.fleet, st)
-	res, err = p.Apply(ctx, st, changes, ApplyOptions{Fleet: e.fleet, AllowDisruptive: true, PollInterval: time.Millisecond})
-	if err != nil {
-		t.Fatalf("apply: %v", err)
-	}
-	var replaced bool
-	for _, r := range res {
-		replaced = replaced || r.Action == ReplaceServer && r.Outcome == Applied
-	}
-	if !replaced {
-		t.Fatalf("vm-a not replaced: %+v", res)
+	b = e.backend(Options{})
+	changes := e.plan(t, b)
+	res = applyAll(t, b, e.fleet, changes, nil)
+	if r, ok := res[replace]; !ok || r != "" {
+		t.Fatalf("vm-a not replaced: %q in %v", r, res)
 	}
 
 	// Glance holds the repository's bytes under the bitstream's name.
@@ -275,20 +340,16 @@ func TestApplyEndToEnd(t *testing.T) {
 		}
 	}
 
-	// Converged: what is left is blocked or drift.
-	st, err = p.Observe(ctx, e.fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Converged: what is left is held or drift.
 	var left []string
-	for _, ch := range Plan(e.fleet, st) {
+	for _, ch := range e.plan(t, b) {
 		left = append(left, line(ch))
 	}
 	want := []string{
-		"program-deployable deployable/compute-02/pac1 blocked=held by running server db-1",
-		"drift card/compute-01/pac0",
-		"drift card/compute-01/pac1",
-		"drift card/compute-02/pac0",
+		"report node/compute-01/fpga/pac0:report drift",
+		"report node/compute-01/fpga/pac1:report drift",
+		"report node/compute-02/fpga/pac0:report drift",
+		"program node/compute-02/fpga/pac1:program held=in-use: held by running server db-1",
 	}
 	if !slices.Equal(left, want) {
 		t.Errorf("after apply:\n  %s\nwant:\n  %s", strings.Join(left, "\n  "), strings.Join(want, "\n  "))
@@ -296,20 +357,22 @@ func TestApplyEndToEnd(t *testing.T) {
 
 	// In drift mode "correct", the traits are set in Placement.
 	e.fleet.Policy.Drift = spec.DriftCorrect
-	changes = Plan(e.fleet, st)
-	if _, err := p.Apply(ctx, st, changes, ApplyOptions{Fleet: e.fleet}); err != nil {
-		t.Fatalf("apply trait corrections: %v", err)
-	}
-	st, err = p.Observe(ctx, e.fleet)
-	if err != nil {
-		t.Fatal(err)
+	for id, r := range applyAll(t, b, e.fleet, e.plan(t, b), nil) {
+		if r != "" && r != "skipped" {
+			t.Errorf("%s: %s", id, r)
+		}
 	}
 	left = nil
-	for _, ch := range Plan(e.fleet, st) {
+	for _, ch := range e.plan(t, b) {
 		left = append(left, line(ch))
 	}
-	if !slices.Equal(left, want[:1]) {
-		t.Errorf("after correcting traits:\n  %s\nwant only the blocked program", strings.Join(left, "\n  "))
+	if !slices.Equal(left, want[3:]) {
+		t.Errorf("after correcting traits:\n  %s\nwant only the held program", strings.Join(left, "\n  "))
+	}
+	var st State
+	data, err := b.ObservePlatform(ctx, e.fleet, owned(e.fleet))
+	if err != nil || json.Unmarshal(data, &st) != nil {
+		t.Fatal(err)
 	}
 	a0 := st.node("compute-01").card("0000:5e:00.0")
 	if !slices.Contains(a0.Traits, FunctionTrait(afuGzip)) || !slices.Contains(a0.Traits, RegionTrait(ifA10)) {
@@ -331,29 +394,32 @@ func TestCreateImageChecksTheDigest(t *testing.T) {
 	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	c, err := Connect(ctx, Options{Cloud: "lab", CloudsFile: clouds})
-	if err != nil {
-		t.Fatal(err)
+	b := NewBackend(Options{Cloud: "lab", CloudsFile: clouds, HTTPClient: srv.Client()}, nil)
+	image := func(name, file, url, sum string) *plans.Change {
+		attrs := map[string]string{attrName: "fpgaops-" + name, attrFile: file, attrURL: url}
+		return &plans.Change{ID: objImage + name + ":create", Object: objImage + name, Action: plans.ActionCreate, Step: plans.StepCreate,
+			Backend: Name, After: &plans.Value{Bitstream: name, SHA256: sum, Attrs: attrs}}
 	}
-	p := New(c, nil)
 	tests := []struct {
 		name    string
-		image   ImageChange
+		image   *plans.Change
 		wantErr string
 	}{
-		{"file whose digest differs", ImageChange{Bitstream: "a", Name: "fpgaops-a", File: "a.gbs", SHA256: sha(data)}, "digest mismatch"},
-		{"file outside the repository", ImageChange{Bitstream: "b", Name: "fpgaops-b", File: "../a.gbs", SHA256: sha(data)}, "not inside the repository"},
-		{"url whose digest differs", ImageChange{Bitstream: "c", Name: "fpgaops-c", URL: srv.URL, SHA256: sha([]byte("other"))}, "digest mismatch"},
-		{"url with the declared digest", ImageChange{Bitstream: "d", Name: "fpgaops-d", URL: srv.URL, SHA256: sha(data)}, ""},
+		{"file whose digest differs", image("a", "a.gbs", "", sha(data)), "digest mismatch"},
+		{"file outside the repository", image("b", "../a.gbs", "", sha(data)), "not inside the repository"},
+		{"url whose digest differs", image("c", "", srv.URL, sha([]byte("other"))), "digest mismatch"},
+		{"url with the declared digest", image("d", "", srv.URL, sha(data)), ""},
 	}
+	fleet := &spec.Fleet{Root: repo}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			before := len(cloud.Images())
-			ic := tc.image
-			res, err := p.Apply(ctx, &State{}, []Change{{Action: CreateImage, ID: "image/" + ic.Bitstream, Image: &ic}}, ApplyOptions{Fleet: &spec.Fleet{Root: repo}, HTTPClient: srv.Client()})
+			// The dry run catches it first; Apply checks again.
+			checkErr := b.Check(ctx, fleet, tc.image)
+			err := b.Apply(ctx, fleet, tc.image)
 			if tc.wantErr == "" {
-				if err != nil || res[0].Outcome != Applied {
-					t.Fatalf("apply: %v %+v", err, res)
+				if err != nil || checkErr != nil {
+					t.Fatalf("check: %v, apply: %v", checkErr, err)
 				}
 				imgs := cloud.Images()
 				if len(imgs) != before+1 || !bytes.Equal(cloud.ImageData(imgs[len(imgs)-1].ID), data) {
@@ -361,8 +427,10 @@ func TestCreateImageChecksTheDigest(t *testing.T) {
 				}
 				return
 			}
-			if err == nil || !strings.Contains(err.Error(), tc.wantErr) || res[0].Outcome != Failed {
-				t.Errorf("error %v, outcome %s: want %q", err, res[0].Outcome, tc.wantErr)
+			for _, e := range []error{checkErr, err} {
+				if e == nil || !strings.Contains(e.Error(), tc.wantErr) {
+					t.Errorf("error %v: want %q", e, tc.wantErr)
+				}
 			}
 			if len(cloud.Images()) != before {
 				t.Error("an image was created for a bitstream that failed its check")
@@ -381,22 +449,23 @@ func TestConnectFromEnvironmentKeepsSecrets(t *testing.T) {
 	t.Setenv("OS_DOMAIN_NAME", cloud.Domain)
 	t.Setenv("OS_REGION_NAME", cloud.Region)
 	var logs bytes.Buffer
-	c, err := Connect(context.Background(), Options{})
+	b := NewBackend(Options{}, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	fleet := &spec.Fleet{Bitstreams: []spec.Bitstream{{Name: "gzip", SHA256: shaGzip}}}
+	data, err := b.ObservePlatform(context.Background(), fleet, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := New(c, slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	st, err := p.Observe(context.Background(), &spec.Fleet{Bitstreams: []spec.Bitstream{{Name: "gzip", SHA256: shaGzip}}})
+	changes, err := b.Plan(fleet, nil, data)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out bytes.Buffer
-	if err := RenderJSON(&out, Plan(&spec.Fleet{}, st)); err != nil {
+	out, err := json.Marshal(changes)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []string{cloud.Password, cloud.Token} {
-		if strings.Contains(logs.String(), s) || strings.Contains(out.String(), s) {
-			t.Errorf("a secret shows in logs or plan")
+		if strings.Contains(logs.String(), s) || strings.Contains(string(out), s) || strings.Contains(string(data), s) {
+			t.Errorf("a secret shows in logs, observation or plan")
 		}
 	}
 
@@ -407,55 +476,5 @@ func TestConnectFromEnvironmentKeepsSecrets(t *testing.T) {
 	}
 	if strings.Contains(err.Error(), cloud.Password) {
 		t.Error("the error shows the password")
-	}
-}
-
-func TestApplyStopsOnlyWhatDependsOnAFailure(t *testing.T) {
-	ctx := context.Background()
-	e := newE2E(t, "c")
-	// The repository's file no longer has the declared digest.
-	if err := os.WriteFile(filepath.Join(e.fleet.Root, "bitstreams", "gzip.gbs"), []byte("tampered"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	c, err := Connect(ctx, Options{Cloud: "lab", CloudsFile: e.clouds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := New(c, nil)
-	st, err := p.Observe(ctx, e.fleet)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := p.Apply(ctx, st, Plan(e.fleet, st), ApplyOptions{Fleet: e.fleet, AllowDisruptive: true, PollInterval: time.Millisecond})
-	if err == nil {
-		t.Fatal("no error for a tampered bitstream")
-	}
-	got := map[string]Outcome{}
-	for _, r := range res {
-		got[r.ID] = r.Outcome
-	}
-	profile := ProfileName(e.fleet.Bitstreams[0], spec.BoardPACA10)
-	want := map[string]Outcome{
-		"image/gzip":                                 Failed,
-		"device-profile/" + profile:                  Failed,
-		"flavor/" + FlavorName(2, 4096, 40, profile): Failed,
-		"server/compute-01/vm-a":                     Failed,
-		"deployable/compute-02/pac0":                 Applied,
-		"deployable/compute-02/pac1":                 Skipped,
-		"card/compute-01/pac1":                       Skipped,
-	}
-	for id, o := range want {
-		if got[id] != o {
-			t.Errorf("%s: %s, want %s", id, got[id], o)
-		}
-	}
-	if n := len(e.cloud.Images()); n != 1 {
-		t.Errorf("%d images in Glance, want only the nlb one", n)
-	}
-	if s := e.cloud.Servers(); s[0].ID != e.vmA && s[1].ID != e.vmA {
-		t.Error("vm-a was deleted although its flavor was never made")
-	}
-	if len(e.cloud.Flavors()) != 2 || len(e.cloud.Profiles()) != 1 {
-		t.Errorf("flavors %d, profiles %d: nothing should have been created", len(e.cloud.Flavors()), len(e.cloud.Profiles()))
 	}
 }

@@ -3,7 +3,6 @@ package openstack
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strings"
 
 	"github.com/fpgaops/fpgaops/observed"
@@ -25,40 +24,18 @@ const PropertyBitstream = "fpgaops_bitstream"
 // observeConcurrency bounds the nodes observed at once.
 const observeConcurrency = 8
 
-// Provider observes and changes one OpenStack cloud.
-type Provider struct {
-	clients *Clients
-	log     *slog.Logger
-}
-
-// New returns a provider over connected clients. log may be nil.
-func New(c *Clients, log *slog.Logger) *Provider {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &Provider{clients: c, log: log}
-}
-
-// OpenStackNodes returns the fleet's nodes whose VMs OpenStack manages.
-func OpenStackNodes(f *spec.Fleet) []spec.Node {
-	var out []spec.Node
-	for _, n := range f.Nodes {
-		if n.Hostname != "" {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// Observe reads what the cloud runs for the fleet's OpenStack nodes:
+// Observe reads what the cloud runs for the nodes OpenStack owns:
 // Glance images of the fleet's bitstreams, Cyborg device profiles and
 // deployables and ARQs, Nova flavors and the servers on each node, and
 // each node's FPGA resource providers in Placement with their inventories
 // and traits. A node that cannot be read is marked unknown; an error in
 // what every node shares (Cyborg, Nova flavors, Glance) fails the whole
 // observation, since no plan could be trusted without it.
-func (p *Provider) Observe(ctx context.Context, fleet *spec.Fleet) (*State, error) {
-	c := p.clients
+func (b *Backend) Observe(ctx context.Context, fleet *spec.Fleet, nodes []*spec.Node) (*State, error) {
+	c, err := b.connect(ctx)
+	if err != nil {
+		return nil, err
+	}
 	st := &State{Images: []Image{}, Profiles: []Profile{}, Flavors: []Flavor{}, Nodes: []Node{}}
 	var (
 		deployables []cyborg.Deployable
@@ -97,8 +74,8 @@ func (p *Provider) Observe(ctx context.Context, fleet *spec.Fleet) (*State, erro
 		return nil
 	})
 	g.Go(func() error {
-		for _, b := range fleet.Bitstreams {
-			imgs, err := listImages(gctx, c, ImageName(b))
+		for _, bs := range fleet.Bitstreams {
+			imgs, err := listImages(gctx, c, ImageName(bs))
 			if err != nil {
 				return err
 			}
@@ -110,13 +87,12 @@ func (p *Provider) Observe(ctx context.Context, fleet *spec.Fleet) (*State, erro
 		return nil, err
 	}
 
-	nodes := OpenStackNodes(fleet)
 	st.Nodes = make([]Node, len(nodes))
 	ng, nctx := errgroup.WithContext(ctx)
 	ng.SetLimit(observeConcurrency)
 	for i, n := range nodes {
 		ng.Go(func() error {
-			st.Nodes[i] = p.observeNode(nctx, n, deployables, arqs)
+			st.Nodes[i] = b.observeNode(nctx, c, n, deployables, arqs)
 			return nil
 		})
 	}
@@ -143,11 +119,10 @@ func listImages(ctx context.Context, c *Clients, name string) ([]Image, error) {
 }
 
 // observeNode reads one node; its failures make the node unknown.
-func (p *Provider) observeNode(ctx context.Context, n spec.Node, deployables []cyborg.Deployable, arqs []cyborg.ARQ) Node {
-	c := p.clients
+func (b *Backend) observeNode(ctx context.Context, c *Clients, n *spec.Node, deployables []cyborg.Deployable, arqs []cyborg.ARQ) Node {
 	out := Node{Name: n.Name, Hostname: n.Hostname, State: observed.NodeOK, Cards: []Card{}, Servers: []Server{}}
 	unknown := func(err error) Node {
-		p.log.Warn("openstack: node unknown", "node", n.Name, "hostname", n.Hostname, "err", err)
+		b.log.Warn("openstack: node unknown", "node", n.Name, "hostname", n.Hostname, "err", err)
 		return Node{Name: n.Name, Hostname: n.Hostname, State: observed.NodeUnknown, Reason: err.Error()}
 	}
 	cards, err := observeCards(ctx, c.Placement, n.Hostname)

@@ -5,130 +5,50 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/fpgaops/fpgaops/observed"
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-// Action is what a Change does. The set is closed.
-type Action string
-
+// Objects of the cloud, as plan object IDs: "image/BITSTREAM",
+// "device-profile/NAME", "flavor/NAME". Cards and servers use the plan's
+// card and VM IDs ("node/N/fpga/SLOT", "node/N/vm/VM").
 const (
-	// CreateImage uploads a bitstream to Glance. Image is set.
-	CreateImage Action = "create-image"
-	// CreateDeviceProfile creates a Cyborg device profile. Profile is set;
-	// Profile.ImageID is "" when the image is created by this plan.
-	CreateDeviceProfile Action = "create-device-profile"
-	// ReplaceDeviceProfile deletes Profile.OldUUID and creates the profile
-	// again (Cyborg has no update).
-	ReplaceDeviceProfile Action = "replace-device-profile"
-	// CreateFlavor creates a Nova flavor carrying accel:device_profile.
-	// Flavor is set.
-	CreateFlavor Action = "create-flavor"
-	// ProgramDeployable programs a preprogrammed card through Cyborg.
-	// Program is set.
-	ProgramDeployable Action = "program-deployable"
-	// ReplaceServer deletes a server and boots it again, same name, image,
-	// networks and node, with the flavor that gives it its accelerator. It
-	// is always disruptive. Server is set.
-	ReplaceServer Action = "replace-server"
-	// UpdateTraits corrects a card's Placement traits (drift mode
-	// "correct"). Traits is set.
-	UpdateTraits Action = "update-traits"
-	// Drift reports a difference fpgaops does not change.
-	Drift Action = "drift"
+	objImage   = "image/"
+	objProfile = "device-profile/"
+	objFlavor  = "flavor/"
 )
 
-// phase orders actions: what a later change needs comes first.
-var phase = map[Action]int{
-	CreateImage: 0, CreateDeviceProfile: 1, ReplaceDeviceProfile: 1, CreateFlavor: 2,
-	ProgramDeployable: 3, ReplaceServer: 4, UpdateTraits: 5, Drift: 6,
-}
-
-// Change is one step of an OpenStack plan. ID is the object's canonical
-// ID ("image/gzip", "device-profile/NAME", "flavor/NAME",
-// "deployable/NODE/SLOT", "server/NODE/VM", "card/NODE/SLOT"). Exactly
-// one of the detail fields is set, as the Action says. Reason is for
-// display only; Apply never reads it. A Blocked change is shown but never
-// applied.
-type Change struct {
-	Action     Action `json:"action"`
-	ID         string `json:"id"`
-	Node       string `json:"node,omitempty"`
-	Binding    string `json:"binding,omitempty"`
-	Disruptive bool   `json:"disruptive,omitempty"`
-	Blocked    string `json:"blocked,omitempty"`
-	Reason     string `json:"reason,omitempty"`
-
-	Image   *ImageChange   `json:"image,omitempty"`
-	Profile *ProfileChange `json:"profile,omitempty"`
-	Flavor  *FlavorChange  `json:"flavor,omitempty"`
-	Program *ProgramChange `json:"program,omitempty"`
-	Server  *ServerChange  `json:"server,omitempty"`
-	Traits  *TraitsChange  `json:"traits,omitempty"`
-}
-
-// ImageChange is a bitstream to upload.
-type ImageChange struct {
-	Bitstream string `json:"bitstream"`
-	Name      string `json:"name"`
-	SHA256    string `json:"sha256"`
-	File      string `json:"file,omitempty"`
-	URL       string `json:"url,omitempty"`
-}
-
-// ProfileChange is a device profile to create. Groups holds every key but
-// accel:bitstream_id, which is ImageID or, when "", the image of Bitstream
-// created earlier in the same apply.
-type ProfileChange struct {
-	Name      string            `json:"name"`
-	Bitstream string            `json:"bitstream"`
-	Board     spec.Board        `json:"board"`
-	ImageID   string            `json:"imageID,omitempty"`
-	Group     map[string]string `json:"group"`
-	OldUUID   string            `json:"oldUUID,omitempty"`
-}
-
-// FlavorChange is a flavor to create.
-type FlavorChange struct {
-	Name          string `json:"name"`
-	VCPUs         int    `json:"vcpus"`
-	RAM           int    `json:"ram"`
-	Disk          int    `json:"disk"`
-	DeviceProfile string `json:"deviceProfile"`
-}
-
-// ProgramChange programs a deployable with a bitstream's image.
-type ProgramChange struct {
-	Deployable string `json:"deployable"`
-	RPUUID     string `json:"rpUUID"`
-	Bitstream  string `json:"bitstream"`
-	ImageID    string `json:"imageID,omitempty"`
-	Before     string `json:"before,omitempty"`
-}
-
-// ServerChange replaces a server to give it another flavor.
-type ServerChange struct {
-	ServerID      string `json:"serverID"`
-	Name          string `json:"name"`
-	Host          string `json:"host"`
-	ImageID       string `json:"imageID"`
-	KeyName       string `json:"keyName,omitempty"`
-	OldFlavor     string `json:"oldFlavor"`
-	Flavor        string `json:"flavor"`
-	OldProfile    string `json:"oldProfile,omitempty"`
-	DeviceProfile string `json:"deviceProfile"`
-}
-
-// TraitsChange sets a card's function traits.
-type TraitsChange struct {
-	RPUUID     string   `json:"rpUUID"`
-	Generation int      `json:"generation"`
-	Current    []string `json:"current"`
-	Add        []string `json:"add,omitempty"`
-	Remove     []string `json:"remove,omitempty"`
-}
+// Attribute keys of the changes' Before and After (plans.Value.Attrs):
+// what the plan shows, and what Apply reads back. A device profile's
+// group keys ("resources:FPGA", "trait:...", "accel:bitstream_id") are
+// attributes of their own.
+const (
+	attrName          = "name"
+	attrFile          = "file"
+	attrURL           = "url"
+	attrBoard         = "board"
+	attrUUID          = "uuid"
+	attrVCPUs         = "vcpus"
+	attrRAM           = "ram-mb"
+	attrDisk          = "disk-gb"
+	attrDeviceProfile = "accel:device_profile"
+	attrBitstreamID   = "accel:bitstream_id"
+	attrDeployable    = "deployable"
+	attrRP            = "resource-provider"
+	attrImage         = "image"
+	attrServer        = "server"
+	attrFlavor        = "flavor"
+	attrHost          = "host"
+	attrKeyName       = "key-name"
+	attrGeneration    = "generation"
+	attrTraits        = "traits"
+	attrAdd           = "add"
+	attrRemove        = "remove"
+)
 
 // Placement trait names Cyborg's Intel driver reports.
 const (
@@ -186,53 +106,59 @@ func ProfileGroup(b spec.Bitstream, board spec.Board) map[string]string {
 }
 
 // Plan compares the desired fleet with the observed cloud and returns the
-// changes, in the order Apply must make them. It is pure and
-// deterministic. Nodes that OpenStack does not manage (no hostname) are
-// not its concern; unknown nodes get nothing but a drift note.
-func Plan(desired *spec.Fleet, st *State) []Change {
-	p := planner{fleet: desired, st: st, images: map[string]string{}, pendingImage: map[string]bool{}, nodes: map[string]*Node{}}
+// changes for the nodes OpenStack owns: images, device profiles and
+// flavors (which belong to no node), pool cards programmed through
+// Cyborg, servers replaced to get another accelerator, and traits; what
+// it cannot change it reports. It is pure and deterministic, and holds a
+// change only where the cloud itself forbids it (plans.GateInUse):
+// windows, protected bindings and the budget are the planner's.
+func Plan(desired *spec.Fleet, nodes []*spec.Node, st *State) []plans.Change {
+	p := planner{fleet: desired, st: st, images: map[string]string{}, imageChange: map[string]string{},
+		profileChange: map[string]string{}, flavorChange: map[string]string{}, nodes: map[string]*Node{},
+		reports: map[string]*plans.Change{}}
 	for i := range st.Nodes {
 		p.nodes[st.Nodes[i].Name] = &st.Nodes[i]
 	}
-	p.plan()
-	sort.SliceStable(p.out, func(i, j int) bool {
-		a, b := p.out[i], p.out[j]
-		if phase[a.Action] != phase[b.Action] {
-			return phase[a.Action] < phase[b.Action]
-		}
-		return a.ID < b.ID
-	})
+	p.plan(nodes)
+	for _, id := range slices.Sorted(maps.Keys(p.reports)) {
+		p.out = append(p.out, *p.reports[id])
+	}
+	sort.SliceStable(p.out, func(i, j int) bool { return p.out[i].ID < p.out[j].ID })
 	return p.out
 }
 
 type planner struct {
 	fleet *spec.Fleet
 	st    *State
-	out   []Change
+	out   []plans.Change
 	// images maps a bitstream to its Glance image ID, when it exists.
-	images       map[string]string
-	pendingImage map[string]bool
-	disrupted    int
-	nodes        map[string]*Node
+	images map[string]string
+	// imageChange, profileChange and flavorChange map a bitstream,
+	// profile or flavor this plan makes to the change that makes it.
+	imageChange, profileChange, flavorChange map[string]string
+	nodes                                    map[string]*Node
+	// reports gathers, per object, what the plan reports about it.
+	reports map[string]*plans.Change
 }
 
-func (p *planner) add(c Change) { p.out = append(p.out, c) }
+// use is a binding on a node OpenStack owns.
+type use struct {
+	b    *spec.Binding
+	node *spec.Node
+	fpga *spec.FPGA
+	bs   *spec.Bitstream
+}
 
-func (p *planner) plan() {
-	type use struct {
-		b    spec.Binding
-		node *spec.Node
-		fpga spec.FPGA
-		bs   spec.Bitstream
-	}
-	fleetNodes := make(map[string]*spec.Node, len(p.fleet.Nodes))
-	for i := range p.fleet.Nodes {
-		fleetNodes[p.fleet.Nodes[i].Name] = &p.fleet.Nodes[i]
+func (p *planner) plan(nodes []*spec.Node) {
+	owned := make(map[string]*spec.Node, len(nodes))
+	for _, n := range nodes {
+		owned[n.Name] = n
 	}
 	var uses []use
-	for _, b := range p.fleet.Bindings {
-		n := fleetNodes[b.Node]
-		if n == nil || n.Hostname == "" {
+	for i := range p.fleet.Bindings {
+		b := &p.fleet.Bindings[i]
+		n := owned[b.Node]
+		if n == nil {
 			continue
 		}
 		f, ok := n.FPGA(b.FPGA)
@@ -240,58 +166,11 @@ func (p *planner) plan() {
 		if !ok || !ok2 {
 			continue // the spec's checks report dangling references
 		}
-		uses = append(uses, use{b, n, *f, *bs})
+		uses = append(uses, use{b, n, f, bs})
 	}
 	sort.Slice(uses, func(i, j int) bool { return uses[i].b.Name < uses[j].b.Name })
-
-	// Images: one per bitstream in use.
-	wantImage := map[string]spec.Bitstream{}
-	for _, u := range uses {
-		wantImage[u.bs.Name] = u.bs
-	}
-	for _, name := range slices.Sorted(maps.Keys(wantImage)) {
-		bs := wantImage[name]
-		if id := p.findImage(bs); id != "" {
-			p.images[name] = id
-			continue
-		}
-		p.pendingImage[name] = true
-		p.add(Change{Action: CreateImage, ID: "image/" + name, Reason: "no Glance image " + ImageName(bs) + " with sha256 " + short(bs.SHA256),
-			Image: &ImageChange{Bitstream: name, Name: ImageName(bs), SHA256: bs.SHA256, File: bs.File, URL: bs.URL}})
-	}
-
-	// Device profiles: one per bitstream and board that a VM asks for.
-	type pair struct {
-		bs    spec.Bitstream
-		board spec.Board
-	}
-	wantProfile := map[string]pair{}
-	for _, u := range uses {
-		if u.b.VM != "" {
-			wantProfile[ProfileName(u.bs, u.fpga.Board)] = pair{u.bs, u.fpga.Board}
-		}
-	}
-	for _, name := range slices.Sorted(maps.Keys(wantProfile)) {
-		pr := wantProfile[name]
-		group := ProfileGroup(pr.bs, pr.board)
-		ch := &ProfileChange{Name: name, Bitstream: pr.bs.Name, Board: pr.board, ImageID: p.images[pr.bs.Name], Group: group}
-		have := p.st.profile(name)
-		switch {
-		case have == nil:
-			p.add(Change{Action: CreateDeviceProfile, ID: "device-profile/" + name, Reason: "no device profile " + name, Profile: ch})
-		case ch.ImageID == "" || !sameGroups(have.Groups, withImage(group, ch.ImageID)):
-			ch.OldUUID = have.UUID
-			c := Change{Action: ReplaceDeviceProfile, ID: "device-profile/" + name, Profile: ch,
-				Reason: "device profile " + name + " differs from bitstream " + pr.bs.Name + " on " + string(pr.board)}
-			if users := p.profileUsers(name); len(users) > 0 {
-				c.Blocked = "in use by " + strings.Join(users, ", ")
-			}
-			p.add(c)
-		}
-	}
-
-	// Per binding: flavors and servers for VMs, programming for the pool.
-	wantFlavor := map[string]bool{}
+	p.planImages(uses)
+	p.planProfiles(uses)
 	for _, u := range uses {
 		sn := p.nodes[u.node.Name]
 		if sn == nil || sn.State != observed.NodeOK {
@@ -299,42 +178,134 @@ func (p *planner) plan() {
 			if sn != nil {
 				reason = sn.Reason
 			}
-			p.add(Change{Action: Drift, ID: u.b.ID(), Node: u.node.Name, Binding: u.b.Name, Reason: "node " + u.node.Name + " unknown: " + reason})
+			p.report(plans.NodeID(u.node.Name), u.node.Name, nil, false, "OpenStack could not be observed for node "+u.node.Name+": "+reason)
 			continue
 		}
 		card := sn.card(u.fpga.PCI)
-		cardID := spec.CardID(u.node.Name, u.fpga.Slot)
 		if card == nil {
-			p.add(Change{Action: Drift, ID: "card/" + cardID, Node: u.node.Name, Binding: u.b.Name,
-				Reason: fmt.Sprintf("no FPGA resource provider %s_%s in Placement", u.node.Hostname, u.fpga.PCI)})
+			p.report(plans.CardID(u.node.Name, u.fpga.Slot), u.node.Name, u.fpga, false,
+				fmt.Sprintf("no FPGA resource provider %s_%s in Placement", u.node.Hostname, u.fpga.PCI))
 			continue
 		}
 		if u.b.VM == "" {
-			p.planPool(u.b, u.node, sn, card, cardID, u.bs)
+			p.planPool(u, sn, card)
 			continue
 		}
-		p.planServer(u.b, u.node, sn, card, cardID, u.bs, u.fpga.Board, wantFlavor)
+		p.planServer(u, sn, card)
 	}
-	p.planTraits()
+	p.planTraits(nodes)
 }
 
-// HoldDisruptive blocks the disruptive changes that are not blocked
-// already, saying why (the maintenance windows are closed): the plan shows
-// them held and Apply skips them, as the core planner does with its window
-// gate.
-func HoldDisruptive(changes []Change, why string) {
-	for i := range changes {
-		if c := &changes[i]; c.Disruptive && c.Blocked == "" && c.Action != Drift {
-			c.Blocked = "outside the maintenance windows: " + why
+// change starts a change of this backend.
+func change(object string, step plans.Step, action plans.Action) plans.Change {
+	return plans.Change{ID: object + ":" + string(step), Object: object, Step: step, Action: action, Backend: Name}
+}
+
+// onCard places a change on a card of a node.
+func onCard(c *plans.Change, node string, f *spec.FPGA) {
+	c.Node, c.Card, c.CardPCI = node, f.Slot, f.PCI
+}
+
+// report notes something the plan cannot change about an object; what is
+// said of one object becomes one report.
+func (p *planner) report(object, node string, f *spec.FPGA, drift bool, why string) {
+	if r, ok := p.reports[object]; ok {
+		r.Reason += "; " + why
+		r.Drift = r.Drift || drift
+		return
+	}
+	r := change(object, plans.StepReport, plans.ActionReport)
+	r.Node = node
+	if f != nil {
+		onCard(&r, node, f)
+	}
+	r.Drift, r.Reason = drift, why
+	p.reports[object] = &r
+}
+
+// planImages makes a Glance image of every bitstream in use that has none.
+func (p *planner) planImages(uses []use) {
+	want := map[string]*spec.Bitstream{}
+	for _, u := range uses {
+		want[u.bs.Name] = u.bs
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		bs := want[name]
+		if id := p.findImage(bs); id != "" {
+			p.images[name] = id
+			continue
 		}
+		c := change(objImage+name, plans.StepCreate, plans.ActionCreate)
+		c.Reason = "no Glance image " + ImageName(*bs) + " with sha256 " + short(bs.SHA256)
+		attrs := map[string]string{attrName: ImageName(*bs)}
+		if bs.File != "" {
+			attrs[attrFile] = bs.File
+		} else {
+			attrs[attrURL] = bs.URL
+		}
+		c.After = &plans.Value{Bitstream: name, SHA256: bs.SHA256, Attrs: attrs}
+		p.imageChange[name] = c.ID
+		p.out = append(p.out, c)
+	}
+}
+
+// imageDeps is what a change that needs the bitstream's image waits for.
+func (p *planner) imageDeps(bitstream string) []string {
+	if id, ok := p.imageChange[bitstream]; ok {
+		return []string{id}
+	}
+	return nil
+}
+
+// planProfiles makes a device profile per bitstream and board that a VM
+// asks for, and replaces one that differs (Cyborg has no update), unless
+// servers boot with it.
+func (p *planner) planProfiles(uses []use) {
+	type pair struct {
+		bs    *spec.Bitstream
+		board spec.Board
+	}
+	want := map[string]pair{}
+	for _, u := range uses {
+		if u.b.VM != "" {
+			want[ProfileName(*u.bs, u.fpga.Board)] = pair{u.bs, u.fpga.Board}
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		pr := want[name]
+		group := ProfileGroup(*pr.bs, pr.board)
+		img := p.images[pr.bs.Name]
+		attrs := maps.Clone(group)
+		attrs[attrName], attrs[attrBoard], attrs[attrBitstreamID] = name, string(pr.board), img
+		after := &plans.Value{Bitstream: pr.bs.Name, SHA256: pr.bs.SHA256, Attrs: attrs}
+		have := p.st.profile(name)
+		var c plans.Change
+		switch {
+		case have == nil:
+			c = change(objProfile+name, plans.StepCreate, plans.ActionCreate)
+			c.Reason = "no device profile " + name
+		case img == "" || !sameGroups(have.Groups, withImage(group, img)):
+			c = change(objProfile+name, plans.StepReplace, plans.ActionReplace)
+			c.Reason = "device profile " + name + " differs from bitstream " + pr.bs.Name + " on " + string(pr.board)
+			c.Before = &plans.Value{Attrs: map[string]string{attrName: name, attrUUID: have.UUID}}
+			if users := p.profileUsers(name); len(users) > 0 {
+				c.Held = &plans.Hold{Gate: plans.GateInUse, Why: "servers boot with it: " + strings.Join(users, ", ")}
+			}
+		default:
+			continue
+		}
+		c.After = after
+		c.DependsOn = p.imageDeps(pr.bs.Name)
+		p.profileChange[name] = c.ID
+		p.out = append(p.out, c)
 	}
 }
 
 // findImage returns the active Glance image holding the bitstream, found
 // by name and recorded digest.
-func (p *planner) findImage(bs spec.Bitstream) string {
+func (p *planner) findImage(bs *spec.Bitstream) string {
 	for _, im := range p.st.Images {
-		if im.Name == ImageName(bs) && im.SHA256 == bs.SHA256 && im.Status == "active" && (bs.Size == 0 || im.Size == 0 || im.Size == bs.Size) {
+		if im.Name == ImageName(*bs) && im.SHA256 == bs.SHA256 && im.Status == "active" && (bs.Size == 0 || im.Size == 0 || im.Size == bs.Size) {
 			return im.ID
 		}
 	}
@@ -356,22 +327,40 @@ func (p *planner) profileUsers(profile string) []string {
 	return users
 }
 
-func (p *planner) planPool(b spec.Binding, node *spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream) {
+// planPool programs a card no VM asks for through its Cyborg deployable,
+// never while a server holds it.
+func (p *planner) planPool(u use, sn *Node, card *Card) {
+	cid := plans.CardID(u.node.Name, u.fpga.Slot)
 	if card.Deployable == "" {
-		p.add(Change{Action: Drift, ID: "card/" + cardID, Node: node.Name, Binding: b.Name, Reason: "Cyborg has no deployable on resource provider " + card.RPName})
+		p.report(cid, u.node.Name, u.fpga, false, "Cyborg has no deployable on resource provider "+card.RPName)
 		return
 	}
-	img := p.images[bs.Name]
+	img := p.images[u.bs.Name]
 	if img != "" && card.Bitstream == img {
 		return
 	}
-	c := Change{Action: ProgramDeployable, ID: "deployable/" + cardID, Node: node.Name, Binding: b.Name,
-		Reason:  "card runs " + p.describeImage(card.Bitstream) + ", binding wants " + bs.Name,
-		Program: &ProgramChange{Deployable: card.Deployable, RPUUID: card.RPUUID, Bitstream: bs.Name, ImageID: img, Before: card.Bitstream}}
+	c := change(cid, plans.StepProgram, plans.ActionProgram)
+	onCard(&c, u.node.Name, u.fpga)
+	c.Binding = u.b.Name
+	c.Reason = "card runs " + p.describeImage(card.Bitstream) + ", binding " + u.b.Name + " wants " + u.bs.Name
+	c.Before = &plans.Value{Bitstream: p.bitstreamOf(card.Bitstream), Attrs: map[string]string{attrImage: card.Bitstream}}
+	c.After = &plans.Value{Bitstream: u.bs.Name, SHA256: u.bs.SHA256, AFUID: u.bs.AFUID,
+		Attrs: map[string]string{attrDeployable: card.Deployable, attrRP: card.RPUUID, attrImage: img}}
+	c.DependsOn = p.imageDeps(u.bs.Name)
 	if h := sn.holder(card.RPUUID); h != nil {
-		c.Blocked = "held by running server " + h.Name
+		c.Held = &plans.Hold{Gate: plans.GateInUse, Why: "held by running server " + h.Name}
 	}
-	p.add(c)
+	p.out = append(p.out, c)
+}
+
+// bitstreamOf names the fleet bitstream whose image id is, or "".
+func (p *planner) bitstreamOf(id string) string {
+	for name, img := range p.images {
+		if img == id && id != "" {
+			return name
+		}
+	}
+	return ""
 }
 
 func (p *planner) describeImage(id string) string {
@@ -386,14 +375,19 @@ func (p *planner) describeImage(id string) string {
 	return "image " + id
 }
 
-func (p *planner) planServer(b spec.Binding, node *spec.Node, sn *Node, card *Card, cardID string, bs spec.Bitstream, board spec.Board, wantFlavor map[string]bool) {
+// planServer gives a VM its accelerator: a server booted with the right
+// device profile is left alone; another one is replaced with a flavor
+// that carries it, since Nova cannot resize or migrate a server with
+// accelerators.
+func (p *planner) planServer(u use, sn *Node, card *Card) {
+	b, node := u.b, u.node
+	vmID := plans.VMID(node.Name, b.VM)
 	srv := sn.server(b.VM)
 	if srv == nil {
-		p.add(Change{Action: Drift, ID: "server/" + node.Name + "/" + b.VM, Node: node.Name, Binding: b.Name,
-			Reason: "no server " + b.VM + " on host " + node.Hostname + " (fpgaops does not create servers)"})
+		p.report(vmID, node.Name, nil, false, "no server "+b.VM+" on host "+node.Hostname+" (fpgaops does not create servers)")
 		return
 	}
-	profile := ProfileName(bs, board)
+	profile := ProfileName(*u.bs, u.fpga.Board)
 	if srv.DeviceProfile == profile {
 		// Right accelerator: check it landed on the binding's card.
 		bound := ""
@@ -404,48 +398,53 @@ func (p *planner) planServer(b spec.Binding, node *spec.Node, sn *Node, card *Ca
 		}
 		switch {
 		case bound == "":
-			p.add(Change{Action: Drift, ID: "server/" + node.Name + "/" + b.VM, Node: node.Name, Binding: b.Name,
-				Reason: "server " + b.VM + " has no bound accelerator request for " + profile})
+			p.report(vmID, node.Name, nil, true, "server "+b.VM+" has no bound accelerator request for "+profile)
 		case bound != card.RPUUID:
-			p.add(Change{Action: Drift, ID: "server/" + node.Name + "/" + b.VM, Node: node.Name, Binding: b.Name,
-				Reason: "server " + b.VM + " holds another card than " + cardID + " (Placement chose it)"})
+			p.report(vmID, node.Name, nil, true, "server "+b.VM+" holds another card than "+plans.CardID(node.Name, u.fpga.Slot)+" (Placement chose it)")
 		}
 		return
 	}
 	flavor := FlavorName(srv.VCPUs, srv.RAM, srv.Disk, profile)
-	if f := p.st.flavor(flavor); f == nil {
-		if !wantFlavor[flavor] {
-			wantFlavor[flavor] = true
-			p.add(Change{Action: CreateFlavor, ID: "flavor/" + flavor, Reason: "no flavor with accel:device_profile=" + profile + " for the size of " + b.VM,
-				Flavor: &FlavorChange{Name: flavor, VCPUs: srv.VCPUs, RAM: srv.RAM, Disk: srv.Disk, DeviceProfile: profile}})
+	var deps []string
+	if id, ok := p.profileChange[profile]; ok {
+		deps = append(deps, id)
+	}
+	switch f := p.st.flavor(flavor); {
+	case f == nil:
+		if _, planned := p.flavorChange[flavor]; !planned {
+			c := change(objFlavor+flavor, plans.StepCreate, plans.ActionCreate)
+			c.Reason = "no flavor with accel:device_profile=" + profile + " for the size of " + b.VM
+			c.After = &plans.Value{Attrs: map[string]string{attrName: flavor, attrVCPUs: strconv.Itoa(srv.VCPUs),
+				attrRAM: strconv.Itoa(srv.RAM), attrDisk: strconv.Itoa(srv.Disk), attrDeviceProfile: profile}}
+			c.DependsOn = slices.Clone(deps)
+			p.flavorChange[flavor] = c.ID
+			p.out = append(p.out, c)
 		}
-	} else if f.DeviceProfile != profile || f.VCPUs != srv.VCPUs || f.RAM != srv.RAM || f.Disk != srv.Disk {
-		p.add(Change{Action: Drift, ID: "flavor/" + flavor, Reason: "flavor " + flavor + " exists but does not match its name (accel:device_profile=" + f.DeviceProfile + ")"})
+		deps = append(deps, p.flavorChange[flavor])
+	case f.DeviceProfile != profile || f.VCPUs != srv.VCPUs || f.RAM != srv.RAM || f.Disk != srv.Disk:
+		p.report(objFlavor+flavor, "", nil, true, "flavor "+flavor+" exists but does not match its name (accel:device_profile="+f.DeviceProfile+")")
 		return
 	}
 	was := srv.DeviceProfile
 	if was == "" {
 		was = "no accelerator"
 	}
-	c := Change{Action: ReplaceServer, ID: "server/" + node.Name + "/" + b.VM, Node: node.Name, Binding: b.Name, Disruptive: true,
-		Reason: "server " + b.VM + " runs with " + was + ", binding wants " + profile + "; Nova cannot resize or migrate servers with accelerators",
-		Server: &ServerChange{ServerID: srv.ID, Name: srv.Name, Host: node.Hostname, ImageID: srv.ImageID, KeyName: srv.KeyName,
-			OldFlavor: srv.FlavorName, Flavor: flavor, OldProfile: srv.DeviceProfile, DeviceProfile: profile}}
-	switch budget := p.fleet.Policy.Budget.MaxDisruptedVMs; {
-	case b.Protected:
-		c.Blocked = "protected binding"
-	case budget > 0 && p.disrupted >= budget:
-		c.Blocked = fmt.Sprintf("disruption budget of %d VMs reached", budget)
-	default:
-		p.disrupted++
-	}
-	p.add(c)
+	c := change(vmID, plans.StepReplace, plans.ActionReplace)
+	onCard(&c, node.Name, u.fpga)
+	c.Binding, c.Disruptive, c.DependsOn = b.Name, true, deps
+	c.Reason = "server " + b.VM + " runs with " + was + ", binding " + b.Name + " wants " + profile + "; Nova cannot resize or migrate servers with accelerators"
+	c.Before = &plans.Value{VM: b.VM, Running: srv.Status == "ACTIVE", Attrs: map[string]string{
+		attrServer: srv.ID, attrFlavor: srv.FlavorName, attrDeviceProfile: srv.DeviceProfile,
+		attrHost: node.Hostname, attrImage: srv.ImageID, attrKeyName: srv.KeyName}}
+	c.After = &plans.Value{VM: b.VM, Running: true, Attrs: map[string]string{
+		attrFlavor: flavor, attrDeviceProfile: profile, attrHost: node.Hostname}}
+	p.out = append(p.out, c)
 }
 
 // planTraits checks each card's function traits against what Cyborg says
-// the card runs, for the cards of OpenStack nodes that run an image of a
-// fleet bitstream.
-func (p *planner) planTraits() {
+// the card runs, for the cards that run an image of a fleet bitstream:
+// a difference is drift, corrected in drift mode "correct".
+func (p *planner) planTraits(nodes []*spec.Node) {
 	afuOf := map[string]string{} // image ID -> AFU ID
 	for _, bs := range p.fleet.Bitstreams {
 		for _, im := range p.st.Images {
@@ -454,22 +453,23 @@ func (p *planner) planTraits() {
 			}
 		}
 	}
-	for _, n := range OpenStackNodes(p.fleet) {
+	for _, n := range nodes {
 		sn := p.nodes[n.Name]
 		if sn == nil || sn.State != observed.NodeOK {
 			continue
 		}
-		for _, f := range n.FPGAs {
+		for i := range n.FPGAs {
+			f := &n.FPGAs[i]
 			card := sn.card(f.PCI)
 			if card == nil {
 				continue
 			}
-			id := "card/" + spec.CardID(n.Name, f.Slot)
+			cid := plans.CardID(n.Name, f.Slot)
 			if card.FPGATotal < 1 {
-				p.add(Change{Action: Drift, ID: id, Node: n.Name, Reason: "resource provider " + card.RPName + " has no FPGA inventory"})
+				p.report(cid, n.Name, f, true, "resource provider "+card.RPName+" has no FPGA inventory")
 			}
 			if f.InterfaceID != "" && !slices.Contains(card.Traits, RegionTrait(f.InterfaceID)) {
-				p.add(Change{Action: Drift, ID: id, Node: n.Name, Reason: "placement lacks region trait " + RegionTrait(f.InterfaceID)})
+				p.report(cid, n.Name, f, true, "placement lacks region trait "+RegionTrait(f.InterfaceID))
 			}
 			afu, ok := afuOf[card.Bitstream]
 			if !ok || afu == "" {
@@ -487,22 +487,28 @@ func (p *planner) planTraits() {
 				continue
 			}
 			reason := "placement traits do not match what the card runs (" + want + ")"
-			if p.fleet.Policy.Drift == spec.DriftCorrect {
-				tc := &TraitsChange{RPUUID: card.RPUUID, Generation: card.Generation, Current: card.Traits, Remove: stale}
-				if !has {
-					tc.Add = []string{want}
-				}
-				p.add(Change{Action: UpdateTraits, ID: id, Node: n.Name, Reason: reason, Traits: tc})
+			if p.fleet.Policy.Drift != spec.DriftCorrect {
+				p.report(cid, n.Name, f, true, reason)
 				continue
 			}
-			p.add(Change{Action: Drift, ID: id, Node: n.Name, Reason: reason})
+			c := change(cid, plans.StepUpdate, plans.ActionUpdate)
+			onCard(&c, n.Name, f)
+			c.Drift, c.Reason = true, "drift: "+reason
+			add := ""
+			if !has {
+				add = want
+			}
+			c.Before = &plans.Value{Attrs: map[string]string{attrTraits: strings.Join(card.Traits, ",")}}
+			c.After = &plans.Value{Attrs: map[string]string{attrRP: card.RPUUID, attrGeneration: strconv.Itoa(card.Generation),
+				attrAdd: add, attrRemove: strings.Join(stale, ",")}}
+			p.out = append(p.out, c)
 		}
 	}
 }
 
 func withImage(g map[string]string, image string) map[string]string {
 	out := maps.Clone(g)
-	out["accel:bitstream_id"] = image
+	out[attrBitstreamID] = image
 	return out
 }
 

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fpgaops/fpgaops/observed"
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -90,17 +91,36 @@ func freshState() *State {
 }
 
 // line is a compact form of a change for comparison.
-func line(c Change) string {
+func line(c plans.Change) string {
 	s := string(c.Action) + " " + c.ID
 	if c.Disruptive {
 		s += " disruptive"
 	}
-	if c.Blocked != "" {
-		s += " blocked=" + c.Blocked
+	if c.Drift {
+		s += " drift"
+	}
+	if c.Held != nil {
+		s += " held=" + string(c.Held.Gate) + ": " + c.Held.Why
 	}
 	return s
 }
 
+// owned are the test fleet's nodes with a hostname: OpenStack's.
+func owned(f *spec.Fleet) []*spec.Node {
+	var out []*spec.Node
+	for i := range f.Nodes {
+		if f.Nodes[i].Hostname != "" {
+			out = append(out, &f.Nodes[i])
+		}
+	}
+	return out
+}
+
+func plan(f *spec.Fleet, st *State) []plans.Change { return Plan(f, owned(f), st) }
+
+// TestPlan: the backend's own plan. Windows, protected bindings and the
+// budget are the core planner's (reconcile/testdata/plan/backend-*); the
+// backend holds only what it alone can judge: an object in use.
 func TestPlan(t *testing.T) {
 	flavor := FlavorName(2, 4096, 20, profGzip)
 	tests := []struct {
@@ -111,32 +131,12 @@ func TestPlan(t *testing.T) {
 	}{
 		{"converged", nil, convergedState, nil},
 		{"fresh cloud", nil, freshState, []string{
-			"create-image image/gzip",
-			"create-image image/nlb",
-			"create-device-profile device-profile/" + profGzip,
-			"create-flavor flavor/" + flavor,
-			"program-deployable deployable/compute-02/pac0",
-			"replace-server server/compute-01/vm-a disruptive",
-		}},
-		{"protected binding is not replaced", func(f *spec.Fleet) { f.Bindings[2].Protected = true }, freshState, []string{
-			"create-image image/gzip",
-			"create-image image/nlb",
-			"create-device-profile device-profile/" + profGzip,
-			"create-flavor flavor/" + flavor,
-			"program-deployable deployable/compute-02/pac0",
-			"replace-server server/compute-01/vm-a disruptive blocked=protected binding",
-		}},
-		{"disruption budget", func(f *spec.Fleet) {
-			f.Policy.Budget.MaxDisruptedVMs = 1
-			f.Bindings = append(f.Bindings, spec.Binding{Name: "vm-b-gzip", Node: "compute-01", FPGA: "pac1", Function: spec.PF, VM: "vm-b", Bitstream: "gzip"})
-		}, func() *State {
-			st := convergedState()
-			st.Nodes[0].Servers[0].DeviceProfile, st.Nodes[0].Servers[0].FlavorName, st.Nodes[0].Servers[0].ARQs = "", "m1.medium", nil
-			st.Nodes[0].Servers = append(st.Nodes[0].Servers, Server{ID: "srv-b", Name: "vm-b", FlavorName: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 20})
-			return st
-		}, []string{
-			"replace-server server/compute-01/vm-a disruptive",
-			"replace-server server/compute-01/vm-b disruptive blocked=disruption budget of 1 VMs reached",
+			"create device-profile/" + profGzip + ":create",
+			"create flavor/" + flavor + ":create",
+			"create image/gzip:create",
+			"create image/nlb:create",
+			"replace node/compute-01/vm/vm-a:replace disruptive",
+			"program node/compute-02/fpga/pac0:program",
 		}},
 		{"pool card held by a server is not programmed", nil, func() *State {
 			st := convergedState()
@@ -144,74 +144,74 @@ func TestPlan(t *testing.T) {
 			st.Nodes[1].Servers = []Server{{ID: "srv-x", Name: "tenant-vm", ARQs: []ARQ{{UUID: "q", State: "Bound", RPUUID: rpB0}}}}
 			return st
 		}, []string{
-			"program-deployable deployable/compute-02/pac0 blocked=held by running server tenant-vm",
-			"drift card/compute-02/pac0",
+			"program node/compute-02/fpga/pac0:program held=in-use: held by running server tenant-vm",
+			"report node/compute-02/fpga/pac0:report drift",
 		}},
 		{"trait drift is reported", nil, func() *State {
 			st := convergedState()
 			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
 			return st
-		}, []string{"drift card/compute-02/pac0"}},
+		}, []string{"report node/compute-02/fpga/pac0:report drift"}},
 		{"trait drift is corrected in correct mode", func(f *spec.Fleet) { f.Policy.Drift = spec.DriftCorrect }, func() *State {
 			st := convergedState()
 			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
 			return st
-		}, []string{"update-traits card/compute-02/pac0"}},
+		}, []string{"update node/compute-02/fpga/pac0:update drift"}},
 		{"missing region trait", nil, func() *State {
 			st := convergedState()
 			st.Nodes[0].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
 			return st
-		}, []string{"drift card/compute-01/pac0"}},
+		}, []string{"report node/compute-01/fpga/pac0:report drift"}},
 		{"unknown node plans nothing", nil, func() *State {
 			st := freshState()
 			st.Nodes[1] = Node{Name: "compute-02", Hostname: "cmp-02", State: observed.NodeUnknown, Reason: "placement: timeout"}
 			return st
 		}, []string{
-			"create-image image/gzip",
-			"create-image image/nlb",
-			"create-device-profile device-profile/" + profGzip,
-			"create-flavor flavor/" + flavor,
-			"replace-server server/compute-01/vm-a disruptive",
-			"drift binding/pool-nlb",
+			"create device-profile/" + profGzip + ":create",
+			"create flavor/" + flavor + ":create",
+			"create image/gzip:create",
+			"create image/nlb:create",
+			"replace node/compute-01/vm/vm-a:replace disruptive",
+			"report node/compute-02:report",
 		}},
 		{"server on another card", nil, func() *State {
 			st := convergedState()
 			st.Nodes[0].Servers[0].ARQs[0].RPUUID = rpA1
 			return st
-		}, []string{"drift server/compute-01/vm-a"}},
+		}, []string{"report node/compute-01/vm/vm-a:report drift"}},
 		{"missing server", nil, func() *State {
 			st := convergedState()
 			st.Nodes[0].Servers = nil
 			return st
-		}, []string{"drift server/compute-01/vm-a"}},
+		}, []string{"report node/compute-01/vm/vm-a:report"}},
 		{"edited profile is replaced when unused", nil, func() *State {
 			st := convergedState()
 			st.Profiles[0].Groups[0]["trait:CUSTOM_EXTRA"] = "required"
 			st.Nodes[0].Servers[0].ARQs = nil
 			return st
 		}, []string{
-			"replace-device-profile device-profile/" + profGzip,
-			"drift server/compute-01/vm-a",
+			"replace device-profile/" + profGzip + ":replace",
+			"report node/compute-01/vm/vm-a:report drift",
 		}},
-		{"edited profile in use is blocked", nil, func() *State {
+		{"edited profile in use is held", nil, func() *State {
 			st := convergedState()
 			st.Profiles[0].Groups[0]["trait:CUSTOM_EXTRA"] = "required"
 			return st
-		}, []string{"replace-device-profile device-profile/" + profGzip + " blocked=in use by server compute-01/vm-a"}},
+		}, []string{"replace device-profile/" + profGzip + ":replace held=in-use: servers boot with it: server compute-01/vm-a"}},
 		{"image with another digest is not reused", nil, func() *State {
 			st := convergedState()
 			st.Images[1].SHA256 = shaGzip
 			st.Nodes[1].Cards[0].Bitstream = ""
 			return st
 		}, []string{
-			"create-image image/nlb",
-			"program-deployable deployable/compute-02/pac0",
+			"create image/nlb:create",
+			"program node/compute-02/fpga/pac0:program",
 		}},
 		{"no resource provider for a card", nil, func() *State {
 			st := convergedState()
 			st.Nodes[1].Cards = nil
 			return st
-		}, []string{"drift card/compute-02/pac0"}},
+		}, []string{"report node/compute-02/fpga/pac0:report"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -220,7 +220,10 @@ func TestPlan(t *testing.T) {
 				tc.fleet(f)
 			}
 			var got []string
-			for _, c := range Plan(f, tc.state()) {
+			for _, c := range plan(f, tc.state()) {
+				if c.Backend != Name {
+					t.Errorf("%s names backend %q", c.ID, c.Backend)
+				}
 				got = append(got, line(c))
 			}
 			if !slices.Equal(got, tc.want) {
@@ -230,34 +233,41 @@ func TestPlan(t *testing.T) {
 	}
 }
 
+// TestPlanDetails: each change carries what its Apply reads, and says
+// what it waits for.
 func TestPlanDetails(t *testing.T) {
-	changes := Plan(testFleet(), freshState())
-	byID := map[string]Change{}
-	for _, c := range changes {
+	byID := map[string]plans.Change{}
+	for _, c := range plan(testFleet(), freshState()) {
 		byID[c.ID] = c
 	}
-	p := byID["device-profile/"+profGzip].Profile
-	wantGroup := map[string]string{
+	p := byID["device-profile/"+profGzip+":create"]
+	wantAttrs := map[string]string{
 		"resources:FPGA": "1", "trait:CUSTOM_FPGA_INTEL": "required",
 		"trait:CUSTOM_FPGA_INTEL_PAC_ARRIA10": "required", "trait:" + RegionTrait(ifA10): "required",
+		attrName: profGzip, attrBoard: "pac-a10", attrBitstreamID: "",
 	}
-	if p == nil || !reflect.DeepEqual(p.Group, wantGroup) || p.ImageID != "" || p.Bitstream != "gzip" {
-		t.Errorf("profile change %+v, want group %v and the image to come", p, wantGroup)
+	if p.After == nil || !reflect.DeepEqual(p.After.Attrs, wantAttrs) || p.After.Bitstream != "gzip" ||
+		!slices.Equal(p.DependsOn, []string{"image/gzip:create"}) {
+		t.Errorf("profile change %+v, want attrs %v, after the image", p.After, wantAttrs)
 	}
 	if !cyborgName(profGzip) {
 		t.Errorf("profile name %q does not match ^[a-zA-Z0-9-_]+$", profGzip)
 	}
-	s := byID["server/compute-01/vm-a"].Server
-	if s == nil || s.ServerID != "srv-a" || s.Host != "cmp-01" || s.ImageID != "os-image" || s.OldFlavor != "m1.medium" || s.DeviceProfile != profGzip {
-		t.Errorf("server change %+v", s)
+	s := byID["node/compute-01/vm/vm-a:replace"]
+	flavor := FlavorName(2, 4096, 20, profGzip)
+	if s.Before == nil || s.Before.VM != "vm-a" || s.Before.Attrs[attrServer] != "srv-a" || s.Before.Attrs[attrHost] != "cmp-01" ||
+		s.Before.Attrs[attrImage] != "os-image" || s.Before.Attrs[attrFlavor] != "m1.medium" || s.After.Attrs[attrDeviceProfile] != profGzip ||
+		s.Binding != "vm-a-gzip" || s.Card != "pac0" || !slices.Equal(s.DependsOn, []string{"device-profile/" + profGzip + ":create", "flavor/" + flavor + ":create"}) {
+		t.Errorf("server change %+v %+v %+v", s, s.Before, s.After)
 	}
-	pr := byID["deployable/compute-02/pac0"].Program
-	if pr == nil || pr.Deployable != "dep-b0" || pr.RPUUID != rpB0 || pr.Bitstream != "nlb" || pr.ImageID != "" {
+	pr := byID["node/compute-02/fpga/pac0:program"]
+	if pr.After == nil || pr.After.Attrs[attrDeployable] != "dep-b0" || pr.After.Attrs[attrRP] != rpB0 || pr.After.Bitstream != "nlb" ||
+		pr.After.Attrs[attrImage] != "" || pr.Binding != "pool-nlb" || !slices.Equal(pr.DependsOn, []string{"image/nlb:create"}) {
 		t.Errorf("program change %+v", pr)
 	}
-	img := byID["image/gzip"].Image
-	if img == nil || img.File != "bitstreams/gzip.gbs" || img.SHA256 != shaGzip || img.Name != "fpgaops-gzip" {
-		t.Errorf("image change %+v", img)
+	img := byID["image/gzip:create"]
+	if img.After == nil || img.After.Attrs[attrFile] != "bitstreams/gzip.gbs" || img.After.SHA256 != shaGzip || img.After.Attrs[attrName] != "fpgaops-gzip" {
+		t.Errorf("image change %+v", img.After)
 	}
 }
 
@@ -291,12 +301,12 @@ func TestProfileNameIsCyborgSafe(t *testing.T) {
 
 func TestPlanIsDeterministic(t *testing.T) {
 	f := testFleet()
-	a, _ := json.Marshal(Plan(f, freshState()))
+	a, _ := json.Marshal(plan(f, freshState()))
 	st := freshState()
 	slices.Reverse(st.Nodes)
 	slices.Reverse(st.Flavors)
 	st.Sort()
-	b, _ := json.Marshal(Plan(f, st))
+	b, _ := json.Marshal(plan(f, st))
 	if string(a) != string(b) {
 		t.Errorf("plans differ:\n%s\n%s", a, b)
 	}
@@ -306,31 +316,10 @@ func TestPlanDoesNotModifyItsInput(t *testing.T) {
 	f, st := testFleet(), freshState()
 	fb, _ := json.Marshal(f)
 	sb, _ := json.Marshal(st)
-	Plan(f, st)
+	plan(f, st)
 	fa, _ := json.Marshal(f)
 	sa, _ := json.Marshal(st)
 	if string(fb) != string(fa) || string(sb) != string(sa) {
 		t.Error("Plan changed its input")
-	}
-}
-
-func TestHoldDisruptive(t *testing.T) {
-	tests := []struct {
-		name string
-		in   Change
-		want string
-	}{
-		{"a replacement is held", Change{Action: ReplaceServer, ID: "server/n/a", Disruptive: true}, "outside the maintenance windows: no window is open"},
-		{"a blocked one keeps its reason", Change{Action: ReplaceServer, ID: "server/n/b", Disruptive: true, Blocked: "protected binding"}, "protected binding"},
-		{"what disrupts nothing goes ahead", Change{Action: CreateFlavor, ID: "flavor/f"}, ""},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			changes := []Change{tc.in}
-			HoldDisruptive(changes, "no window is open")
-			if changes[0].Blocked != tc.want {
-				t.Errorf("Blocked = %q, want %q", changes[0].Blocked, tc.want)
-			}
-		})
 	}
 }

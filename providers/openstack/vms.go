@@ -4,10 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"sort"
 	"strings"
-	"sync"
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/openstack/cyborg"
@@ -21,49 +19,14 @@ import (
 // replaced server), never by moving PCI functions itself.
 var ErrNovaAttaches = errors.New("on OpenStack, Nova attaches accelerators at boot: the OpenStack plan replaces the server instead")
 
-// VMs is the VM side of the reconcile core for nodes OpenStack manages: it
-// reports the servers on a node's host and the PCI functions their bound
-// accelerator requests hold. It connects on first use.
-type VMs struct {
-	opts Options
-	log  *slog.Logger
-
-	mu      sync.Mutex
-	clients *Clients
-}
-
-// NewVMs returns the VM side for a cloud. log may be nil.
-func NewVMs(o Options, log *slog.Logger) *VMs {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return &VMs{opts: o, log: log}
-}
-
-// connect logs in once; a failure is not kept, so the next node (with
-// its own deadline) tries again.
-func (v *VMs) connect(ctx context.Context) (*Clients, error) {
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	if v.clients != nil {
-		return v.clients, nil
-	}
-	c, err := Connect(ctx, v.opts)
-	if err != nil {
-		return nil, err
-	}
-	v.clients = c
-	return c, nil
-}
-
 // ObserveVMs lists the servers on the node's host. A server holds the
 // functions named in the attach handles of its bound ARQs; both Live and
 // Config are set, since Nova gives them for the server's whole life.
-func (v *VMs) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
+func (b *Backend) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
 	if node.Hostname == "" {
 		return nil, fmt.Errorf("node %s: no hostname: OpenStack does not manage its VMs", node.Name)
 	}
-	c, err := v.connect(ctx)
+	c, err := b.connect(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("node %s: %w", node.Name, err)
 	}
@@ -113,11 +76,11 @@ func attachPCI(h map[string]string) string {
 }
 
 // Attach refuses: see ErrNovaAttaches.
-func (v *VMs) Attach(_ context.Context, node *spec.Node, vm, pci string) error {
+func (b *Backend) Attach(_ context.Context, node *spec.Node, vm, pci string) error {
 	return fmt.Errorf("node %s vm %s: attach %s: %w", node.Name, vm, pci, ErrNovaAttaches)
 }
 
 // Detach refuses: see ErrNovaAttaches.
-func (v *VMs) Detach(_ context.Context, node *spec.Node, vm, pci string) error {
+func (b *Backend) Detach(_ context.Context, node *spec.Node, vm, pci string) error {
 	return fmt.Errorf("node %s vm %s: detach %s: %w", node.Name, vm, pci, ErrNovaAttaches)
 }

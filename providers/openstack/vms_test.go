@@ -14,7 +14,7 @@ import (
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-var _ providers.VMs = (*VMs)(nil)
+var _ providers.Backend = (*Backend)(nil)
 
 func TestVMsObserveHeldFunctions(t *testing.T) {
 	cloud := openstacktest.NewCloud(t, placementURL)
@@ -30,7 +30,7 @@ func TestVMsObserveHeldFunctions(t *testing.T) {
 	if err := os.WriteFile(clouds, []byte(cloud.CloudsYAML("lab")), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	v := NewVMs(Options{Cloud: "lab", CloudsFile: clouds}, nil)
+	v := NewBackend(Options{Cloud: "lab", CloudsFile: clouds}, nil)
 	node := &spec.Node{Name: "compute-01", Hostname: "cmp-vms"}
 	got, err := v.ObserveVMs(context.Background(), node)
 	if err != nil {

@@ -47,19 +47,11 @@ type Reconciler interface {
 
 // Result is what a reconcile step reports.
 type Result struct {
-	// Plan counts the planned changes by action, plus "held" and "noop".
-	Plan map[string]int
-	// Results counts the changes by how they ended.
-	Results map[string]int
-	// Applied counts the changes that ran and succeeded, by action.
-	Applied    map[string]int
-	Violations int
-	Drift      int
-	Nodes      []state.NodeSummary
+	// Run holds the plan's and the apply's counts, per node too; the
+	// controller adds the trigger, revision and times.
+	Run state.Run
 	// Interrupted is set when shutdown kept changes from starting.
 	Interrupted bool
-	// OpenStack is the cloud's part, when a CloudStep ran.
-	OpenStack *state.CloudRun
 }
 
 // Loader loads and checks the fleet in a directory: spec.Load.
@@ -71,7 +63,7 @@ type Options struct {
 	Source     Source
 	Load       Loader
 	Reconciler Reconciler
-	Store      *state.Store
+	Store      state.Store
 
 	// Interval between scheduled runs, or Schedule, a cron expression
 	// (five fields, or a descriptor such as @hourly). With neither, the

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -58,12 +59,12 @@ func (f *fakeReconciler) Reconcile(ctx context.Context, rev source.Revision, fle
 	if entered != nil {
 		close(entered)
 	}
-	res := Result{
-		Plan:    map[string]int{"program": 1},
-		Results: map[string]int{"applied": 1},
-		Applied: map[string]int{"program": 1},
+	res := Result{Run: state.Run{
+		Plan:    plans.Summary{ByAction: plans.ByAction{Program: 1}},
+		Results: plans.Counts{Applied: 1},
+		Applied: plans.ByAction{Program: 1},
 		Nodes:   []state.NodeSummary{{Name: "compute-01", State: "ok", Cards: 1, Changes: 1}},
-	}
+	}}
 	if gate != nil {
 		<-gate
 		if ctx.Err() != nil {
@@ -86,7 +87,7 @@ type harness struct {
 	t      *testing.T
 	remote *gittest.Remote
 	src    *source.Source
-	store  *state.Store
+	store  *state.Local
 	rec    *fakeReconciler
 	c      *Controller
 	srv    *httptest.Server

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -17,7 +18,7 @@ type metrics struct {
 	lastApplied prometheus.Gauge
 	suspended   prometheus.Gauge
 	webhooks    *prometheus.CounterVec
-	cloudFails  *prometheus.CounterVec
+	failed      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -50,11 +51,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fpgaops_webhook_requests_total", Help: "Webhook requests by provider and result.",
 		}, []string{"provider", "result"}),
-		cloudFails: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "fpgaops_openstack_change_failures_total", Help: "OpenStack changes that failed, by action.",
+		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fpgaops_change_failures_total", Help: "Changes that failed, by action.",
 		}, []string{"action"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.cloudFails} {
+	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -76,23 +77,18 @@ func (m *metrics) observe(run *state.Run, failedStage string) {
 	}
 }
 
-func (m *metrics) countApplied(byAction map[string]int) {
-	for a, n := range byAction {
-		m.changes.WithLabelValues(a).Add(float64(n))
-	}
-}
-
-// countCloud adds the cloud's applied changes to fpgaops_changes_total
-// under their OpenStack action names (create-image, replace-server, ...),
-// which no fleet action shares, and counts its failed changes.
-func (m *metrics) countCloud(c *state.CloudRun) {
-	if c == nil {
-		return
-	}
-	m.countApplied(c.Applied)
-	for a, n := range c.Failed {
-		m.cloudFails.WithLabelValues(a).Add(float64(n))
-	}
+// countChanges adds a run's applied and failed changes, by action.
+func (m *metrics) countChanges(applied, failed plans.ByAction) {
+	applied.Each(func(a plans.Action, n int) {
+		if n > 0 {
+			m.changes.WithLabelValues(string(a)).Add(float64(n))
+		}
+	})
+	failed.Each(func(a plans.Action, n int) {
+		if n > 0 {
+			m.failed.WithLabelValues(string(a)).Add(float64(n))
+		}
+	})
 }
 
 func (m *metrics) setSuspended(on bool) {

@@ -52,7 +52,7 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 		c.failures = 0
 		c.lastGood = rev.Commit
 		st.LastAppliedRevision, st.LastAppliedAt = rev.Commit, &end
-		msg := fmt.Sprintf("applied revision %s: %d change(s), %d violation(s)", rev.Commit, sum(run.Results, "applied"), run.Violations)
+		msg := fmt.Sprintf("applied revision %s: %d change(s), %d violation(s)", rev.Commit, run.Results.Applied, run.Violations)
 		st.setCondition(Ready, "True", ReasonSucceeded, msg, end)
 		st.setCondition(Stalled, "False", ReasonSucceeded, "", end)
 		c.metrics.lastApplied.Set(float64(end.Unix()))
@@ -138,10 +138,10 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	}
 
 	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
-	run.Plan, run.Results, run.Violations, run.Drift, run.Nodes = res.Plan, res.Results, res.Violations, res.Drift, res.Nodes
-	run.OpenStack = res.OpenStack
-	c.metrics.countApplied(res.Applied)
-	c.metrics.countCloud(res.OpenStack)
+	r := res.Run
+	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
+	run.Violations, run.Drift, run.Nodes = r.Violations, r.Drift, r.Nodes
+	c.metrics.countChanges(r.Applied, r.Failed)
 	switch {
 	case res.Interrupted || (err != nil && ctx.Err() != nil):
 		run.Outcome = state.OutcomeInterrupted
@@ -187,12 +187,4 @@ func summarise(ps []state.Problem) string {
 		s += fmt.Sprintf(" (and %d more)", len(ps)-1)
 	}
 	return s
-}
-
-func sum(m map[string]int, keys ...string) int {
-	n := 0
-	for _, k := range keys {
-		n += m[k]
-	}
-	return n
 }

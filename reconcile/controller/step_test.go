@@ -15,7 +15,7 @@ import (
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
@@ -77,17 +77,17 @@ func TestStepConverges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	step := &Step{Provider: fake, Store: store, Concurrency: 4, NodeTimeout: 5 * time.Second}
+	step := &Step{Engine: fakeEngine(fake, fake, store, 4)}
 	res, err := step.Reconcile(context.Background(), source.Revision{Commit: "c1"}, desired)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res.Violations != 0 || res.Interrupted || res.Applied["program"] != 2 || res.Applied["set-vfs"] != 2 {
+	if res.Run.Violations != 0 || res.Interrupted || res.Run.Applied.Program != 2 || res.Run.Applied.SetVFs != 2 {
 		t.Fatalf("result: %+v", res)
 	}
 	want := []state.NodeSummary{{Name: "compute-01", State: "ok", Cards: 2, Changes: 4}}
-	if !reflect.DeepEqual(res.Nodes, want) {
-		t.Fatalf("nodes = %+v, want %+v", res.Nodes, want)
+	if !reflect.DeepEqual(res.Run.Nodes, want) {
+		t.Fatalf("nodes = %+v, want %+v", res.Run.Nodes, want)
 	}
 	if v := fake.Violations(); len(v) > 0 {
 		t.Fatalf("unsafe requests: %v", v)
@@ -96,28 +96,30 @@ func TestStepConverges(t *testing.T) {
 	if err != nil || len(inv) != 2 {
 		t.Fatalf("inventory = %v, %v", inv, err)
 	}
-	// `fpgaops plan --state-dir` on the same directory sees the same.
-	mirror, err := execute.ReadApplied(store.Dir())
-	if err != nil || !reflect.DeepEqual(mirror, inv) {
-		t.Fatalf("applied digests file = %v, %v; want %v", mirror, err, inv)
-	}
 	// A second run finds nothing to do.
 	res, err = step.Reconcile(context.Background(), source.Revision{Commit: "c1"}, desired)
-	if err != nil || len(res.Applied) != 0 || res.Violations != 0 {
+	if err != nil || res.Run.Applied.Total() != 0 || res.Run.Violations != 0 {
 		t.Fatalf("second run: %+v, %v", res, err)
 	}
 }
 
-// stopAfterFirst is the fleet's provider, which signals shutdown right
+// fakeEngine is an engine over a fake fleet: its VM side the only
+// backend, cards its card side.
+func fakeEngine(fake *reconciletest.Fleet, cards providers.Cards, store state.Store, concurrency int) *engine.Engine {
+	return &engine.Engine{Kinds: []providers.Kind{fake.Kind()}, Cards: cards, Store: store,
+		Concurrency: concurrency, NodeTimeout: 5 * time.Second}
+}
+
+// stopAfterFirst is the fleet's card side, which signals shutdown right
 // after the first change takes effect.
 type stopAfterFirst struct {
-	providers.Provider
+	providers.Cards
 	once sync.Once
 	stop context.CancelFunc
 }
 
 func (s *stopAfterFirst) Program(ctx context.Context, n *spec.Node, pci string, img providers.Image) error {
-	err := s.Provider.Program(ctx, n, pci, img)
+	err := s.Cards.Program(ctx, n, pci, img)
 	s.once.Do(s.stop)
 	return err
 }
@@ -134,7 +136,7 @@ func TestStepShutdownFinishesCardInFlight(t *testing.T) {
 	defer cancel()
 	// One card at a time, so that the second has not started when the
 	// first is programmed.
-	step := &Step{Provider: &stopAfterFirst{Provider: fake, stop: cancel}, Store: store, Concurrency: 1, NodeTimeout: 5 * time.Second}
+	step := &Step{Engine: fakeEngine(fake, &stopAfterFirst{Cards: fake, stop: cancel}, store, 1)}
 	res, err := step.Reconcile(ctx, source.Revision{Commit: "c1"}, desired)
 	if err == nil || !res.Interrupted {
 		t.Fatalf("got %+v, %v; want an interrupted run", res, err)
@@ -150,26 +152,7 @@ func TestStepShutdownFinishesCardInFlight(t *testing.T) {
 		t.Fatalf("unsafe requests: %v", v)
 	}
 	// The card left for the next run is not a failure.
-	if res.Results["failed"] != 0 || res.Results["blocked"] != 0 || res.Results["not-started"] != 2 || res.Results["applied"] != 2 {
-		t.Fatalf("results = %v; want 2 applied, 2 not started, nothing failed", res.Results)
-	}
-}
-
-// A controller taking over a state directory from hand-run applies starts
-// from their applied digests.
-func TestStepStartsFromHandApplies(t *testing.T) {
-	t.Parallel()
-	dir := t.TempDir()
-	if err := execute.RecordApplied(dir, map[string]string{"node/compute-01/fpga/pac0": "d-by-hand"}); err != nil {
-		t.Fatal(err)
-	}
-	store, err := state.Open(dir, state.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	step := &Step{Store: store}
-	got, err := step.appliedDigests()
-	if err != nil || got["node/compute-01/fpga/pac0"] != "d-by-hand" {
-		t.Fatalf("applied = %v, %v", got, err)
+	if r := res.Run.Results; r.Failed != 0 || r.Blocked != 0 || r.NotRun != 2 || r.Applied != 2 {
+		t.Fatalf("results = %+v; want 2 applied, 2 not run, nothing failed", r)
 	}
 }

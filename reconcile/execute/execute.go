@@ -13,10 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/policy"
+	"github.com/fpgaops/fpgaops/reconcile/state"
+
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/spec"
 	"golang.org/x/sync/errgroup"
 )
@@ -68,10 +71,14 @@ const DefaultRestartTimeout = 5 * time.Minute
 // Executor carries out plans. Provider and Images are required; the rest
 // have defaults.
 type Executor struct {
+	// Provider reaches the cards and the VMs of the card chains.
 	Provider providers.Provider
+	// Backends carry out the changes they planned (plans.Change.Backend),
+	// by name.
+	Backends map[string]providers.Planner
 	Images   ImageSource
 	// Journal defaults to one that lasts a single run.
-	Journal Journal
+	Journal state.Journal
 	// Resume continues the journal's interrupted run of the same plan,
 	// skipping the steps it completed. Only a caller that knows the plan
 	// is that run's (the same saved plan, applied again after a kill)
@@ -90,20 +97,17 @@ type Executor struct {
 	Log   *slog.Logger
 }
 
-// Report is how a run went: one result per change, in plan order, and
-// the cards that converged with the desired digest they converged to
-// (what Options.Applied wants next time).
+// Report is how a run went: one result per change, in plan order, the
+// counts of how they ended, and the cards that converged with the
+// desired digest they converged to (what the planner's Options.Applied
+// wants next time).
 type Report struct {
-	Results   []Result          `json:"results"`
+	Results   []plans.Result    `json:"results"`
 	Converged map[string]string `json:"converged"`
-	Applied   int               `json:"applied"`
-	Skipped   int               `json:"skipped"`
-	Failed    int               `json:"failed"`
-	Blocked   int               `json:"blocked"`
-	Held      int               `json:"held"`
-	// PendingRestart counts the changes that wait for a VM's restart.
-	PendingRestart int `json:"pendingRestart"`
+	plans.Counts
 }
+
+func (r *Report) failed() int { return r.Failed + r.Blocked }
 
 // ErrValidate marks a plan refused before anything was touched.
 var ErrValidate = errors.New("plan refused before any change")
@@ -112,12 +116,12 @@ var ErrValidate = errors.New("plan refused before any change")
 // wave. A failed change stops the changes that depend on it; independent
 // cards go on. It returns the report with an error when any change
 // failed, was blocked, or the context ended.
-func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.Plan) (*Report, error) {
+func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *plans.Plan) (*Report, error) {
 	x := &run{
 		Executor: e,
 		desired:  desired,
 		plan:     p,
-		results:  make([]Result, len(p.Changes)),
+		results:  make([]plans.Result, len(p.Changes)),
 		index:    make(map[string]int, len(p.Changes)),
 		images:   map[string]providers.Image{},
 	}
@@ -125,9 +129,9 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 	x.indexDesired()
 	for i := range p.Changes {
 		x.index[p.Changes[i].ID] = i
-		x.results[i] = Result{ID: p.Changes[i].ID, Status: StatusNotRun}
+		x.results[i] = plans.Result{ID: p.Changes[i].ID, Status: plans.StatusNotRun}
 		if p.Changes[i].Held != nil {
-			x.results[i].Status = StatusHeld
+			x.results[i].Status = plans.StatusHeld
 		}
 	}
 	if err := x.validate(ctx); err != nil {
@@ -142,16 +146,14 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *reconcile.
 			waves[c.Wave] = append(waves[c.Wave], i)
 		}
 	}
-	for w := 1; w <= p.Waves; w++ {
-		if err := x.wave(ctx, waves[w]); err != nil {
-			return x.report(), err
-		}
+	for w := 1; w <= p.Waves && ctx.Err() == nil; w++ {
+		x.wave(ctx, waves[w])
 	}
 	rep := x.report()
-	if err := ctx.Err(); err != nil {
-		return rep, err
+	if err := ctx.Err(); err != nil && rep.NotRun > 0 {
+		return rep, fmt.Errorf("stopped before %d change(s): %w", rep.NotRun, err)
 	}
-	if rep.Failed+rep.Blocked > 0 {
+	if rep.failed() > 0 {
 		return rep, fmt.Errorf("%d change(s) failed and %d were blocked by them", rep.Failed, rep.Blocked)
 	}
 	if err := x.Journal.Finish(); err != nil {
@@ -166,8 +168,8 @@ type run struct {
 	// nodes and bitstreams index the desired state by name.
 	nodes      map[string]*spec.Node
 	bitstreams map[string]*spec.Bitstream
-	plan       *reconcile.Plan
-	results    []Result
+	plan       *plans.Plan
+	results    []plans.Result
 	index      map[string]int
 	mu         sync.Mutex // guards images
 	images     map[string]providers.Image
@@ -195,7 +197,7 @@ func (x *run) defaults() {
 	if c.Concurrency <= 0 {
 		c.Concurrency = x.plan.Budget.MaxCardsInFlight
 		if c.Concurrency <= 0 {
-			c.Concurrency = reconcile.DefaultMaxCardsInFlight
+			c.Concurrency = policy.DefaultMaxCardsInFlight
 		}
 	}
 	if c.Retry.Attempts <= 0 {
@@ -230,10 +232,10 @@ func sleep(ctx context.Context, d time.Duration) error {
 // are reported together, and nothing is touched when there is one.
 func (x *run) validate(ctx context.Context) error {
 	var errs []error
-	if x.plan.FormatVersion != reconcile.FormatVersion {
-		errs = append(errs, fmt.Errorf("plan format %d, this fpgaops reads %d", x.plan.FormatVersion, reconcile.FormatVersion))
+	if x.plan.FormatVersion != plans.FormatVersion {
+		errs = append(errs, fmt.Errorf("plan format %d, this fpgaops reads %d", x.plan.FormatVersion, plans.FormatVersion))
 	}
-	if d := reconcile.DesiredDigest(x.desired); d != x.plan.DesiredDigest {
+	if d := x.desired.Digest(); d != x.plan.DesiredDigest {
 		errs = append(errs, fmt.Errorf("the plan was made for desired state %s, not %s", short(x.plan.DesiredDigest), short(d)))
 	}
 	for i := range x.plan.Changes {
@@ -263,7 +265,14 @@ func short(s string) string {
 	return s
 }
 
-func (x *run) check(ctx context.Context, c *reconcile.Change) error {
+func (x *run) check(ctx context.Context, c *plans.Change) error {
+	if c.Backend != "" {
+		b, ok := x.Backends[c.Backend]
+		if !ok {
+			return fmt.Errorf("backend %s is not in use", c.Backend)
+		}
+		return b.Check(ctx, x.desired, c)
+	}
 	n, ok := x.nodes[c.Node]
 	if !ok {
 		return fmt.Errorf("node %s is not in the desired state", c.Node)
@@ -273,11 +282,11 @@ func (x *run) check(ctx context.Context, c *reconcile.Change) error {
 		return fmt.Errorf("node %s has no card %s at %s", c.Node, c.Card, c.CardPCI)
 	}
 	switch c.Action {
-	case reconcile.ActionDetach:
+	case plans.ActionDetach:
 		if c.Before == nil || c.Before.VM == "" || c.Before.PCI == "" {
 			return errors.New("detach names no VM and function")
 		}
-	case reconcile.ActionAttach:
+	case plans.ActionAttach:
 		if c.After == nil || c.After.VM == "" {
 			return errors.New("attach names no VM")
 		}
@@ -291,11 +300,11 @@ func (x *run) check(ctx context.Context, c *reconcile.Change) error {
 		if err := providers.CheckAttach(ctx, x.Provider, n, c.After.VM, c.After.PCI); err != nil {
 			return err
 		}
-	case reconcile.ActionSetVFs:
+	case plans.ActionSetVFs:
 		if c.After == nil || c.After.VFs == nil {
 			return errors.New("set-vfs names no VF count")
 		}
-	case reconcile.ActionProgram:
+	case plans.ActionProgram:
 		if c.After == nil {
 			return errors.New("program names no bitstream")
 		}
@@ -349,27 +358,30 @@ func (x *run) image(ctx context.Context, bs spec.Bitstream) (providers.Image, er
 
 // wave runs the wave's changes: independent groups (connected by
 // dependencies) in parallel within the concurrency limit, each group in
-// dependency order.
-func (x *run) wave(ctx context.Context, members []int) error {
+// dependency order. A group that has not started when ctx ends does not
+// start; one that has runs to its end, its steps on a context that ctx's
+// end does not cancel.
+func (x *run) wave(ctx context.Context, members []int) {
 	groups := components(x.plan.Changes, members, x.index)
-	g, gctx := errgroup.WithContext(ctx)
+	steps := context.WithoutCancel(ctx)
+	var g errgroup.Group
 	g.SetLimit(x.Concurrency)
 	for _, grp := range groups {
 		g.Go(func() error {
-			x.group(gctx, grp)
+			if ctx.Err() != nil {
+				return nil // not started: its changes stay not-run
+			}
+			x.group(steps, grp)
 			return nil
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	return ctx.Err()
+	g.Wait()
 }
 
 // components splits members into groups joined by dependency edges, each
 // in a dependency order (ties by plan order), groups by their first
 // member.
-func components(changes []reconcile.Change, members []int, index map[string]int) [][]int {
+func components(changes []plans.Change, members []int, index map[string]int) [][]int {
 	parent := make(map[int]int, len(members))
 	in := make(map[int]bool, len(members))
 	for _, i := range members {
@@ -416,7 +428,7 @@ func components(changes []reconcile.Change, members []int, index map[string]int)
 
 // topoSort orders a group so every change follows its dependencies,
 // keeping plan order where the graph allows.
-func topoSort(changes []reconcile.Change, group []int, index map[string]int) []int {
+func topoSort(changes []plans.Change, group []int, index map[string]int) []int {
 	inGroup := make(map[int]bool, len(group))
 	for _, i := range group {
 		inGroup[i] = true
@@ -462,15 +474,12 @@ func (x *run) group(ctx context.Context, members []int) {
 		c := &x.plan.Changes[i]
 		r := &x.results[i]
 		if blocked, pending := x.blockedBy(c); blocked != "" {
-			r.Status, r.Error = StatusBlocked, "blocked: "+blocked+" did not complete"
+			r.Status, r.Error = plans.StatusBlocked, "blocked: "+blocked+" did not complete"
 			if pending {
-				r.Status, r.Error = StatusPendingRestart, "waits for "+blocked+", which waits for its VM's restart"
+				r.Status, r.Error = plans.StatusPendingRestart, "waits for "+blocked+", which waits for its VM's restart"
 			}
 			x.Progress.Finished(c, *r)
 			continue
-		}
-		if ctx.Err() != nil {
-			return // stays not-run
 		}
 		key := Key(c)
 		done, err := x.Journal.Done(key)
@@ -479,7 +488,7 @@ func (x *run) group(ctx context.Context, members []int) {
 			continue
 		}
 		if done {
-			r.Status = StatusSkipped
+			r.Status = plans.StatusSkipped
 			x.Log.Info("skipped, completed in an earlier run", "change", c.ID)
 			x.Progress.Finished(c, *r)
 			continue
@@ -489,7 +498,7 @@ func (x *run) group(ctx context.Context, members []int) {
 		r.Attempts = attempts
 		if errors.Is(err, providers.ErrNeedsRestart) {
 			err = x.restart(ctx, c, r, err)
-			if r.Status == StatusPendingRestart {
+			if r.Status == plans.StatusPendingRestart {
 				continue
 			}
 		}
@@ -501,15 +510,14 @@ func (x *run) group(ctx context.Context, members []int) {
 			x.fail(c, r, fmt.Errorf("journal: %w", err))
 			continue
 		}
-		r.Status = StatusApplied
+		r.Status = plans.StatusApplied
 		x.Log.Info("applied", "change", c.ID, "attempts", attempts)
 		x.Progress.Finished(c, *r)
 	}
 }
 
-func (x *run) fail(c *reconcile.Change, r *Result, err error) {
-	r.err = fmt.Errorf("%s: %w", c.ID, err)
-	r.Status, r.Error = StatusFailed, r.err.Error()
+func (x *run) fail(c *plans.Change, r *plans.Result, err error) {
+	r.Status, r.Error = plans.StatusFailed, fmt.Errorf("%s: %w", c.ID, err).Error()
 	x.Log.Error("failed", "change", c.ID, "err", err)
 	x.Progress.Finished(c, *r)
 }
@@ -519,14 +527,14 @@ func (x *run) fail(c *reconcile.Change, r *Result, err error) {
 // within a window), it does, and the change is then in effect; otherwise
 // the change is pending restart. It returns the error to fail with, if
 // any.
-func (x *run) restart(ctx context.Context, c *reconcile.Change, r *Result, cause error) error {
+func (x *run) restart(ctx context.Context, c *plans.Change, r *plans.Result, cause error) error {
 	pending := func() error {
-		r.Status, r.Error = StatusPendingRestart, fmt.Sprintf("%s: %v", c.ID, cause)
+		r.Status, r.Error = plans.StatusPendingRestart, fmt.Sprintf("%s: %v", c.ID, cause)
 		x.Log.Warn("waits for the VM's restart", "change", c.ID, "vm", c.VM())
 		x.Progress.Finished(c, *r)
 		return nil
 	}
-	if c.Restart != reconcile.RestartVM {
+	if c.Restart != plans.RestartVM {
 		return pending()
 	}
 	node := x.nodes[c.Node]
@@ -554,18 +562,18 @@ func (x *run) restart(ctx context.Context, c *reconcile.Change, r *Result, cause
 
 // blockedBy names a dependency that did not complete, or "", and whether
 // that dependency waits for a VM's restart.
-func (x *run) blockedBy(c *reconcile.Change) (string, bool) {
+func (x *run) blockedBy(c *plans.Change) (string, bool) {
 	for _, d := range c.DependsOn {
 		j, ok := x.index[d]
 		if !ok || !x.results[j].Status.Done() {
-			return d, ok && x.results[j].Status == StatusPendingRestart
+			return d, ok && x.results[j].Status == plans.StatusPendingRestart
 		}
 	}
 	return "", false
 }
 
 // attempt runs the change, retrying passing faults with backoff.
-func (x *run) attempt(ctx context.Context, c *reconcile.Change) (int, error) {
+func (x *run) attempt(ctx context.Context, c *plans.Change) (int, error) {
 	for n := 1; ; n++ {
 		err := x.step(ctx, c)
 		if err == nil {
@@ -582,15 +590,18 @@ func (x *run) attempt(ctx context.Context, c *reconcile.Change) (int, error) {
 }
 
 // step makes the provider calls of one change.
-func (x *run) step(ctx context.Context, c *reconcile.Change) error {
+func (x *run) step(ctx context.Context, c *plans.Change) error {
+	if c.Backend != "" {
+		return x.Backends[c.Backend].Apply(ctx, x.desired, c)
+	}
 	node := x.nodes[c.Node]
 	p := x.Provider
 	switch c.Action {
-	case reconcile.ActionDetach:
+	case plans.ActionDetach:
 		return p.Detach(ctx, node, c.Before.VM, c.Before.PCI)
-	case reconcile.ActionSetVFs:
+	case plans.ActionSetVFs:
 		return p.SetVFs(ctx, node, c.CardPCI, *c.After.VFs)
-	case reconcile.ActionProgram:
+	case plans.ActionProgram:
 		bs := x.bitstreams[c.After.Bitstream]
 		img, err := x.image(ctx, *bs)
 		if err != nil {
@@ -605,7 +616,7 @@ func (x *run) step(ctx context.Context, c *reconcile.Change) error {
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
 		defer cancel()
 		return x.verify(vctx, node, c)
-	case reconcile.ActionAttach:
+	case plans.ActionAttach:
 		pci := c.After.PCI
 		if pci == "" {
 			var err error
@@ -624,7 +635,7 @@ const verifyTimeout = time.Minute
 
 // verify reads the card back after programming; a different AFU ID stops
 // the card's chain. A read that fails passingly is retried with the step.
-func (x *run) verify(ctx context.Context, node *spec.Node, c *reconcile.Change) error {
+func (x *run) verify(ctx context.Context, node *spec.Node, c *plans.Change) error {
 	dev, err := x.card(ctx, node, c.CardPCI)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
@@ -637,7 +648,7 @@ func (x *run) verify(ctx context.Context, node *spec.Node, c *reconcile.Change) 
 
 // resolveVF finds a VF's address once VFs are on: SR-IOV numbering is the
 // hardware's business, so the card is observed again.
-func (x *run) resolveVF(ctx context.Context, node *spec.Node, c *reconcile.Change) (string, error) {
+func (x *run) resolveVF(ctx context.Context, node *spec.Node, c *plans.Change) (string, error) {
 	fn, err := spec.ParseFunction(c.After.Function)
 	if err != nil {
 		return "", err
@@ -677,27 +688,31 @@ func (x *run) report() *Report {
 		c := &x.plan.Changes[i]
 		r := &x.results[i]
 		switch r.Status {
-		case StatusApplied:
+		case plans.StatusApplied:
 			rep.Applied++
-		case StatusSkipped:
+		case plans.StatusSkipped:
 			rep.Skipped++
-		case StatusFailed:
+		case plans.StatusFailed:
 			rep.Failed++
-		case StatusBlocked:
+		case plans.StatusBlocked:
 			rep.Blocked++
-		case StatusHeld:
+		case plans.StatusHeld:
 			rep.Held++
-		case StatusPendingRestart:
+		case plans.StatusPendingRestart:
 			rep.PendingRestart++
+		case plans.StatusNotRun:
+			if c.Runnable() {
+				rep.NotRun++
+			}
 		}
 		if c.Card == "" {
 			continue
 		}
-		id := reconcile.CardID(c.Node, c.Card)
-		if !r.Status.Done() && c.Action != reconcile.ActionNoop {
+		id := plans.CardID(c.Node, c.Card)
+		if !r.Status.Done() && c.Action != plans.ActionNoop {
 			pending[id] = true
 		}
-		if c.Digest != "" {
+		if c.Digest != "" && c.Backend == "" {
 			rep.Converged[id] = c.Digest
 		}
 	}

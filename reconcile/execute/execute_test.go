@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
@@ -22,6 +24,7 @@ import (
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
+	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -113,7 +116,7 @@ func writeGBS(t testing.TB, root, name, afu string) spec.Bitstream {
 	return spec.Bitstream{Name: name, File: file, SHA256: hex.EncodeToString(sum[:]), InterfaceID: iface, AFUID: afu, Size: int64(len(data))}
 }
 
-func (fx fixture) plan(t *testing.T, obs *observed.Fleet) *reconcile.Plan {
+func (fx fixture) plan(t *testing.T, obs *observed.Fleet) *plans.Plan {
 	t.Helper()
 	p, err := reconcile.NewPlan(fx.desired, obs, now, reconcile.Options{})
 	if err != nil {
@@ -135,7 +138,7 @@ func (s *noSleep) sleep(ctx context.Context, d time.Duration) error {
 	return ctx.Err()
 }
 
-func (fx fixture) executor(fake *reconciletest.Fleet, j execute.Journal) *execute.Executor {
+func (fx fixture) executor(fake *reconciletest.Fleet, j state.Journal) *execute.Executor {
 	return &execute.Executor{
 		Provider: fake, Images: execute.RepoImages{Root: fx.root}, Journal: j,
 		Sleep: (&noSleep{}).sleep,
@@ -150,7 +153,7 @@ func converged(t *testing.T, fx fixture, fake *reconciletest.Fleet) {
 	if p.HasChanges() {
 		var ids []string
 		for _, c := range p.Changes {
-			if c.Action != reconcile.ActionNoop {
+			if c.Action != plans.ActionNoop {
 				ids = append(ids, c.ID)
 			}
 		}
@@ -165,7 +168,7 @@ func noViolations(t *testing.T, fake *reconciletest.Fleet) {
 	}
 }
 
-func statusOf(t *testing.T, rep *execute.Report, id string) execute.Status {
+func statusOf(t *testing.T, rep *execute.Report, id string) plans.Status {
 	t.Helper()
 	for _, r := range rep.Results {
 		if r.ID == id {
@@ -243,21 +246,21 @@ func TestIndependentFailureDoesNotStopOtherCards(t *testing.T) {
 		t.Fatal("apply succeeded despite a failed program")
 	}
 	noViolations(t, fake)
-	for id, want := range map[string]execute.Status{
-		"node/compute-01/fpga/pac0:program":             execute.StatusFailed,
-		"node/compute-01/fpga/pac0:vfs-on":              execute.StatusBlocked,
-		"node/compute-01/fpga/pac0/vf0/vm/vnf-a:attach": execute.StatusBlocked,
-		"node/compute-01/fpga/pac1:program":             execute.StatusApplied,
-		"node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach": execute.StatusApplied,
-		"node/compute-02/fpga/pac0/vf0/vm/vnf-c:attach": execute.StatusApplied,
-		"node/compute-02/fpga/pac1:program":             execute.StatusApplied,
-		"node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach": execute.StatusApplied,
-		"node/compute-01/fpga/pac0:vfs-off":             execute.StatusApplied,
-		"node/compute-02/fpga/pac0:program":             execute.StatusApplied,
-		"node/compute-02/fpga/pac1:vfs-on":              execute.StatusApplied,
-		"node/compute-02/fpga/pac0:vfs-on":              execute.StatusApplied,
-		"node/compute-01/fpga/pac1/vf0/vm/vnf-b:detach": execute.StatusApplied,
-		"node/compute-01/fpga/pac1:vfs-on":              execute.StatusApplied,
+	for id, want := range map[string]plans.Status{
+		"node/compute-01/fpga/pac0:program":             plans.StatusFailed,
+		"node/compute-01/fpga/pac0:vfs-on":              plans.StatusBlocked,
+		"node/compute-01/fpga/pac0/vf0/vm/vnf-a:attach": plans.StatusBlocked,
+		"node/compute-01/fpga/pac1:program":             plans.StatusApplied,
+		"node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach": plans.StatusApplied,
+		"node/compute-02/fpga/pac0/vf0/vm/vnf-c:attach": plans.StatusApplied,
+		"node/compute-02/fpga/pac1:program":             plans.StatusApplied,
+		"node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach": plans.StatusApplied,
+		"node/compute-01/fpga/pac0:vfs-off":             plans.StatusApplied,
+		"node/compute-02/fpga/pac0:program":             plans.StatusApplied,
+		"node/compute-02/fpga/pac1:vfs-on":              plans.StatusApplied,
+		"node/compute-02/fpga/pac0:vfs-on":              plans.StatusApplied,
+		"node/compute-01/fpga/pac1/vf0/vm/vnf-b:detach": plans.StatusApplied,
+		"node/compute-01/fpga/pac1:vfs-on":              plans.StatusApplied,
 	} {
 		if got := statusOf(t, rep, id); got != want {
 			t.Errorf("%s: %s, want %s", id, got, want)
@@ -270,7 +273,7 @@ func TestIndependentFailureDoesNotStopOtherCards(t *testing.T) {
 		t.Errorf("error %q does not count the failure", err)
 	}
 	for _, r := range rep.Results {
-		if r.Status == execute.StatusFailed && !strings.HasPrefix(r.Error, r.ID+": ") {
+		if r.Status == plans.StatusFailed && !strings.HasPrefix(r.Error, r.ID+": ") {
 			t.Errorf("error %q does not start with the change ID", r.Error)
 		}
 	}
@@ -313,7 +316,7 @@ func TestFailureMidChainNeverProgramsUnderVM(t *testing.T) {
 				t.Fatal("apply succeeded despite the fault")
 			}
 			noViolations(t, fake)
-			if got := statusOf(t, rep, tt.failed); got != execute.StatusFailed {
+			if got := statusOf(t, rep, tt.failed); got != plans.StatusFailed {
 				t.Errorf("%s: %s, want failed", tt.failed, got)
 			}
 			for _, c := range fake.Calls() {
@@ -335,7 +338,7 @@ func TestFailureMidChainNeverProgramsUnderVM(t *testing.T) {
 				}
 			}
 			// The other cards converge regardless.
-			if got := statusOf(t, rep, "node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach"); got != execute.StatusApplied {
+			if got := statusOf(t, rep, "node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach"); got != plans.StatusApplied {
 				t.Errorf("independent card pac1: %s, want applied", got)
 			}
 		})
@@ -355,7 +358,7 @@ func TestTransientFaultsAreRetriedWithBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, r := range rep.Results {
-		if r.ID == "node/compute-02/fpga/pac0:program" && (r.Status != execute.StatusApplied || r.Attempts != 3) {
+		if r.ID == "node/compute-02/fpga/pac0:program" && (r.Status != plans.StatusApplied || r.Attempts != 3) {
 			t.Errorf("program: %s after %d attempts, want applied after 3", r.Status, r.Attempts)
 		}
 	}
@@ -374,7 +377,7 @@ func TestTransientFaultsAreRetriedWithBackoff(t *testing.T) {
 	if err == nil {
 		t.Fatal("apply succeeded despite a lasting fault")
 	}
-	if got := statusOf(t, rep, "node/compute-02/fpga/pac0:program"); got != execute.StatusFailed {
+	if got := statusOf(t, rep, "node/compute-02/fpga/pac0:program"); got != plans.StatusFailed {
 		t.Errorf("program: %s, want failed", got)
 	}
 	if want := []time.Duration{time.Second, time.Second}; !reflect.DeepEqual(ns.waits, want) {
@@ -400,30 +403,23 @@ func TestKilledRunIsFinishedWithoutRepeats(t *testing.T) {
 		for k := 0; k < steps; k++ {
 			t.Run(fmt.Sprintf("replan=%v/after=%d", replan, k), func(t *testing.T) {
 				fake := reconciletest.New(fx.obs)
-				dir := t.TempDir()
-				j, err := execute.OpenFileJournal(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
+				store := openStore(t, t.TempDir())
 				p := fx.plan(t, fx.obs)
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
 				fake.KillAfter(k, cancel)
-				if _, err := fx.executor(fake, j).Apply(ctx, fx.desired, p); err == nil {
+				if _, err := fx.executor(fake, store.Journal()).Apply(ctx, fx.desired, p); err == nil {
 					t.Fatal("the killed run reported success")
 				}
-				j.Close()
 				first := len(fake.Calls())
 				if first != k {
 					t.Fatalf("the killed run made %d calls, want %d", first, k)
 				}
 
-				j, err = execute.OpenFileJournal(dir)
-				if err != nil {
-					t.Fatal(err)
-				}
-				defer j.Close()
-				ex := fx.executor(fake, j)
+				// The next process, on the same state directory.
+				fake.Revive()
+				store = openStore(t, store.Dir())
+				ex := fx.executor(fake, store.Journal())
 				if replan {
 					p = fx.plan(t, fake.Snapshot())
 				} else {
@@ -446,8 +442,8 @@ func TestKilledRunIsFinishedWithoutRepeats(t *testing.T) {
 				if want := map[bool]int{false: k, true: 0}[replan]; rep.Skipped != want {
 					t.Errorf("rerun skipped %d journaled steps, want %d", rep.Skipped, want)
 				}
-				if _, err := os.Stat(filepath.Join(dir, execute.JournalFile)); !errors.Is(err, os.ErrNotExist) {
-					t.Errorf("journal left behind after a converged run: %v", err)
+				if plan, err := store.Journal().Plan(); err != nil || plan != "" {
+					t.Errorf("journal of plan %q left behind after a converged run (%v)", plan, err)
 				}
 			})
 		}
@@ -508,7 +504,7 @@ func TestValidateRefusesBeforeTouching(t *testing.T) {
 
 func TestResultsAreDeterministic(t *testing.T) {
 	fx := newFixture(t)
-	var first []execute.Result
+	var first []plans.Result
 	for i := 0; i < 5; i++ {
 		fake := reconciletest.New(fx.obs)
 		fake.Fail("program", "compute-01", "0000:af:00.0", errors.New("PR error"), -1)
@@ -525,7 +521,7 @@ func TestResultsAreDeterministic(t *testing.T) {
 	}
 }
 
-func stripErr(rs []execute.Result) []string {
+func stripErr(rs []plans.Result) []string {
 	out := make([]string, len(rs))
 	for i, r := range rs {
 		out[i] = fmt.Sprintf("%s %s %d %s", r.ID, r.Status, r.Attempts, r.Error)
@@ -538,13 +534,13 @@ type countingProgress struct {
 	started, finished map[string]int
 }
 
-func (c *countingProgress) Started(ch *reconcile.Change) {
+func (c *countingProgress) Started(ch *plans.Change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.started[ch.ID]++
 }
 
-func (c *countingProgress) Finished(ch *reconcile.Change, r execute.Result) {
+func (c *countingProgress) Finished(ch *plans.Change, r plans.Result) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.finished[ch.ID+" "+string(r.Status)]++
@@ -579,80 +575,13 @@ func TestProgressHearsEveryChange(t *testing.T) {
 	}
 }
 
-func TestFileJournal(t *testing.T) {
-	dir := t.TempDir()
-	j, err := execute.OpenFileJournal(dir)
+func openStore(t *testing.T, dir string) *state.Local {
+	t.Helper()
+	s, err := state.Open(dir, state.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := j.Record("node/a/fpga/pac0:program@d1"); err == nil {
-		t.Error("Record before Begin was accepted")
-	}
-	if err := j.Begin("plan-1", true); err != nil {
-		t.Fatal(err)
-	}
-	if err := j.Record("node/a/fpga/pac0:program@d1"); err != nil {
-		t.Fatal(err)
-	}
-	j.Close()
-
-	// Reopened: the same plan resumes with its entries.
-	j, err = execute.OpenFileJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.Plan() != "plan-1" {
-		t.Fatalf("Plan() = %q, want plan-1", j.Plan())
-	}
-	if err := j.Begin("plan-1", true); err != nil {
-		t.Fatal(err)
-	}
-	for key, want := range map[string]bool{"node/a/fpga/pac0:program@d1": true, "node/a/fpga/pac0:program@d2": false} {
-		if got, _ := j.Done(key); got != want {
-			t.Errorf("Done(%s) = %v, want %v", key, got, want)
-		}
-	}
-	if err := j.Record("node/a/fpga/pac0:vfs-on@d1"); err != nil {
-		t.Fatal(err)
-	}
-
-	// A fresh run of the same plan drops the entries.
-	if err := j.Begin("plan-1", false); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := j.Done("node/a/fpga/pac0:program@d1"); got {
-		t.Error("a fresh run kept an entry")
-	}
-	if err := j.Record("node/a/fpga/pac0:vfs-on@d1"); err != nil {
-		t.Fatal(err)
-	}
-
-	// Another plan starts afresh, also on disk.
-	if err := j.Begin("plan-2", true); err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := j.Done("node/a/fpga/pac0:program@d1"); got {
-		t.Error("an entry of another plan survived Begin")
-	}
-	j.Close()
-	j, err = execute.OpenFileJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got, _ := j.Done("node/a/fpga/pac0:vfs-on@d1"); got || j.Plan() != "plan-2" {
-		t.Errorf("after Begin(plan-2) and reopening: plan %q, old entry kept %v", j.Plan(), got)
-	}
-
-	if err := j.Finish(); err != nil {
-		t.Fatal(err)
-	}
-	j, err = execute.OpenFileJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if j.Plan() != "" {
-		t.Error("a finished journal came back after reopening")
-	}
+	return s
 }
 
 // TestJournalNeverHidesAStepAnotherPlanNeeds: a run is killed after its
@@ -666,12 +595,7 @@ func TestJournalNeverHidesAStepAnotherPlanNeeds(t *testing.T) {
 	fx.desired.Nodes = fx.desired.Nodes[:1]
 	fx.desired.Bindings = fx.desired.Bindings[1:2] // vnf-a on compute-01 pac0
 	fx.desired.Nodes[0].FPGAs = fx.desired.Nodes[0].FPGAs[:1]
-	dir := t.TempDir()
-	j, err := execute.OpenFileJournal(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer j.Close()
+	j := openStore(t, t.TempDir()).Journal()
 	fake := reconciletest.New(fx.obs)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -682,6 +606,7 @@ func TestJournalNeverHidesAStepAnotherPlanNeeds(t *testing.T) {
 	if got := fake.Calls(); len(got) != 1 || got[0] != "detach compute-01 vnf-a 0000:5e:00.1" {
 		t.Fatalf("killed run calls %q, want the detach only", got)
 	}
+	fake.Revive()
 	if err := fake.Attach(context.Background(), &fx.desired.Nodes[0], "vnf-a", "0000:5e:00.1"); err != nil {
 		t.Fatal(err)
 	}
@@ -744,7 +669,7 @@ func BenchmarkApply1000Nodes(b *testing.B) {
 	}
 }
 
-func runnableCount(p *reconcile.Plan) int {
+func runnableCount(p *plans.Plan) int {
 	n := 0
 	for i := range p.Changes {
 		if p.Changes[i].Runnable() {

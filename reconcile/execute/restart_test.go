@@ -8,10 +8,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
 	"github.com/fpgaops/fpgaops/spec"
@@ -68,8 +69,8 @@ func TestNeedsRestartIsPendingNotFailure(t *testing.T) {
 		t.Errorf("pac0 was programmed while vnf-a still held its VF; calls %q", fake.Calls())
 	}
 	for _, id := range []string{pac0Detach, pac0VFsOff, pac0Program, pac0VFsOn, pac0Attach} {
-		if got := statusOf(t, rep, id); got != execute.StatusPendingRestart {
-			t.Errorf("%s: %s, want %s", id, got, execute.StatusPendingRestart)
+		if got := statusOf(t, rep, id); got != plans.StatusPendingRestart {
+			t.Errorf("%s: %s, want %s", id, got, plans.StatusPendingRestart)
 		}
 	}
 	if rep.PendingRestart != 5 || rep.Failed+rep.Blocked != 0 || rep.Applied != 10 {
@@ -97,7 +98,7 @@ func TestPlannedWaitKeepsTheCardStopped(t *testing.T) {
 	obs := restartToChange(fx.obs)
 	fake := reconciletest.New(obs)
 	p := fx.plan(t, obs)
-	if c, _ := p.Change(pac0VFsOff); c.Held == nil || c.Held.Gate != reconcile.GateRestart {
+	if c, _ := p.Change(pac0VFsOff); c.Held == nil || c.Held.Gate != plans.GateRestart {
 		t.Fatalf("vfs-off held by %+v, want gate restart", c.Held)
 	}
 	rep, err := fx.executor(fake, nil).Apply(context.Background(), fx.desired, p)
@@ -110,7 +111,7 @@ func TestPlannedWaitKeepsTheCardStopped(t *testing.T) {
 			t.Errorf("pac0 was touched: %q", c)
 		}
 	}
-	if got := statusOf(t, rep, pac0Program); got != execute.StatusHeld {
+	if got := statusOf(t, rep, pac0Program); got != plans.StatusHeld {
 		t.Errorf("program: %s, want held", got)
 	}
 }
@@ -125,7 +126,7 @@ func TestRestartWhenPolicyAllows(t *testing.T) {
 	fake := reconciletest.New(obs)
 	p := fx.plan(t, obs)
 	for _, id := range []string{pac0Detach, pac0Attach} {
-		if c, _ := p.Change(id); c.Restart != reconcile.RestartVM || !c.Disruptive {
+		if c, _ := p.Change(id); c.Restart != plans.RestartVM || !c.Disruptive {
 			t.Fatalf("%s: restart %q disruptive %v, want restart and disruptive", id, c.Restart, c.Disruptive)
 		}
 	}
@@ -181,10 +182,10 @@ func TestRestartUnsupportedIsPending(t *testing.T) {
 	if programmed(fake, "compute-01", "0000:5e:00.0") {
 		t.Error("pac0 was programmed though vnf-a was never restarted")
 	}
-	if got := statusOf(t, rep, pac0Detach); got != execute.StatusPendingRestart {
+	if got := statusOf(t, rep, pac0Detach); got != plans.StatusPendingRestart {
 		t.Errorf("detach: %s, want pending restart", got)
 	}
-	if got := statusOf(t, rep, pac0Program); got != execute.StatusPendingRestart {
+	if got := statusOf(t, rep, pac0Program); got != plans.StatusPendingRestart {
 		t.Errorf("program: %s, want pending restart", got)
 	}
 }
@@ -203,10 +204,10 @@ func TestRestartFailureFails(t *testing.T) {
 		t.Fatal("apply succeeded though the restart failed")
 	}
 	noViolations(t, fake)
-	if got := statusOf(t, rep, pac0Detach); got != execute.StatusFailed {
+	if got := statusOf(t, rep, pac0Detach); got != plans.StatusFailed {
 		t.Errorf("detach: %s, want failed", got)
 	}
-	if got := statusOf(t, rep, pac0Program); got != execute.StatusBlocked {
+	if got := statusOf(t, rep, pac0Program); got != plans.StatusBlocked {
 		t.Errorf("program: %s, want blocked", got)
 	}
 	if programmed(fake, "compute-01", "0000:5e:00.0") {
@@ -269,7 +270,7 @@ func TestRestartIsBounded(t *testing.T) {
 	if err == nil {
 		t.Fatal("apply succeeded though the restart never ended")
 	}
-	if got := statusOf(t, rep, pac0Detach); got != execute.StatusFailed {
+	if got := statusOf(t, rep, pac0Detach); got != plans.StatusFailed {
 		t.Errorf("detach: %s, want failed", got)
 	}
 	for _, r := range rep.Results {
@@ -304,7 +305,7 @@ func TestRestartsCountAgainstTheBudget(t *testing.T) {
 	waves := map[string]int{}
 	for _, id := range []string{pac0Attach, "node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach"} {
 		c, ok := p.Change(id)
-		if !ok || c.Restart != reconcile.RestartVM || !c.Disruptive || c.Held != nil {
+		if !ok || c.Restart != plans.RestartVM || !c.Disruptive || c.Held != nil {
 			t.Fatalf("%s: %+v, want a runnable, disruptive attach with a restart", id, c)
 		}
 		waves[c.VM()] = c.Wave

@@ -6,20 +6,22 @@
 package planfile
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"time"
+	"os"
+	"path/filepath"
 
-	"github.com/fpgaops/fpgaops/observed"
-	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/spec"
 )
 
 // File is a saved plan.
 type File struct {
-	*reconcile.Plan
+	*plans.Plan
 	// Repo is the repository directory the desired state was loaded from:
 	// the executor reads bitstream files from it, checking their digests.
 	Repo string `json:"repo"`
@@ -28,7 +30,7 @@ type File struct {
 }
 
 // Write saves the plan.
-func Write(w io.Writer, p *reconcile.Plan, desired *spec.Fleet) error {
+func Write(w io.Writer, p *plans.Plan, desired *spec.Fleet) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(File{Plan: p, Repo: desired.Root, Desired: desired})
@@ -46,44 +48,40 @@ func Read(r io.Reader) (*File, error) {
 	switch {
 	case f.Plan == nil || f.Desired == nil:
 		return nil, errors.New("saved plan: no plan or no desired state in the file")
-	case f.FormatVersion != reconcile.FormatVersion:
-		return nil, fmt.Errorf("saved plan: format version %d, this fpgaops reads %d", f.FormatVersion, reconcile.FormatVersion)
-	case reconcile.DesiredDigest(f.Desired) != f.DesiredDigest:
+	case f.FormatVersion != plans.FormatVersion:
+		return nil, fmt.Errorf("saved plan: format version %d, this fpgaops reads %d", f.FormatVersion, plans.FormatVersion)
+	case f.Desired.Digest() != f.DesiredDigest:
 		return nil, errors.New("saved plan: the desired state in the file does not match its digest")
 	}
 	f.Desired.Root = f.Repo
 	return &f, nil
 }
 
-// WindowsStillOpen refuses the saved plan whose disruptive changes the
-// maintenance windows no longer allow: it was made when they did.
-func (file *File) WindowsStillOpen(obs *observed.Fleet, now time.Time) error {
-	again, err := reconcile.NewPlan(file.Desired, obs, now, reconcile.Options{})
-	if err != nil {
+// WriteFile saves the plan to path, readable by its owner only, with the
+// repository's absolute path so that it applies from anywhere.
+func WriteFile(path string, p *plans.Plan, desired *spec.Fleet) error {
+	if abs, err := filepath.Abs(desired.Root); err == nil {
+		d := *desired
+		d.Root = abs
+		desired = &d
+	}
+	var buf bytes.Buffer
+	if err := Write(&buf, p, desired); err != nil {
 		return err
 	}
-	held := map[string]string{}
-	for i := range again.Changes {
-		if h := again.Changes[i].Held; h != nil && h.Gate == reconcile.GateWindow {
-			held[again.Changes[i].ID] = h.Why
-		}
+	return os.WriteFile(path, buf.Bytes(), 0o600)
+}
+
+// ReadFile reads a saved plan from path; errors name the file.
+func ReadFile(path string) (*File, error) {
+	r, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
-	// A VM restart needs an open window too; outside one the re-plan
-	// makes the change wait for the VM's restart instead.
-	restarts := map[string]bool{}
-	for i := range again.Changes {
-		if again.Changes[i].Restart == reconcile.RestartVM {
-			restarts[again.Changes[i].ID] = true
-		}
+	defer r.Close()
+	f, err := Read(r)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	for i := range file.Changes {
-		c := &file.Changes[i]
-		if why, ok := held[c.ID]; ok && c.Runnable() {
-			return fmt.Errorf("%s may no longer run: %s; plan again inside a window", c.ID, why)
-		}
-		if c.Runnable() && c.Restart == reconcile.RestartVM && !restarts[c.ID] {
-			return fmt.Errorf("%s may no longer restart %s: no maintenance window allows it now; plan again inside a window", c.ID, c.VM())
-		}
-	}
-	return nil
+	return f, nil
 }

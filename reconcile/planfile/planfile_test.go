@@ -7,13 +7,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-func sample(t *testing.T) (*reconcile.Plan, *spec.Fleet) {
+func sample(t *testing.T) (*plans.Plan, *spec.Fleet) {
 	t.Helper()
 	desired := &spec.Fleet{
 		Root:       "/srv/fleet",
@@ -58,8 +60,8 @@ func TestReadRefuses(t *testing.T) {
 	good := buf.String()
 	tests := []struct{ name, from, to, want string }{
 		{"edited desired state", `"vm": "vnf-a"`, `"vm": "vnf-b"`, "does not match its digest"},
-		{"newer format", `"formatVersion": 1`, `"formatVersion": 2`, "format version 2"},
-		{"unknown field", `"formatVersion": 1`, `"formatVersion": 1, "extra": true`, "unknown field"},
+		{"newer format", `"formatVersion": 2`, `"formatVersion": 3`, "format version 3"},
+		{"unknown field", `"formatVersion": 2`, `"formatVersion": 2, "extra": true`, "unknown field"},
 		{"truncated", `"changes"`, `"changes`, "saved plan:"},
 	}
 	for _, tt := range tests {

@@ -20,6 +20,7 @@ import (
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/spec"
+	"github.com/spf13/pflag"
 )
 
 // Fleet is the fake. Its zero value is not usable; call New.
@@ -29,9 +30,11 @@ type Fleet struct {
 	faults     []*fault
 	calls      []string
 	violations []string
-	// kill, when set, cancels the run after killAfter more mutations.
+	// kill, when set, cancels the run after killAfter more mutations;
+	// dead is set then: a killed process makes no call any more.
 	kill      context.CancelFunc
 	killAfter int
+	dead      bool
 	// wrongAFU makes Program load something else than asked on these cards
 	// ("node/pci"), as a bad image or a flaky PR would.
 	wrongAFU map[string]bool
@@ -116,11 +119,19 @@ func (f *Fleet) LoadWrongAFU(nodeName, pci string) {
 }
 
 // KillAfter lets n more mutations succeed; the one after cancels the run
-// (as a killed process would stop) and fails without changing anything.
+// (as a killed process would stop) and fails without changing anything,
+// as does every call after it, until Revive.
 func (f *Fleet) KillAfter(n int, cancel context.CancelFunc) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.kill, f.killAfter = cancel, n
+}
+
+// Revive lets calls through again after a kill: the next process.
+func (f *Fleet) Revive() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.dead = false
 }
 
 // Calls lists every mutation that took effect, in order
@@ -150,6 +161,9 @@ func (f *Fleet) enter(ctx context.Context, op, nodeName, target string, mutates 
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if f.dead {
+		return nil, errKilled
+	}
 	n, ok := f.nodes[nodeName]
 	if !ok {
 		return nil, fmt.Errorf("node %s: no such node", nodeName)
@@ -168,13 +182,16 @@ func (f *Fleet) enter(ctx context.Context, op, nodeName, target string, mutates 
 	if mutates && f.kill != nil {
 		if f.killAfter == 0 {
 			f.kill()
-			f.kill = nil
-			return nil, context.Canceled
+			f.kill, f.dead = nil, true
+			return nil, errKilled
 		}
 		f.killAfter--
 	}
 	return n, nil
 }
+
+// errKilled is what every call of a killed run gets.
+var errKilled = errors.New("the process was killed")
 
 func (f *Fleet) violate(format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
@@ -478,3 +495,20 @@ var (
 	_ providers.Restarter     = (*Fleet)(nil)
 	_ providers.AttachChecker = (*Fleet)(nil)
 )
+
+// Kind is a backend kind that serves every node with this fake fleet's
+// VM side, for tests of the engine (with the fleet as its card side too).
+func (f *Fleet) Kind() providers.Kind { return kind{f} }
+
+type kind struct{ f *Fleet }
+
+func (k kind) Name() string                                  { return "fake" }
+func (k kind) Flags(*pflag.FlagSet)                          {}
+func (k kind) Claims(*spec.Node, providers.Env) bool         { return true }
+func (k kind) Open(providers.Env) (providers.Backend, error) { return backend{k.f}, nil }
+
+// backend is the fleet's VM side as a backend; Restart and CheckAttach
+// pass on.
+type backend struct{ *Fleet }
+
+func (backend) Name() string { return "fake" }

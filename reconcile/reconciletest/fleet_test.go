@@ -141,10 +141,19 @@ func TestFaults(t *testing.T) {
 	if err := f.SetVFs(ctx2, node, pf, 1); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.SetVFs(ctx2, node, pf, 0); !errors.Is(err, context.Canceled) || ctx2.Err() == nil {
+	if err := f.SetVFs(ctx2, node, pf, 0); err == nil || ctx2.Err() == nil {
 		t.Fatalf("after the kill: %v, ctx %v", err, ctx2.Err())
 	}
-	if got := f.Calls(); len(got) != 2 {
-		t.Errorf("calls %q, want the program and one VF change", got)
+	// A killed process makes no call, even on a context the kill did not
+	// end; the next one does.
+	if _, err := f.ObserveCards(ctx, node); err == nil {
+		t.Fatal("a read after the kill succeeded")
+	}
+	f.Revive()
+	if err := f.SetVFs(ctx, node, pf, 0); err != nil {
+		t.Fatalf("after Revive: %v", err)
+	}
+	if got := f.Calls(); len(got) != 3 {
+		t.Errorf("calls %q, want the program and two VF changes", got)
 	}
 }

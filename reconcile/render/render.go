@@ -1,4 +1,4 @@
-// Package render prints a reconcile.Plan for people, in the manner of
+// Package render prints a plans.Plan for people, in the manner of
 // `terraform plan`, and for programs, as JSON (docs/plan-format.md). It
 // only formats: it never decides what a plan contains.
 package render
@@ -7,11 +7,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 
-	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/plans"
 )
 
 // Style says how text is decorated.
@@ -56,62 +58,44 @@ func (s Style) paint(code, text string) string {
 
 // Symbol is the glyph that marks an action in text output. Held changes
 // keep their action's symbol and say why they are held.
-func Symbol(a reconcile.Action) string {
+func Symbol(a plans.Action) string {
 	switch a {
-	case reconcile.ActionAttach:
+	case plans.ActionAttach, plans.ActionCreate:
 		return "+"
-	case reconcile.ActionDetach:
+	case plans.ActionDetach:
 		return "-"
-	case reconcile.ActionProgram, reconcile.ActionSetVFs:
+	case plans.ActionReplace:
+		return "±"
+	case plans.ActionProgram, plans.ActionSetVFs, plans.ActionUpdate:
 		return "~"
-	case reconcile.ActionReport:
+	case plans.ActionReport:
 		return "?"
 	}
 	return " "
 }
 
-func colorOf(a reconcile.Action) string {
+func colorOf(a plans.Action) string {
 	switch a {
-	case reconcile.ActionAttach:
+	case plans.ActionAttach, plans.ActionCreate:
 		return green
-	case reconcile.ActionDetach:
+	case plans.ActionDetach, plans.ActionReplace:
 		return red
-	case reconcile.ActionProgram, reconcile.ActionSetVFs:
+	case plans.ActionProgram, plans.ActionSetVFs, plans.ActionUpdate:
 		return yellow
-	case reconcile.ActionReport:
+	case plans.ActionReport:
 		return cyan
 	}
 	return ""
 }
 
-// Text writes the plan for a reader: changes grouped by node, one
-// headline each with its details below, then the summary line. No-ops are
-// left out.
-func Text(w io.Writer, p *reconcile.Plan, s Style) error { return TextWith(w, p, s) }
-
-// Section is another planner's part of a combined plan (the OpenStack
-// changes): its changes already rendered, and its summary.
-type Section struct {
-	// Title heads the section ("OpenStack changes").
-	Title string
-	// Body is the section's rendered changes; "" when it has none.
-	Body string
-	// Summary joins the plan's summary line ("OpenStack: 3 to create, ...").
-	Summary string
-}
-
-// TextWith writes the plan like Text, then each section with changes
-// after the fleet's changes, and one summary line for them all: a plan
-// with an OpenStack part reads as one plan.
-func TextWith(w io.Writer, p *reconcile.Plan, s Style, sections ...Section) error {
+// Text writes the plan for a reader: changes grouped by node (the
+// objects a backend shares across nodes first), one headline each with
+// its details below, then the summary line. No-ops are left out.
+func Text(w io.Writer, p *plans.Plan, s Style) error {
 	var b strings.Builder
-	changes := p.HasChanges()
-	for _, sec := range sections {
-		changes = changes || sec.Body != ""
-	}
-	if !changes {
+	if !p.HasChanges() {
 		b.WriteString(s.paint(bold+green, "No changes.") + " The fleet matches the desired state.\n")
-		if line := cloudLine(p); line != "" {
+		for _, line := range ownedLines(p) {
 			b.WriteString(line + "\n")
 		}
 		_, err := io.WriteString(w, b.String())
@@ -122,52 +106,64 @@ func TextWith(w io.Writer, p *reconcile.Plan, s Style, sections ...Section) erro
 		b.WriteString(" for revision " + p.Revision)
 	}
 	b.WriteString(":\n")
-	fmt.Fprintf(&b, "  Symbols: %s attach, %s detach, %s change, %s report only.\n",
-		s.paint(green, "+"), s.paint(red, "-"), s.paint(yellow, "~"), s.paint(cyan, "?"))
-	node := ""
+	if hasObjects(p) {
+		fmt.Fprintf(&b, "  Symbols: %s attach or create, %s detach, %s change, %s replace, %s report only.\n",
+			s.paint(green, "+"), s.paint(red, "-"), s.paint(yellow, "~"), s.paint(red, "±"), s.paint(cyan, "?"))
+	} else {
+		fmt.Fprintf(&b, "  Symbols: %s attach, %s detach, %s change, %s report only.\n",
+			s.paint(green, "+"), s.paint(red, "-"), s.paint(yellow, "~"), s.paint(cyan, "?"))
+	}
+	node := "\x00"
 	for i := range p.Changes {
 		c := &p.Changes[i]
-		if c.Action == reconcile.ActionNoop {
+		if c.Action == plans.ActionNoop {
 			continue
 		}
 		if c.Node != node {
 			node = c.Node
-			b.WriteString("\n" + s.paint(bold, "node "+node) + "\n")
+			head := "node " + node
+			if node == "" {
+				head = "shared objects"
+			}
+			b.WriteString("\n" + s.paint(bold, head) + "\n")
 		}
 		writeChange(&b, c, s)
 	}
-	summary := SummaryLine(p)
-	for _, sec := range sections {
-		if sec.Body != "" {
-			b.WriteString("\n" + s.paint(bold, sec.Title+":") + "\n\n" + sec.Body)
-		}
-		if sec.Summary != "" {
-			summary += " " + sec.Summary
-		}
+	if lines := ownedLines(p); len(lines) > 0 {
+		b.WriteString("\n" + strings.Join(lines, "\n") + "\n")
 	}
-	if line := cloudLine(p); line != "" {
-		b.WriteString("\n" + line + "\n")
-	}
-	b.WriteString("\n" + summary + "\n")
+	b.WriteString("\n" + SummaryLine(p) + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
 }
 
-// cloudLine says which nodes' cards OpenStack manages, naming a few.
-func cloudLine(p *reconcile.Plan) string {
-	n := len(p.CloudManaged)
-	if n == 0 {
-		return ""
+// hasObjects reports whether the plan holds a backend's objects.
+func hasObjects(p *plans.Plan) bool {
+	for i := range p.Changes {
+		if p.Changes[i].Backend != "" {
+			return true
+		}
 	}
-	const named = 5
-	names := strings.Join(p.CloudManaged[:min(n, named)], ", ")
-	if n > named {
-		names += fmt.Sprintf(" and %d more", n-named)
-	}
-	return fmt.Sprintf("OpenStack manages the cards of %d node(s) (%s): Nova and Cyborg attach and program them, through the OpenStack changes.", n, names)
+	return false
 }
 
-func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
+// ownedLines say which nodes' cards a backend attaches and programs
+// itself, naming a few per backend.
+func ownedLines(p *plans.Plan) []string {
+	var lines []string
+	for _, backend := range slices.Sorted(maps.Keys(p.Owned)) {
+		nodes := p.Owned[backend]
+		const named = 5
+		names := strings.Join(nodes[:min(len(nodes), named)], ", ")
+		if len(nodes) > named {
+			names += fmt.Sprintf(" and %d more", len(nodes)-named)
+		}
+		lines = append(lines, fmt.Sprintf("Backend %s attaches and programs the cards of %d node(s) (%s) itself; the plan holds its changes for them.", backend, len(nodes), names))
+	}
+	return lines
+}
+
+func writeChange(b *strings.Builder, c *plans.Change, s Style) {
 	sym := s.paint(colorOf(c.Action), Symbol(c.Action))
 	head := fmt.Sprintf("  %s %-8s %s", sym, c.Action, c.ID)
 	if c.Held != nil {
@@ -182,9 +178,9 @@ func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
 		tags = append(tags, "disruptive")
 	}
 	switch c.Restart {
-	case reconcile.RestartWait:
+	case plans.RestartWait:
 		tags = append(tags, "waits for the VM's restart")
-	case reconcile.RestartVM:
+	case plans.RestartVM:
 		tags = append(tags, "restarts the VM")
 	}
 	if c.Drift {
@@ -200,13 +196,16 @@ func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
 	if d := detail(c); d != "" {
 		b.WriteString("      " + d + "\n")
 	}
+	for _, a := range attrs(c) {
+		b.WriteString("      " + a + "\n")
+	}
 	if c.Reason != "" {
 		b.WriteString("      " + s.paint(grey, "reason: "+c.Reason) + "\n")
 	}
 	// Within a card the order of the listing is the order of the run;
-	// say so when a change waits for another card's.
+	// say so when a change waits for another card's, or for an object.
 	for _, d := range c.DependsOn {
-		if !strings.HasPrefix(d, reconcile.CardID(c.Node, c.Card)+"/") && !strings.HasPrefix(d, reconcile.CardID(c.Node, c.Card)+":") {
+		if c.Card == "" || !strings.HasPrefix(d, plans.CardID(c.Node, c.Card)+"/") && !strings.HasPrefix(d, plans.CardID(c.Node, c.Card)+":") {
 			b.WriteString("      after: " + d + "\n")
 		}
 	}
@@ -215,20 +214,70 @@ func writeChange(b *strings.Builder, c *reconcile.Change, s Style) {
 	}
 }
 
+// attrs lists a backend object's attributes, one per line, sorted: each
+// as it is and as it will be where the two differ.
+func attrs(c *plans.Change) []string {
+	var before, after map[string]string
+	if c.Before != nil {
+		before = c.Before.Attrs
+	}
+	if c.After != nil {
+		after = c.After.Attrs
+	}
+	keys := map[string]bool{}
+	for k := range before {
+		keys[k] = true
+	}
+	for k := range after {
+		keys[k] = true
+	}
+	var out []string
+	for _, k := range slices.Sorted(maps.Keys(keys)) {
+		b, inB := before[k]
+		a, inA := after[k]
+		switch {
+		case inB && inA && a != b:
+			out = append(out, fmt.Sprintf("%s: %s -> %s", k, orNone(b), orNone(a)))
+		case inA:
+			out = append(out, k+": "+orNone(a))
+		default:
+			out = append(out, k+": "+orNone(b))
+		}
+	}
+	return out
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "(none)"
+	}
+	return v
+}
+
 // detail is the change's before and after in a few words.
-func detail(c *reconcile.Change) string {
+func detail(c *plans.Change) string {
 	switch c.Action {
-	case reconcile.ActionProgram:
+	case plans.ActionReplace:
+		if c.Before != nil && c.Before.VM != "" {
+			return fmt.Sprintf("%s (%s) is deleted and booted again", c.Before.VM, runState(c.Before.Running))
+		}
+		return ""
+	case plans.ActionCreate, plans.ActionUpdate:
+		return ""
+	case plans.ActionProgram:
 		from := "AFU " + shortID(c.Before.AFUID)
 		if c.Before.Bitstream != "" {
 			from = c.Before.Bitstream + " (" + from + ")"
 		}
+		if c.Before.Bitstream == "" && c.Before.AFUID == "" && c.Backend != "" {
+			from = "what " + c.Backend + " last loaded"
+		}
 		return fmt.Sprintf("%s: %s -> %s (AFU %s, sha256 %s)", c.CardPCI, from, c.After.Bitstream, shortID(c.After.AFUID), shortID(c.After.SHA256))
-	case reconcile.ActionSetVFs:
+	case plans.ActionSetVFs:
 		return fmt.Sprintf("%s: VFs %d -> %d", c.CardPCI, *c.Before.VFs, *c.After.VFs)
-	case reconcile.ActionDetach:
+	case plans.ActionDetach:
 		return fmt.Sprintf("%s (%s) gives up %s %s", c.Before.VM, runState(c.Before.Running), c.Before.Function, c.Before.PCI)
-	case reconcile.ActionAttach:
+	case plans.ActionAttach:
 		pci := c.After.PCI
 		if c.After.Note != "" {
 			return fmt.Sprintf("%s (%s) gets %s %s", c.After.VM, c.After.Note, c.After.Function, pci)
@@ -237,7 +286,7 @@ func detail(c *reconcile.Change) string {
 			pci = "(address known once VFs are on)"
 		}
 		return fmt.Sprintf("%s (%s) gets %s %s", c.After.VM, runState(c.After.Running), c.After.Function, pci)
-	case reconcile.ActionReport:
+	case plans.ActionReport:
 		var parts []string
 		if c.Before != nil {
 			parts = append(parts, "observed: "+valueText(c.Before))
@@ -250,7 +299,7 @@ func detail(c *reconcile.Change) string {
 	return ""
 }
 
-func valueText(v *reconcile.Value) string {
+func valueText(v *plans.Value) string {
 	var parts []string
 	if v.Note != "" {
 		parts = append(parts, v.Note)
@@ -290,11 +339,16 @@ func shortID(id string) string {
 	return id
 }
 
-// SummaryLine is the last line of the text plan.
-func SummaryLine(p *reconcile.Plan) string {
+// SummaryLine is the last line of the text plan. The counts of a
+// backend's objects appear when there are any.
+func SummaryLine(p *plans.Plan) string {
 	s := p.Summary
-	line := fmt.Sprintf("Plan: %d to program, %d to attach, %d to detach, %d to set VFs, %d to report, %d held back.",
-		s.Program, s.Attach, s.Detach, s.SetVFs, s.Report, s.Held)
+	objects := ""
+	if s.Create+s.Replace+s.Update > 0 {
+		objects = fmt.Sprintf(" %d to create, %d to replace, %d to update,", s.Create, s.Replace, s.Update)
+	}
+	line := fmt.Sprintf("Plan: %d to program, %d to attach, %d to detach, %d to set VFs,%s %d to report, %d held back.",
+		s.Program, s.Attach, s.Detach, s.SetVFs, objects, s.Report, s.Held)
 	if p.Waves > 1 {
 		line += fmt.Sprintf(" Rolls out in %d waves (budget: %d card(s) and %d disrupted VM(s) at once).",
 			p.Waves, p.Budget.MaxCardsInFlight, p.Budget.MaxDisruptedVMs)
@@ -303,7 +357,7 @@ func SummaryLine(p *reconcile.Plan) string {
 }
 
 // JSON writes the plan in its documented JSON format, indented.
-func JSON(w io.Writer, p *reconcile.Plan) error {
+func JSON(w io.Writer, p *plans.Plan) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(p)

@@ -8,26 +8,27 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/plans"
+
 	"github.com/fpgaops/fpgaops/reconcile/render"
 )
 
 func intp(n int) *int { return &n }
 
-func samplePlan() *reconcile.Plan {
-	return &reconcile.Plan{
-		FormatVersion: reconcile.FormatVersion,
+func samplePlan() *plans.Plan {
+	return &plans.Plan{
+		FormatVersion: plans.FormatVersion,
 		Waves:         2,
-		Budget:        reconcile.Budget{MaxCardsInFlight: 10, MaxDisruptedVMs: 1},
-		Changes: []reconcile.Change{
-			{ID: "node/c1/fpga/pac0:vfs-off", Action: reconcile.ActionSetVFs, Node: "c1", Card: "pac0", CardPCI: "0000:5e:00.0",
-				Before: &reconcile.Value{VFs: intp(1)}, After: &reconcile.Value{VFs: intp(0)}, Wave: 1},
-			{ID: "node/c1/fpga/pac1/vf0/vm/a:detach", Action: reconcile.ActionDetach, Node: "c1", Card: "pac1", Disruptive: true,
-				Before: &reconcile.Value{VM: "a", Running: true, Function: "vf0", PCI: "0000:af:00.1"},
-				Held:   &reconcile.Hold{Gate: reconcile.GatePrune, Why: "prune is off in the policy"}},
-			{ID: "node/c2/fpga/pac0:noop", Action: reconcile.ActionNoop, Node: "c2", Card: "pac0"},
+		Budget:        plans.Budget{MaxCardsInFlight: 10, MaxDisruptedVMs: 1},
+		Changes: []plans.Change{
+			{ID: "node/c1/fpga/pac0:vfs-off", Action: plans.ActionSetVFs, Node: "c1", Card: "pac0", CardPCI: "0000:5e:00.0",
+				Before: &plans.Value{VFs: intp(1)}, After: &plans.Value{VFs: intp(0)}, Wave: 1},
+			{ID: "node/c1/fpga/pac1/vf0/vm/a:detach", Action: plans.ActionDetach, Node: "c1", Card: "pac1", Disruptive: true,
+				Before: &plans.Value{VM: "a", Running: true, Function: "vf0", PCI: "0000:af:00.1"},
+				Held:   &plans.Hold{Gate: plans.GatePrune, Why: "prune is off in the policy"}},
+			{ID: "node/c2/fpga/pac0:noop", Action: plans.ActionNoop, Node: "c2", Card: "pac0"},
 		},
-		Summary: reconcile.Summary{SetVFs: 1, Held: 1, Noop: 1},
+		Summary: plans.Summary{ByAction: plans.ByAction{SetVFs: 1}, Held: 1, Noop: 1},
 	}
 }
 
@@ -98,7 +99,7 @@ func mustTemp(t *testing.T) *os.File {
 }
 
 func TestNoChangesAndJSON(t *testing.T) {
-	p := &reconcile.Plan{FormatVersion: 1, Changes: []reconcile.Change{{ID: "node/c/fpga/p:noop", Action: reconcile.ActionNoop}}}
+	p := &plans.Plan{FormatVersion: 1, Changes: []plans.Change{{ID: "node/c/fpga/p:noop", Action: plans.ActionNoop}}}
 	var text bytes.Buffer
 	if err := render.Text(&text, p, render.Style{}); err != nil {
 		t.Fatal(err)
@@ -110,39 +111,53 @@ func TestNoChangesAndJSON(t *testing.T) {
 	if err := render.JSON(&js, samplePlan()); err != nil {
 		t.Fatal(err)
 	}
-	var back reconcile.Plan
+	var back plans.Plan
 	if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 		t.Fatalf("JSON output does not parse: %v", err)
 	}
-	if len(back.Changes) != 3 || back.Changes[1].Held.Gate != reconcile.GatePrune {
+	if len(back.Changes) != 3 || back.Changes[1].Held.Gate != plans.GatePrune {
 		t.Errorf("JSON lost changes: %+v", back.Changes)
 	}
 }
 
-func TestTextWithSections(t *testing.T) {
-	empty := &reconcile.Plan{FormatVersion: reconcile.FormatVersion, CloudManaged: []string{"c3"}}
-	section := render.Section{Title: "OpenStack changes", Body: "  + image/gzip\n", Summary: "OpenStack: 1 to create."}
+// A backend's objects render like every other change: one plan, the
+// shared objects first, their attributes listed, the counts of created,
+// replaced and updated objects in the one summary line.
+func TestTextWithBackendObjects(t *testing.T) {
+	withObjects := samplePlan()
+	withObjects.Changes = append([]plans.Change{
+		{ID: "image/gzip:create", Object: "image/gzip", Action: plans.ActionCreate, Step: plans.StepCreate, Backend: "openstack", Wave: 1,
+			After: &plans.Value{Bitstream: "gzip", Attrs: map[string]string{"name": "fpgaops-gzip", "file": "bitstreams/gzip.gbs"}}},
+	}, withObjects.Changes...)
+	withObjects.Changes = append(withObjects.Changes, plans.Change{
+		ID: "node/c2/vm/db:replace", Object: "node/c2/vm/db", Action: plans.ActionReplace, Step: plans.StepReplace, Backend: "openstack",
+		Node: "c2", Card: "pac0", Disruptive: true, Wave: 2, DependsOn: []string{"image/gzip:create"},
+		Before: &plans.Value{VM: "db", Running: true, Attrs: map[string]string{"flavor": "m1.medium", "host": "cmp-02"}},
+		After:  &plans.Value{VM: "db", Running: true, Attrs: map[string]string{"flavor": "fpgaops-2c", "host": "cmp-02"}},
+	})
+	withObjects.Summary = plans.Summarize(withObjects.Changes)
+	withObjects.Owned = map[string][]string{"openstack": {"c2"}}
+	empty := &plans.Plan{FormatVersion: plans.FormatVersion, Owned: map[string][]string{"openstack": {"c3"}}}
 	tests := []struct {
-		name     string
-		plan     *reconcile.Plan
-		sections []render.Section
-		want     []string
-		not      []string
+		name string
+		plan *plans.Plan
+		want []string
+		not  []string
 	}{
-		{"nothing anywhere", empty, []render.Section{{Title: "OpenStack changes", Summary: "OpenStack: 0 to create."}},
-			[]string{"No changes.", "OpenStack manages the cards of 1 node(s) (c3)"}, []string{"Plan:", "OpenStack changes:"}},
-		{"only the section has changes", empty, []render.Section{section},
-			[]string{"fpgaops will perform the following actions:", "\nOpenStack changes:\n\n  + image/gzip\n",
-				"\nPlan: 0 to program, 0 to attach, 0 to detach, 0 to set VFs, 0 to report, 0 held back. OpenStack: 1 to create.\n"},
-			[]string{"No changes."}},
-		{"both have changes", samplePlan(), []render.Section{section},
-			[]string{"node c1\n", "  + image/gzip\n", "1 held back. Rolls out in 2 waves (budget: 10 card(s) and 1 disrupted VM(s) at once). OpenStack: 1 to create.\n"},
-			[]string{"OpenStack manages"}},
+		{"nothing to do", empty,
+			[]string{"No changes.", "Backend openstack attaches and programs the cards of 1 node(s) (c3) itself"}, []string{"Plan:"}},
+		{"objects and card chains", withObjects, []string{
+			"± replace",
+			"\nshared objects\n  + create   image/gzip:create (wave 1)\n      file: bitstreams/gzip.gbs\n      name: fpgaops-gzip\n",
+			"  ± replace  node/c2/vm/db:replace (wave 2, disruptive)\n      db (running) is deleted and booted again\n      flavor: m1.medium -> fpgaops-2c\n      host: cmp-02\n",
+			"      after: image/gzip:create\n",
+			"Plan: 0 to program, 0 to attach, 0 to detach, 1 to set VFs, 1 to create, 1 to replace, 0 to update, 0 to report, 1 held back.",
+		}, []string{"No changes."}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			var b bytes.Buffer
-			if err := render.TextWith(&b, tc.plan, render.Style{}, tc.sections...); err != nil {
+			if err := render.Text(&b, tc.plan, render.Style{}); err != nil {
 				t.Fatal(err)
 			}
 			for _, w := range tc.want {

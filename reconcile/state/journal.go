@@ -8,17 +8,16 @@ import (
 
 var keyJournalPlan = []byte("journal-plan")
 
-// Journal is the executor's journal (execute.Journal) kept in the store:
-// the steps of an unfinished run that completed, so that the next run does
-// not repeat them. Each Record is its own durable transaction.
-type Journal struct{ s *Store }
+// localJournal is the Journal kept in a Local store. Each Record is its own
+// durable transaction.
+type localJournal struct{ s *Local }
 
 // Journal returns the store's journal.
-func (s *Store) Journal() *Journal { return &Journal{s} }
+func (s *Local) Journal() Journal { return &localJournal{s} }
 
 // Begin starts the run of a plan, dropping every entry, or with resume
 // set continues the journal's unfinished run of the same plan.
-func (j *Journal) Begin(plan string, resume bool) error {
+func (j *localJournal) Begin(plan string, resume bool) error {
 	return j.s.update(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketMeta)
 		if err != nil {
@@ -43,7 +42,7 @@ func resetJournal(tx *bolt.Tx) error {
 }
 
 // Plan is the plan the journal's entries belong to, "" when none.
-func (j *Journal) Plan() (string, error) {
+func (j *localJournal) Plan() (string, error) {
 	var plan string
 	err := j.s.view(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketMeta)
@@ -57,7 +56,7 @@ func (j *Journal) Plan() (string, error) {
 }
 
 // Done reports whether the step completed in an earlier, unfinished run.
-func (j *Journal) Done(key string) (bool, error) {
+func (j *localJournal) Done(key string) (bool, error) {
 	var done bool
 	err := j.s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketJournal)
@@ -71,7 +70,7 @@ func (j *Journal) Done(key string) (bool, error) {
 }
 
 // Record notes that the step completed.
-func (j *Journal) Record(key string) error {
+func (j *localJournal) Record(key string) error {
 	return j.s.update(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketMeta)
 		if err != nil {
@@ -89,7 +88,7 @@ func (j *Journal) Record(key string) error {
 }
 
 // Finish forgets every step: the run converged.
-func (j *Journal) Finish() error {
+func (j *localJournal) Finish() error {
 	return j.s.update(func(tx *bolt.Tx) error {
 		meta, err := bucket(tx, bucketMeta)
 		if err != nil {
@@ -104,7 +103,7 @@ func (j *Journal) Finish() error {
 
 // Pending lists the journal's keys: the completed steps of an unfinished
 // run, for status.
-func (j *Journal) Pending() ([]string, error) {
+func (j *localJournal) Pending() ([]string, error) {
 	var keys []string
 	err := j.s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketJournal)

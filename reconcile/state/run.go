@@ -1,6 +1,10 @@
 package state
 
-import "time"
+import (
+	"time"
+
+	"github.com/fpgaops/fpgaops/plans"
+)
 
 // Outcome is how a run ended. The set is closed.
 type Outcome string
@@ -40,12 +44,15 @@ type Run struct {
 	Error           string  `json:"error,omitempty"`
 	// Problems are the revision's validation errors, with positions.
 	Problems []Problem `json:"problems,omitempty"`
-	// Plan counts the planned changes by action (program, set-vfs, attach,
-	// detach, report) plus held and noop.
-	Plan map[string]int `json:"plan,omitempty"`
-	// Results counts the executed changes by result (applied, skipped,
-	// failed, blocked, held).
-	Results map[string]int `json:"results,omitempty"`
+	// Plan counts the planned changes: those that run by action, and the
+	// held, reported and unchanged ones.
+	Plan plans.Summary `json:"plan"`
+	// Results counts the changes by how they ended.
+	Results plans.Counts `json:"results"`
+	// Applied and Failed count the changes that succeeded and failed, by
+	// action.
+	Applied plans.ByAction `json:"applied"`
+	Failed  plans.ByAction `json:"failed"`
 	// Violations counts the differences between the repository and the
 	// fleet left after the run: changes that failed, were blocked or held,
 	// and reports.
@@ -53,23 +60,6 @@ type Run struct {
 	// Drift counts the objects found changed since the last apply.
 	Drift int           `json:"drift"`
 	Nodes []NodeSummary `json:"nodes,omitempty"`
-	// OpenStack is the cloud's part of the run, when a cloud manages some
-	// of the fleet's nodes.
-	OpenStack *CloudRun `json:"openstack,omitempty"`
-}
-
-// CloudRun is what a run did to a cloud (OpenStack) after the fleet's
-// changes.
-type CloudRun struct {
-	// Plan counts the planned changes by action; Results the changes by
-	// outcome (applied, skipped, failed); Applied and Failed the applied
-	// and the failed ones by action.
-	Plan    map[string]int `json:"plan"`
-	Results map[string]int `json:"results"`
-	Applied map[string]int `json:"applied,omitempty"`
-	Failed  map[string]int `json:"failed,omitempty"`
-	// Failures are the failed changes' errors, each naming its object.
-	Failures []string `json:"failures,omitempty"`
 }
 
 // Problem is one validation error of a revision, at its position in the

@@ -53,8 +53,9 @@ type Options struct {
 	KeepRuns int
 }
 
-// Store is the state directory's store. It is safe for concurrent use.
-type Store struct {
+// Local is the Store of a state directory, on a bbolt file. It is safe
+// for concurrent use.
+type Local struct {
 	dir  string
 	opts Options
 	// mu serialises this process's opens: a second open of the same file
@@ -67,14 +68,14 @@ type Store struct {
 var ErrNoState = errors.New("no fpgaops state here (has a controller run with this --state-dir?)")
 
 // Open opens the store in dir, creating it unless read-only.
-func Open(dir string, opts Options) (*Store, error) {
+func Open(dir string, opts Options) (*Local, error) {
 	if opts.Timeout == 0 {
 		opts.Timeout = 5 * time.Second
 	}
 	if opts.KeepRuns == 0 {
 		opts.KeepRuns = DefaultKeepRuns
 	}
-	s := &Store{dir: dir, opts: opts}
+	s := &Local{dir: dir, opts: opts}
 	if opts.ReadOnly {
 		if _, err := os.Stat(s.path()); errors.Is(err, os.ErrNotExist) {
 			return nil, fmt.Errorf("state dir %s: %w", dir, ErrNoState)
@@ -99,11 +100,11 @@ func Open(dir string, opts Options) (*Store, error) {
 }
 
 // Dir is the state directory.
-func (s *Store) Dir() string { return s.dir }
+func (s *Local) Dir() string { return s.dir }
 
-func (s *Store) path() string { return filepath.Join(s.dir, DBFile) }
+func (s *Local) path() string { return filepath.Join(s.dir, DBFile) }
 
-func (s *Store) open(readOnly bool) (*bolt.DB, error) {
+func (s *Local) open(readOnly bool) (*bolt.DB, error) {
 	db, err := bolt.Open(s.path(), 0o640, &bolt.Options{Timeout: s.opts.Timeout, ReadOnly: readOnly})
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, fmt.Errorf("state %s: busy for more than %s", s.path(), s.opts.Timeout)
@@ -114,20 +115,20 @@ func (s *Store) open(readOnly bool) (*bolt.DB, error) {
 	return db, nil
 }
 
-func (s *Store) update(fn func(*bolt.Tx) error) error {
+func (s *Local) update(fn func(*bolt.Tx) error) error {
 	if s.opts.ReadOnly {
 		return fmt.Errorf("state %s: opened read-only", s.path())
 	}
 	return s.with(false, func(db *bolt.DB) error { return db.Update(fn) })
 }
 
-func (s *Store) view(fn func(*bolt.Tx) error) error {
+func (s *Local) view(fn func(*bolt.Tx) error) error {
 	return s.with(s.opts.ReadOnly, func(db *bolt.DB) error { return db.View(fn) })
 }
 
 // with opens the file for one transaction and closes it again, so that
 // other processes may open it between runs.
-func (s *Store) with(readOnly bool, tx func(*bolt.DB) error) error {
+func (s *Local) with(readOnly bool, tx func(*bolt.DB) error) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	db, err := s.open(readOnly)
@@ -162,7 +163,7 @@ func itob(v uint64) []byte {
 
 // AddRun appends a run to the history, giving it the next ID, and drops
 // the oldest runs beyond KeepRuns.
-func (s *Store) AddRun(r *Run) error {
+func (s *Local) AddRun(r *Run) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketRuns)
 		if err != nil {
@@ -194,7 +195,7 @@ func (s *Store) AddRun(r *Run) error {
 }
 
 // Runs returns up to limit runs, newest first; limit 0 means all.
-func (s *Store) Runs(limit int) ([]Run, error) {
+func (s *Local) Runs(limit int) ([]Run, error) {
 	var runs []Run
 	err := s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketRuns)
@@ -215,7 +216,7 @@ func (s *Store) Runs(limit int) ([]Run, error) {
 }
 
 // PutStatus saves the controller's status (any JSON value).
-func (s *Store) PutStatus(v any) error {
+func (s *Local) PutStatus(v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
@@ -231,7 +232,7 @@ func (s *Store) PutStatus(v any) error {
 
 // Status reads the saved status into v; it reports false when none was
 // saved yet.
-func (s *Store) Status(v any) (bool, error) {
+func (s *Local) Status(v any) (bool, error) {
 	var found bool
 	err := s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketMeta)
@@ -250,7 +251,7 @@ func (s *Store) Status(v any) (bool, error) {
 
 // SetSuspended records whether the controller is suspended, so that a
 // restart keeps it so.
-func (s *Store) SetSuspended(on bool) error {
+func (s *Local) SetSuspended(on bool) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketMeta)
 		if err != nil {
@@ -264,7 +265,7 @@ func (s *Store) SetSuspended(on bool) error {
 }
 
 // Suspended reports whether the controller was suspended.
-func (s *Store) Suspended() (bool, error) {
+func (s *Local) Suspended() (bool, error) {
 	var on bool
 	err := s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketMeta)
@@ -279,7 +280,7 @@ func (s *Store) Suspended() (bool, error) {
 
 // Applied is the inventory: for each card fpgaops converged, the desired
 // digest it converged to (reconcile.Options.Applied).
-func (s *Store) Applied() (map[string]string, error) {
+func (s *Local) Applied() (map[string]string, error) {
 	m := map[string]string{}
 	err := s.view(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketInventory)
@@ -298,7 +299,7 @@ func (s *Store) Applied() (map[string]string, error) {
 }
 
 // RecordApplied merges the cards a run converged into the inventory.
-func (s *Store) RecordApplied(converged map[string]string) error {
+func (s *Local) RecordApplied(converged map[string]string) error {
 	if len(converged) == 0 {
 		return nil
 	}
@@ -318,7 +319,7 @@ func (s *Store) RecordApplied(converged map[string]string) error {
 
 // Forget removes cards from the inventory, once they are gone from the
 // fleet and nothing of theirs is left to prune.
-func (s *Store) Forget(cards ...string) error {
+func (s *Local) Forget(cards ...string) error {
 	return s.update(func(tx *bolt.Tx) error {
 		b, err := bucket(tx, bucketInventory)
 		if err != nil {

@@ -8,14 +8,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 )
 
-// The store's journal is the executor's journal.
-var _ execute.Journal = (*state.Journal)(nil)
+// The store is the engine's Store.
+var _ state.Store = (*state.Local)(nil)
 
-func open(t *testing.T, dir string, opts state.Options) *state.Store {
+func open(t *testing.T, dir string, opts state.Options) *state.Local {
 	t.Helper()
 	s, err := state.Open(dir, opts)
 	if err != nil {

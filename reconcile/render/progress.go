@@ -1,4 +1,4 @@
-package main
+package render
 
 import (
 	"fmt"
@@ -7,15 +7,13 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/fpgaops/fpgaops/reconcile"
-	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/plans"
 )
 
-// applyProgress draws an apply's progress on a terminal: one status line,
+// Bar draws an apply's progress on a terminal: one status line,
 // rewritten in place, with a bar over the plan's runnable changes and a
-// per-card counter. Off a terminal it draws nothing: logs and the final
-// report say what happened.
-type applyProgress struct {
+// per-card counter. It is an execute.Progress.
+type Bar struct {
 	mu      sync.Mutex
 	w       io.Writer
 	total   int
@@ -34,17 +32,9 @@ type cardCount struct {
 	failed, started bool
 }
 
-// newApplyProgress returns a progress drawer for the plan, or
-// execute.NoProgress when w is not a terminal.
-func newApplyProgress(w io.Writer, p *reconcile.Plan) execute.Progress {
-	if !isTerminal(w) {
-		return execute.NoProgress{}
-	}
-	return newProgressDrawer(w, p)
-}
-
-func newProgressDrawer(w io.Writer, p *reconcile.Plan) *applyProgress {
-	a := &applyProgress{w: w, cards: map[string]*cardCount{}}
+// NewBar returns the bar of the plan's apply.
+func NewBar(w io.Writer, p *plans.Plan) *Bar {
+	a := &Bar{w: w, cards: map[string]*cardCount{}}
 	for i := range p.Changes {
 		c := &p.Changes[i]
 		if !c.Runnable() {
@@ -60,14 +50,16 @@ func newProgressDrawer(w io.Writer, p *reconcile.Plan) *applyProgress {
 	return a
 }
 
-func cardKey(c *reconcile.Change) string {
+// cardKey is what a change counts under: its card, else its object.
+func cardKey(c *plans.Change) string {
 	if c.Card == "" {
-		return "node/" + c.Node
+		return c.Object
 	}
-	return reconcile.CardID(c.Node, c.Card)
+	return plans.CardID(c.Node, c.Card)
 }
 
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a terminal.
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
@@ -76,7 +68,7 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-func (a *applyProgress) Started(c *reconcile.Change) {
+func (a *Bar) Started(c *plans.Change) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if cc := a.cards[cardKey(c)]; cc != nil {
@@ -86,11 +78,11 @@ func (a *applyProgress) Started(c *reconcile.Change) {
 	a.draw()
 }
 
-func (a *applyProgress) Finished(c *reconcile.Change, r execute.Result) {
+func (a *Bar) Finished(c *plans.Change, r plans.Result) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.done++
-	failed := r.Status == execute.StatusFailed || r.Status == execute.StatusBlocked
+	failed := r.Status == plans.StatusFailed || r.Status == plans.StatusBlocked
 	if failed {
 		a.failed++
 	}
@@ -109,7 +101,7 @@ func (a *applyProgress) Finished(c *reconcile.Change, r execute.Result) {
 }
 
 // Close ends the status line so that what follows starts on its own line.
-func (a *applyProgress) Close() {
+func (a *Bar) Close() {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.drawn {
@@ -121,7 +113,7 @@ func (a *applyProgress) Close() {
 const barWidth = 24
 
 // line is the status line: bar, changes, cards, the last change touched.
-func (a *applyProgress) line() string {
+func (a *Bar) line() string {
 	filled := 0
 	if a.total > 0 {
 		filled = a.done * barWidth / a.total
@@ -141,9 +133,32 @@ func (a *applyProgress) line() string {
 	return s
 }
 
-func (a *applyProgress) draw() {
+func (a *Bar) draw() {
 	// \r returns to the line's start, \x1b[K clears what the last draw
 	// left beyond the new text.
 	fmt.Fprintf(a.w, "\r%s\x1b[K", a.line())
 	a.drawn = true
+}
+
+// Lines prints one line per finished change with a counter: progress off
+// a terminal (logs, CI). It is an execute.Progress.
+type Lines struct {
+	mu    sync.Mutex
+	w     io.Writer
+	done  int
+	total int
+}
+
+// NewLines counts against the plan's runnable changes.
+func NewLines(w io.Writer, p *plans.Plan) *Lines {
+	return &Lines{w: w, total: p.Summary.ByAction.Total()}
+}
+
+func (p *Lines) Started(*plans.Change) {}
+
+func (p *Lines) Finished(c *plans.Change, r plans.Result) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.done++
+	fmt.Fprintf(p.w, "[%d/%d] %s %s: %s\n", p.done, p.total, Symbol(c.Action), c.ID, r.Status)
 }

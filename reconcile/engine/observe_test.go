@@ -1,4 +1,4 @@
-package reconcile_test
+package engine_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers"
-	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -69,7 +69,7 @@ func TestObserveMarksUnreachableNodesUnknown(t *testing.T) {
 		fleet.Nodes = append(fleet.Nodes, spec.Node{Name: n})
 	}
 	p := &slowProvider{delay: 5 * time.Millisecond, fail: map[string]bool{"c-02": true}, hang: map[string]bool{"c-04": true}}
-	obs, err := reconcile.Observe(context.Background(), fleet, p, 2, 200*time.Millisecond)
+	obs, err := engine.Observe(context.Background(), fleet, p, 2, 200*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +105,7 @@ func TestObserveStopsWithContext(t *testing.T) {
 	fleet := &spec.Fleet{Nodes: []spec.Node{{Name: "a"}, {Name: "b"}}}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if _, err := reconcile.Observe(ctx, fleet, &slowProvider{delay: time.Second}, 1, time.Second); !errors.Is(err, context.Canceled) {
+	if _, err := engine.Observe(ctx, fleet, &slowProvider{delay: time.Second}, 1, time.Second); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)
 	}
 }

@@ -1,13 +1,14 @@
-package reconcile
+package policy
 
 import (
 	"errors"
 	"fmt"
 	"time"
 
+	_ "time/tzdata" // windows name time zones; plans must not depend on the host's zoneinfo
+
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/robfig/cron/v3"
-	_ "time/tzdata" // windows name time zones; plans must not depend on the host's zoneinfo
 )
 
 // window is a compiled maintenance window.
@@ -110,16 +111,4 @@ func (ws windows) allowDisruption(now time.Time) (bool, string) {
 		why += "; the next opens " + next.Format("2006-01-02 15:04 MST")
 	}
 	return false, why
-}
-
-// DisruptionAllowed says whether the policy's maintenance windows let
-// disruptive changes run at now, and if not, why. Other planners (the
-// OpenStack plan's server replacements) gate by it as NewPlan does.
-func DisruptionAllowed(p spec.Policy, now time.Time) (bool, string, error) {
-	ws, err := compileWindows(p)
-	if err != nil {
-		return false, "", fmt.Errorf("policy %s: %w", p.Name, err)
-	}
-	ok, why := ws.allowDisruption(now)
-	return ok, why, nil
 }

@@ -1,8 +1,10 @@
-package reconcile
+package engine
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/fpgaops/fpgaops/observed"
@@ -11,12 +13,52 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
+// observe observes the target: every node's cards and VMs, and at the
+// same time the platform of each backend that plans its own changes. A
+// platform that cannot be observed makes the nodes it owns unknown, like
+// a node that does not answer: nothing is planned for them.
+func (e *Engine) observe(ctx context.Context, t *target) (*observed.Fleet, error) {
+	type platform struct {
+		name string
+		data json.RawMessage
+		err  error
+	}
+	platforms := make([]platform, len(t.sel.Planners))
+	var wg sync.WaitGroup
+	for i, o := range t.sel.Planners {
+		wg.Go(func() {
+			data, err := o.ObservePlatform(ctx, t.desired, o.Nodes)
+			platforms[i] = platform{o.Name(), data, err}
+		})
+	}
+	obs, err := Observe(ctx, t.desired, t.provider, e.concurrency(), e.NodeTimeout)
+	wg.Wait()
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range platforms {
+		if p.err == nil {
+			if obs.Platforms == nil {
+				obs.Platforms = map[string]json.RawMessage{}
+			}
+			obs.Platforms[p.name] = p.data
+			continue
+		}
+		e.log().Warn("platform not observed: its nodes are unknown", "backend", p.name, "err", p.err)
+		for _, n := range t.sel.Planners[i].Nodes {
+			if on, ok := obs.Node(n.Name); ok && on.State == observed.NodeOK {
+				*on = observed.Node{Name: n.Name, State: observed.NodeUnknown, Reason: p.name + ": " + p.err.Error()}
+			}
+		}
+	}
+	return obs, nil
+}
+
 // Observe asks the provider for every node's cards and VMs, at most
 // concurrency nodes at once, each within perNodeTimeout. A node that fails
 // to answer is marked unknown with the reason, and the planner will plan
 // nothing for it; Observe itself fails only when ctx ends. The result is
-// sorted, so its fingerprint is stable. This is the only part of the
-// package that does I/O.
+// sorted, so its fingerprint is stable.
 func Observe(ctx context.Context, fleet *spec.Fleet, p providers.Provider, concurrency int, perNodeTimeout time.Duration) (*observed.Fleet, error) {
 	if concurrency <= 0 {
 		concurrency = 1

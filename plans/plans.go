@@ -1,14 +1,16 @@
-package reconcile
+// Package plans is the vocabulary of a plan, shared by the planner, the
+// backends that plan their own objects, the executor, the renderers and
+// saved plans: a Plan is a list of Changes, each with one Action from a
+// closed set, the Step it takes in its card's safety order, its Before and
+// After, what it depends on, and, when a gate holds it back, the Hold. It
+// holds data and canonical IDs only: no planning, no I/O.
+package plans
 
-import (
-	"time"
-
-	"github.com/fpgaops/fpgaops/spec"
-)
+import "time"
 
 // FormatVersion is the version of the plan's JSON format (docs/plan-format.md).
 // It changes only when a field changes meaning or goes away.
-const FormatVersion = 1
+const FormatVersion = 2
 
 // Action is what a change does. The set is closed; each action's contract
 // for Before and After is spelled out here and relied on by the executor
@@ -37,42 +39,58 @@ const (
 	// or missing card). Before is what was observed (nil if nothing), After
 	// what the repository asks for (nil if nothing).
 	ActionReport Action = "report"
+
+	// The actions below are on the objects of a backend that attaches and
+	// programs its nodes' cards itself (a cloud: images, device profiles,
+	// flavors, servers). Their Before and After carry the object's
+	// attributes in Attrs, and VM where a VM is concerned.
+
+	// ActionCreate makes an object that does not exist. Before is nil.
+	ActionCreate Action = "create"
+	// ActionReplace deletes an object and makes it again (a device profile
+	// that cannot be updated, a server that needs another flavor). Before
+	// is the object now, After the one made. It is disruptive when a
+	// running VM is the object or uses it.
+	ActionReplace Action = "replace"
+	// ActionUpdate changes an object in place (a card's Placement traits).
+	ActionUpdate Action = "update"
 )
 
 // Actions lists every action in the order a card's changes run.
-var Actions = []Action{ActionReport, ActionDetach, ActionSetVFs, ActionProgram, ActionAttach, ActionNoop}
+var Actions = []Action{ActionReport, ActionCreate, ActionDetach, ActionSetVFs, ActionProgram, ActionAttach, ActionReplace, ActionUpdate, ActionNoop}
 
 // Step is a change's place in a card's safety order: detach, VFs off,
 // program (with verify), VFs on, attach.
 type Step string
 
+// A backend's objects take the steps create (objects others need, made
+// first), replace and update.
 const (
 	StepReport  Step = "report"
-	StepNoop    Step = "noop"
+	StepCreate  Step = "create"
 	StepDetach  Step = "detach"
 	StepVFsOff  Step = "vfs-off"
 	StepProgram Step = "program"
 	StepVFsOn   Step = "vfs-on"
 	StepAttach  Step = "attach"
+	StepReplace Step = "replace"
+	StepUpdate  Step = "update"
+	StepNoop    Step = "noop"
 )
 
-// order is the step's rank within a card; changes sort by it.
-func (s Step) order() int {
-	switch s {
-	case StepReport:
-		return 0
-	case StepDetach:
-		return 1
-	case StepVFsOff:
-		return 2
-	case StepProgram:
-		return 3
-	case StepVFsOn:
-		return 4
-	case StepAttach:
-		return 5
+// steps ranks the steps; changes sort by it within an object's node and
+// card.
+var steps = map[Step]int{
+	StepReport: 0, StepCreate: 1, StepDetach: 2, StepVFsOff: 3, StepProgram: 4,
+	StepVFsOn: 5, StepAttach: 6, StepReplace: 7, StepUpdate: 8, StepNoop: 9,
+}
+
+// Order is the step's rank within a card; changes sort by it.
+func (s Step) Order() int {
+	if o, ok := steps[s]; ok {
+		return o
 	}
-	return 6
+	return len(steps)
 }
 
 // Value is one side (Before or After) of a change. Only the fields the
@@ -93,6 +111,10 @@ type Value struct {
 	// Note carries what a report shows when no field fits ("unknown:
 	// agent unreachable").
 	Note string `json:"note,omitempty"`
+	// Attrs are the attributes of a backend's object (an image's name and
+	// digest, a flavor's size): shown in the plan, and read back by the
+	// backend that carries the change out. The core never interprets them.
+	Attrs map[string]string `json:"attrs,omitempty"`
 }
 
 // Gate names the rule that holds a change back. What fpgaops cannot change
@@ -120,6 +142,10 @@ const (
 	// (RestartWait): until the VM restarts it still holds the function, so
 	// its card is not reset and the function is not given to another VM.
 	GateRestart Gate = "restart"
+	// GateInUse: what the change would replace or program is in use (a
+	// running server holds the card, servers boot with the device
+	// profile); a backend holds it so.
+	GateInUse Gate = "in-use"
 )
 
 // Restart says how an attach or detach to a running VM whose platform
@@ -162,6 +188,10 @@ type Change struct {
 	CardPCI string `json:"cardPCI,omitempty"`
 	// Binding is the binding the change serves, if any.
 	Binding string `json:"binding,omitempty"`
+	// Backend names the backend that planned the change and carries it
+	// out (a cloud's objects); empty for the card chains the planner makes
+	// itself.
+	Backend string `json:"backend,omitempty"`
 	Before  *Value `json:"before,omitempty"`
 	After   *Value `json:"after,omitempty"`
 	// Reason explains the change to a reader. It is display only: the
@@ -170,7 +200,7 @@ type Change struct {
 	// DependsOn are the IDs of the changes that must succeed first.
 	DependsOn []string `json:"dependsOn,omitempty"`
 	// Disruptive is true when the change takes a function from a running
-	// VM, or restarts a VM (Restart is RestartVM).
+	// VM, restarts a VM (Restart is RestartVM), or replaces a running VM.
 	Disruptive bool `json:"disruptive,omitempty"`
 	// Restart is set on an attach or detach to a running VM that takes
 	// the change only at its restart: whether the change waits for that
@@ -223,9 +253,10 @@ type Plan struct {
 	Waves   int      `json:"waves"`
 	Changes []Change `json:"changes"`
 	Summary Summary  `json:"summary"`
-	// CloudManaged lists, sorted, the nodes whose cards OpenStack manages
-	// (see CloudManaged): the plan holds only reports for them.
-	CloudManaged []string `json:"cloudManaged,omitempty"`
+	// Owned lists, by backend, the nodes whose cards that backend attaches
+	// and programs itself (a cloud's scheduler), sorted: the plan holds
+	// the backend's changes and reports for them, never a card chain.
+	Owned map[string][]string `json:"owned,omitempty"`
 }
 
 // Budget is the disruption budget the plan's waves respect.
@@ -234,22 +265,85 @@ type Budget struct {
 	MaxDisruptedVMs  int `json:"maxDisruptedVMs"`
 }
 
-// Defaults of the disruption budget when the policy leaves it zero: ten
-// cards may change at once, and one VM at a time may lose its FPGA.
-const (
-	DefaultMaxCardsInFlight = 10
-	DefaultMaxDisruptedVMs  = 1
-)
-
-// Summary counts the changes that will run, by action, and the rest.
-type Summary struct {
+// ByAction counts changes by the action they take, one counter per
+// action that runs.
+type ByAction struct {
 	Program int `json:"program"`
 	SetVFs  int `json:"setVFs"`
 	Attach  int `json:"attach"`
 	Detach  int `json:"detach"`
-	Report  int `json:"report"`
-	Held    int `json:"held"`
-	Noop    int `json:"noop"`
+	Create  int `json:"create"`
+	Replace int `json:"replace"`
+	Update  int `json:"update"`
+}
+
+// Add counts one change of action a; actions that do not run count
+// nowhere.
+func (b *ByAction) Add(a Action) {
+	if n := b.counter(a); n != nil {
+		*n++
+	}
+}
+
+func (b *ByAction) counter(a Action) *int {
+	switch a {
+	case ActionProgram:
+		return &b.Program
+	case ActionSetVFs:
+		return &b.SetVFs
+	case ActionAttach:
+		return &b.Attach
+	case ActionDetach:
+		return &b.Detach
+	case ActionCreate:
+		return &b.Create
+	case ActionReplace:
+		return &b.Replace
+	case ActionUpdate:
+		return &b.Update
+	}
+	return nil
+}
+
+// Each calls fn for every action that runs, in the order of Actions.
+func (b ByAction) Each(fn func(a Action, n int)) {
+	for _, a := range Actions {
+		if n := b.counter(a); n != nil {
+			fn(a, *n)
+		}
+	}
+}
+
+// Total is the sum of the counters.
+func (b ByAction) Total() int {
+	return b.Program + b.SetVFs + b.Attach + b.Detach + b.Create + b.Replace + b.Update
+}
+
+// Summary counts the changes that will run, by action, and the rest.
+type Summary struct {
+	ByAction
+	Report int `json:"report"`
+	Held   int `json:"held"`
+	Noop   int `json:"noop"`
+}
+
+// Summarize counts changes: held ones only as held, whatever their action.
+func Summarize(changes []Change) Summary {
+	var s Summary
+	for i := range changes {
+		c := &changes[i]
+		switch {
+		case c.Action == ActionNoop:
+			s.Noop++
+		case c.Action == ActionReport:
+			s.Report++
+		case c.Held != nil:
+			s.Held++
+		default:
+			s.Add(c.Action)
+		}
+	}
+	return s
 }
 
 // HasChanges reports whether the fleet differs from the desired state in
@@ -273,26 +367,18 @@ func (p *Plan) Change(id string) (*Change, bool) {
 	return nil, false
 }
 
-// Options tune the planner.
-type Options struct {
-	// Applied maps a card's ID ("node/compute-01/fpga/pac0") to the
-	// desired digest last applied to it. A card whose desired digest still
-	// equals it but whose live state differs has drifted. Nil means no
-	// history: nothing is drift.
-	Applied map[string]string
-	// OpenStack says that an OpenStack cloud is configured: the nodes with
-	// a hostname (spec.Node.Hostname) are then cloud-managed (see
-	// CloudManaged), and the planner leaves their cards to the OpenStack
-	// plan.
-	OpenStack bool
+// CardID is the canonical ID of a card as an object of a plan.
+func CardID(node, slot string) string { return "node/" + node + "/fpga/" + slot }
+
+// AttachmentID is the canonical ID of "this function of this card, held by
+// this VM". fn is "pf" or "vfN".
+func AttachmentID(node, slot, fn, vm string) string {
+	return CardID(node, slot) + "/" + fn + "/vm/" + vm
 }
 
-// CloudManaged reports whether OpenStack manages the node's cards: a
-// cloud is configured and the node has a hostname, its name in Nova. Nova
-// and Cyborg then attach and program its cards (flavors, accelerator
-// requests, deployables), so the planner plans no detach, VFs, program or
-// attach for them; it still reports what the cloud cannot fix (an unknown
-// node, a missing, mismatched or unhealthy card).
-func CloudManaged(n *spec.Node, opts Options) bool {
-	return opts.OpenStack && n.Hostname != ""
-}
+// VMID is the canonical ID of a VM of a node, as an object of a plan (a
+// server a backend replaces).
+func VMID(node, vm string) string { return NodeID(node) + "/vm/" + vm }
+
+// NodeID is the canonical ID of a node as an object of a plan.
+func NodeID(node string) string { return "node/" + node }

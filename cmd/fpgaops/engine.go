@@ -1,0 +1,96 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/agent"
+	"github.com/fpgaops/fpgaops/providers/all"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/spf13/pflag"
+)
+
+// engineFlags are the flags that say how to reach the fleet and where run
+// state lives; plan, apply and run share them.
+type engineFlags struct {
+	stateDir    string
+	concurrency int
+	nodeTimeout time.Duration
+	tls         agent.TLSFiles
+	insecure    bool
+	vms         string
+	// kinds are the backends; each registers its own flags.
+	kinds []providers.Kind
+}
+
+func newEngineFlags() *engineFlags { return &engineFlags{kinds: all.Kinds()} }
+
+func (f *engineFlags) register(fs *pflag.FlagSet, stateHelp string) {
+	fs.StringVar(&f.stateDir, "state-dir", "", stateHelp)
+	fs.IntVar(&f.concurrency, "concurrency", engine.DefaultConcurrency, "nodes observed and changed at once")
+	fs.DurationVar(&f.nodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
+	fs.StringVar(&f.tls.Cert, "agent-cert", "", "client certificate (PEM) presented to node agents")
+	fs.StringVar(&f.tls.Key, "agent-key", "", "key (PEM) of the client certificate presented to node agents")
+	fs.StringVar(&f.tls.CA, "agent-ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
+	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
+	names := make([]string, len(f.kinds))
+	for i, k := range f.kinds {
+		names[i] = k.Name()
+		k.Flags(fs)
+	}
+	fs.StringVar(&f.vms, "vms", providers.Auto, "the backend that runs every node's VMs: "+providers.Auto+" or one of "+strings.Join(names, ", ")+";\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname when a cloud is configured, and the node's endpoint (the\nsimulated fleet) otherwise")
+}
+
+// engine builds the engine over store (nil keeps nothing).
+func (f *engineFlags) engine(store state.Store, log *slog.Logger) *engine.Engine {
+	return &engine.Engine{
+		Kinds: f.kinds, VMs: f.vms, Store: store, Log: log,
+		Agents:      agent.Transport{TLS: f.tls, Insecure: f.insecure, Concurrency: f.concurrency},
+		Concurrency: f.concurrency, NodeTimeout: f.nodeTimeout,
+	}
+}
+
+// state is the state directory, by flag or default.
+func (f *engineFlags) state() (string, error) {
+	if f.stateDir != "" {
+		return f.stateDir, nil
+	}
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "fpgaops"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --state-dir and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "fpgaops"), nil
+}
+
+// openState opens the state directory's store for writing, or for
+// reading only; a directory that holds none yet is no history (nil).
+func (f *engineFlags) openState(readOnly bool) (state.Store, error) {
+	dir, err := f.state()
+	if err != nil {
+		return nil, err
+	}
+	s, err := state.Open(dir, state.Options{ReadOnly: readOnly})
+	switch {
+	case errors.Is(err, state.ErrNoState):
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return s, nil
+}
+
+// warnings logs at warn level and above to w: what commands show of the
+// engine's log.
+func warnings(s streams) *slog.Logger {
+	return slog.New(slog.NewTextHandler(s.err, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source"
+	"github.com/spf13/pflag"
+)
+
+// runFlags are the controller's flags.
+type runFlags struct {
+	git, ref, path, cacheDir  string
+	interval, jitter          time.Duration
+	retry, maxRetry           time.Duration
+	schedule, listen          string
+	drift                     string
+	webhookSecretFile         string
+	adminTokenFile            string
+	keyringFile               string
+	gitUsername, gitPassFile  string
+	gitTokenFile, gitCAFile   string
+	sshKeyFile, sshKnownHosts string
+	once                      bool
+	logFormat                 string
+	engine                    *engineFlags
+}
+
+func (f *runFlags) register(fs *pflag.FlagSet) {
+	fs.StringVar(&f.git, "git", "", "URL of the fleet repository: file://, git://, http(s):// or ssh://")
+	fs.StringVar(&f.ref, "ref", "", "what to follow: a branch (NAME or branch:NAME), tag:NAME, semver:RANGE\n(the highest matching tag) or a commit hash (default: the remote's HEAD)")
+	fs.StringVar(&f.path, "path", "", "the fleet's directory inside the repository")
+	fs.DurationVar(&f.interval, "interval", 0, "run every DUR (default: the policy's schedule, else 5m)")
+	fs.StringVar(&f.schedule, "schedule", "", "run on a cron schedule, e.g. \"*/30 * * * *\" (default: the policy's)")
+	fs.DurationVar(&f.jitter, "jitter", 0, "delay each scheduled run by a random time up to DUR")
+	fs.DurationVar(&f.retry, "retry-interval", 30*time.Second, "first wait after a failed run; doubles per further failure")
+	fs.DurationVar(&f.maxRetry, "max-retry-interval", 0, "longest wait between retries (default: the interval, or 10m)")
+	fs.StringVar(&f.listen, "listen", "127.0.0.1:8080", "address of the status, metrics and webhook endpoints")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "where the repository is cached (default: STATE-DIR/source)")
+	fs.StringVar(&f.drift, "drift", "", "override the policy's drift mode: report or correct")
+	fs.StringVar(&f.webhookSecretFile, "webhook-secret-file", "", "file holding the shared secret of /hooks/github and /hooks/gitlab")
+	fs.StringVar(&f.adminTokenFile, "admin-token-file", "", "file holding the bearer token of /suspend, /resume and /reconcile")
+	fs.StringVar(&f.keyringFile, "verify-keyring", "", "armored OpenPGP public keys; when given, the followed commit must be\nsigned by one of them")
+	fs.StringVar(&f.gitUsername, "git-username", "", "HTTP basic auth user (or FPGAOPS_GIT_USERNAME)")
+	fs.StringVar(&f.gitPassFile, "git-password-file", "", "file holding the HTTP password or access token used as password\n(or FPGAOPS_GIT_PASSWORD)")
+	fs.StringVar(&f.gitTokenFile, "git-token-file", "", "file holding an HTTP bearer token (or FPGAOPS_GIT_TOKEN)")
+	fs.StringVar(&f.gitCAFile, "git-ca-file", "", "extra CA certificates (PEM) for an https remote")
+	fs.StringVar(&f.sshKeyFile, "ssh-key-file", "", "private key for an ssh:// remote")
+	fs.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file that must list the ssh:// remote's host key")
+	fs.BoolVar(&f.once, "once", false, "make one run and exit: 0 when the revision was applied, 1 otherwise")
+	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required)")
+}
+
+// options checks every flag, reporting all mistakes at once, and reads
+// the secrets they name.
+func (f *runFlags) options() (controller.Options, *source.Source, error) {
+	var errs []error
+	if f.git == "" {
+		errs = append(errs, errors.New("--git is required"))
+	}
+	if f.engine.stateDir == "" {
+		errs = append(errs, errors.New("--state-dir is required"))
+	}
+	switch spec.DriftMode(f.drift) {
+	case "", spec.DriftReport, spec.DriftCorrect:
+	default:
+		errs = append(errs, fmt.Errorf("--drift %q: want report or correct", f.drift))
+	}
+	ref, err := source.ParseRef(f.ref)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--ref: %w", err))
+	}
+	read := func(flag, file string) []byte {
+		if file == "" {
+			return nil
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--%s: %w", flag, err))
+			return nil
+		}
+		return b
+	}
+	secret := func(flag, file, env string) string {
+		if b := read(flag, file); b != nil {
+			return strings.TrimSpace(string(b))
+		}
+		return os.Getenv(env)
+	}
+	auth := source.Auth{
+		Username:       f.gitUsername,
+		Password:       secret("git-password-file", f.gitPassFile, "FPGAOPS_GIT_PASSWORD"),
+		Token:          secret("git-token-file", f.gitTokenFile, "FPGAOPS_GIT_TOKEN"),
+		SSHKey:         read("ssh-key-file", f.sshKeyFile),
+		KnownHostsFile: f.sshKnownHosts,
+	}
+	if auth.Username == "" {
+		auth.Username = os.Getenv("FPGAOPS_GIT_USERNAME")
+	}
+	webhook := []byte(strings.TrimSpace(string(read("webhook-secret-file", f.webhookSecretFile))))
+	admin := []byte(strings.TrimSpace(string(read("admin-token-file", f.adminTokenFile))))
+	if f.webhookSecretFile != "" && len(webhook) == 0 && len(errs) == 0 {
+		errs = append(errs, fmt.Errorf("--webhook-secret-file %s: empty", f.webhookSecretFile))
+	}
+	keyring := read("verify-keyring", f.keyringFile)
+	ca := read("git-ca-file", f.gitCAFile)
+	cache := f.cacheDir
+	if cache == "" && f.engine.stateDir != "" {
+		cache = filepath.Join(f.engine.stateDir, "source")
+	}
+	if err := errors.Join(errs...); err != nil {
+		return controller.Options{}, nil, err
+	}
+	src, err := source.New(source.Config{
+		URL: f.git, Ref: ref, Path: f.path, CacheDir: cache, Auth: auth,
+		Keyring: string(keyring), CABundle: ca,
+	})
+	if err != nil {
+		return controller.Options{}, nil, err
+	}
+	return controller.Options{
+		Interval: f.interval, Schedule: f.schedule, Jitter: f.jitter,
+		RetryInterval: f.retry, MaxRetryInterval: f.maxRetry,
+		Drift:         spec.DriftMode(f.drift),
+		WebhookSecret: webhook, AdminToken: admin,
+	}, src, nil
+}

@@ -1,0 +1,276 @@
+// Package engine is fpgaops's reconcile, the one loop that `plan`,
+// `apply`, `apply PLANFILE` and the controller all run:
+//
+//	desired fleet ─ connect (a backend per node) ─ observe ─ plan ─ apply ─ record
+//
+// It owns the order of those steps and the rules between them: which
+// backend serves each node, that a node or a platform that cannot be
+// observed is unknown, which observation a saved plan may still be
+// applied against (the same one, or the journal's interrupted run of it),
+// and what is kept after a run (the cards that converged, the run in the
+// history). What each step does is elsewhere: planning in reconcile,
+// applying in reconcile/execute, reaching the fleet in providers, keeping
+// state in reconcile/state.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/fpgaops/fpgaops/observed"
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/agent"
+	"github.com/fpgaops/fpgaops/reconcile"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
+)
+
+// Engine runs reconciles against a fleet. Kinds is required; the rest
+// have defaults.
+type Engine struct {
+	// Kinds are the backends it may use (providers/all.Kinds()), their
+	// flags parsed.
+	Kinds []providers.Kind
+	// VMs chooses every node's backend: providers.Auto (the default) or a
+	// kind's name.
+	VMs string
+	// Agents is how the nodes' agents are reached: the card side.
+	Agents agent.Transport
+	// Cards, when set, is the card side instead of the agents (the local
+	// sysfs of the node fpgaops runs on, a fake): endpoints are neither
+	// checked nor called.
+	Cards providers.Cards
+	// Getenv reads the environment for the backends; nil means os.Getenv.
+	Getenv func(string) string
+	// Store keeps the journal, the inventory of what converged and the
+	// history. Nil keeps nothing: every plan is made without history and
+	// a journal lasts one apply.
+	Store state.Store
+	// Concurrency bounds the nodes observed and the cards changed at once;
+	// 0 means 64 nodes, and the plan's budget for cards.
+	Concurrency int
+	// NodeTimeout bounds observing one node; a node that does not answer
+	// in time is unknown. 0 means no bound but the context's.
+	NodeTimeout time.Duration
+	// Retry and RestartTimeout tune the executor (execute.Executor).
+	Retry          execute.Retry
+	RestartTimeout time.Duration
+	Log            *slog.Logger
+	// Now is the clock for maintenance windows; nil means time.Now.
+	Now func() time.Time
+}
+
+// DefaultConcurrency is how many nodes are observed at once by default.
+const DefaultConcurrency = 64
+
+func (e *Engine) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
+func (e *Engine) log() *slog.Logger {
+	if e.Log != nil {
+		return e.Log
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+// target is a desired fleet wired to what serves its nodes.
+type target struct {
+	desired *spec.Fleet
+	sel     *providers.Selection
+	// provider is the card side and the VM backends, by node.
+	provider providers.Provider
+}
+
+// connect chooses each node's backend and the card side that reaches its
+// agent. offline is for a plan against a saved observation: no endpoint
+// is checked and nothing will be called.
+func (e *Engine) connect(desired *spec.Fleet, offline bool) (*target, error) {
+	getenv := e.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	env := providers.Env{Getenv: getenv, Log: e.log()}
+	if !offline && e.Cards == nil {
+		tr := e.Agents
+		if tr.Concurrency == 0 {
+			tr.Concurrency = e.concurrency()
+		}
+		if err := tr.CheckEndpoints(desired.Nodes); err != nil {
+			return nil, err
+		}
+		hc, err := tr.HTTPClient()
+		if err != nil {
+			return nil, err
+		}
+		env.HTTP = hc
+	}
+	sel, err := providers.Select(e.Kinds, e.VMs, desired.Nodes, env)
+	if err != nil {
+		return nil, err
+	}
+	var cards providers.Cards = agent.NewClient(env.HTTP)
+	if e.Cards != nil {
+		cards = e.Cards
+	}
+	return &target{desired: desired, sel: sel, provider: providers.Compose(cards, sel.VMs())}, nil
+}
+
+func (e *Engine) concurrency() int {
+	if e.Concurrency > 0 {
+		return e.Concurrency
+	}
+	return DefaultConcurrency
+}
+
+// Planned is a plan with what it was made from; Apply carries it out.
+type Planned struct {
+	Desired  *spec.Fleet
+	Observed *observed.Fleet
+	Plan     *plans.Plan
+	// Resume is set when the plan is a saved one whose interrupted run
+	// the journal holds: the steps it completed are skipped.
+	Resume bool
+	t      *target
+}
+
+// PlanOptions tune Plan.
+type PlanOptions struct {
+	// Observed, when set, is a saved observation to plan against: nothing
+	// of the fleet is called, and the plan cannot be applied.
+	Observed *observed.Fleet
+}
+
+// Plan observes the fleet the desired state names (or takes the saved
+// observation) and plans, with what earlier runs converged to telling
+// drift from new intent.
+func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions) (*Planned, error) {
+	t, err := e.connect(desired, opts.Observed != nil)
+	if err != nil {
+		return nil, err
+	}
+	obs := opts.Observed
+	if obs == nil {
+		if obs, err = e.observe(ctx, t); err != nil {
+			return nil, err
+		}
+	}
+	p, err := e.plan(t, obs)
+	if err != nil {
+		return nil, err
+	}
+	planned := &Planned{Desired: desired, Observed: obs, Plan: p}
+	if opts.Observed == nil {
+		planned.t = t
+	}
+	return planned, nil
+}
+
+// plan is the planner's call: the inventory, the backends' own changes
+// and the nodes they own.
+func (e *Engine) plan(t *target, obs *observed.Fleet) (*plans.Plan, error) {
+	opts := reconcile.Options{Owned: t.sel.Owned()}
+	if e.Store != nil {
+		applied, err := e.Store.Applied()
+		if err != nil {
+			return nil, err
+		}
+		opts.Applied = applied
+	}
+	for _, o := range t.sel.Planners {
+		platform, ok := obs.Platforms[o.Name()]
+		if !ok {
+			continue // not observed: its nodes are unknown
+		}
+		changes, err := o.Plan(t.desired, o.Nodes, platform)
+		if err != nil {
+			return nil, fmt.Errorf("backend %s: %w", o.Name(), err)
+		}
+		opts.Backend = append(opts.Backend, changes...)
+	}
+	return reconcile.NewPlan(t.desired, obs, e.now(), opts)
+}
+
+// ApplyOptions tune Apply.
+type ApplyOptions struct {
+	// Progress hears about each change as it runs.
+	Progress execute.Progress
+	// Trigger, when set, records the run in the history under this
+	// trigger ("apply"); the controller records its runs itself.
+	Trigger string
+}
+
+// Outcome is how an apply went.
+type Outcome struct {
+	Report *execute.Report
+	// Run summarises the plan and the apply, per node too: what the
+	// history keeps of it.
+	Run state.Run
+}
+
+// ErrNotApplicable is returned for a plan made against a saved
+// observation.
+var ErrNotApplicable = errors.New("a plan made against a saved observation cannot be applied: plan against the fleet")
+
+// Apply carries out the plan with the store's journal, then records the
+// cards that converged (and, with a trigger, the run). When ctx ends, the
+// card chains in flight finish and no other starts. The error is the
+// executor's (a change failed, or the run stopped) joined with any error
+// recording it.
+func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Outcome, error) {
+	if p.t == nil {
+		return nil, ErrNotApplicable
+	}
+	started := e.now()
+	ex := &execute.Executor{
+		Provider:       p.t.provider,
+		Backends:       map[string]providers.Planner{},
+		Images:         execute.RepoImages{Root: p.Desired.Root},
+		Resume:         p.Resume,
+		Progress:       opts.Progress,
+		Concurrency:    e.Concurrency,
+		Retry:          e.Retry,
+		RestartTimeout: e.RestartTimeout,
+		Log:            e.log().With("revision", p.Desired.Revision),
+	}
+	for _, o := range p.t.sel.Planners {
+		ex.Backends[o.Name()] = o.Planner
+	}
+	if e.Store != nil {
+		ex.Journal = e.Store.Journal()
+	}
+	rep, runErr := ex.Apply(ctx, p.Desired, p.Plan)
+	if rep == nil {
+		return nil, runErr // refused before any change
+	}
+	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep)}
+	if e.Store == nil {
+		return out, runErr
+	}
+	err := e.Store.RecordApplied(rep.Converged)
+	if opts.Trigger != "" {
+		run := out.Run
+		run.Trigger, run.Revision = opts.Trigger, p.Desired.Revision
+		run.StartedAt, run.FinishedAt = started, e.now()
+		run.DurationSeconds = run.FinishedAt.Sub(started).Seconds()
+		run.Outcome = state.OutcomeApplied
+		if runErr != nil {
+			run.Outcome, run.Error = state.OutcomeFailed, runErr.Error()
+			if ctx.Err() != nil {
+				run.Outcome = state.OutcomeInterrupted
+			}
+		}
+		err = errors.Join(err, e.Store.AddRun(&run))
+		out.Run.ID = run.ID
+	}
+	return out, errors.Join(runErr, err)
+}

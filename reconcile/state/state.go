@@ -1,0 +1,58 @@
+package state
+
+// Store is what fpgaops keeps between runs, and its one owner: the history
+// of runs, the last status, the inventory of what converged (the desired
+// digest each card last converged to, which tells drift from new intent),
+// and the journal of the run in flight. `plan`, `apply` and the
+// controller all go through it. Local keeps it in a state directory.
+type Store interface {
+	// Journal is the executor's journal.
+	Journal() Journal
+	// Applied is the inventory: for each card fpgaops converged, the
+	// desired digest it converged to; nil when there is none.
+	Applied() (map[string]string, error)
+	// RecordApplied merges the cards a run converged into the inventory.
+	RecordApplied(converged map[string]string) error
+	// Forget removes cards from the inventory.
+	Forget(cards ...string) error
+	// AddRun appends a run to the history and gives it its ID.
+	AddRun(r *Run) error
+	// Runs returns up to limit runs, newest first; 0 means all.
+	Runs(limit int) ([]Run, error)
+	// PutStatus saves the controller's status (any JSON value); Status
+	// reads it into v and reports whether one was saved.
+	PutStatus(v any) error
+	Status(v any) (bool, error)
+	// SetSuspended and Suspended keep the controller's suspended flag
+	// across restarts.
+	SetSuspended(on bool) error
+	Suspended() (bool, error)
+}
+
+// Journal remembers which steps of an unfinished run of a plan completed,
+// so that resuming that run does not repeat them. Entries belong to one
+// plan (its key: the desired digest and the observation it was made
+// from) and are used only when a run resumes it: a fresh run, of a new
+// plan made from a new observation, starts afresh, since that observation
+// already shows what was done, and an old entry must never hide a step the
+// fleet needs again. Implementations are safe for concurrent use.
+type Journal interface {
+	// Begin starts the run of a plan, dropping every entry, or with resume
+	// set, continues the journal's unfinished run of the same plan.
+	Begin(plan string, resume bool) error
+	// Plan is the key of the plan whose unfinished run the journal holds,
+	// "" when it holds none.
+	Plan() (string, error)
+	// Done reports whether the step completed in an earlier, unfinished
+	// run.
+	Done(key string) (bool, error)
+	// Record notes that the step completed; it is durable when it
+	// returns.
+	Record(key string) error
+	// Finish forgets every step: the run converged.
+	Finish() error
+	// Pending lists the completed steps of the unfinished run.
+	Pending() ([]string, error)
+}
+
+var _ Store = (*Local)(nil)
