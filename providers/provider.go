@@ -1,8 +1,9 @@
 // Package providers defines how fpgaops observes and changes the fleet:
 // the card side (the OPAE layer, reached through a node's agent, the local
-// sysfs or the sim) and the VM side (libvirt, OpenStack or the sim). The
-// executor in reconcile works only through these interfaces; the
-// implementations live in the sub-packages.
+// sysfs or the sim) and the backends that run the nodes' VMs (libvirt,
+// OpenStack, the sim), one per node, chosen by Select. The engine and the
+// executor work only through these interfaces; the implementations live
+// in the sub-packages and are registered in providers/all.
 package providers
 
 import (

@@ -1,6 +1,8 @@
-// Package openstack is fpgaops's OpenStack provider: it observes what a
-// cloud with Nova, Cyborg, Placement and Glance runs for the fleet's nodes,
-// plans the changes that bring it to the desired state, and applies them.
+// Package openstack is fpgaops's OpenStack backend (a providers.Planner):
+// for the nodes it owns it observes what a cloud with Nova, Cyborg,
+// Placement and Glance runs, plans the changes that bring it to the
+// desired state in the plan's vocabulary, and applies them one by one when
+// the engine's executor asks.
 //
 // The OpenStack model differs from the libvirt one. A bitstream becomes a
 // Glance image (found again by name and digest); a Cyborg device profile
@@ -16,6 +18,7 @@
 //
 // The work is split as in the rest of fpgaops: Observe reads (all I/O),
 // Plan is a pure function of the desired fleet and the observed State, and
-// Apply carries out a plan's changes in order. Binding accelerator
-// requests is left to Nova: fpgaops only reads ARQs.
+// Apply carries out one change; windows, protected bindings and the budget
+// are the engine's, as for every backend. Binding accelerator requests is
+// left to Nova: fpgaops only reads ARQs.
 package openstack
