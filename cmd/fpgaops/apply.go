@@ -47,6 +47,7 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 			}
 			ctx, stop := interruptible(cmd.Context())
 			defer stop()
+			defer f.engine.closeState()
 			e, p, err := f.prepare(ctx, s, args)
 			if err != nil {
 				return err
@@ -91,7 +92,7 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 // fleet, or a new one, shown before it is applied.
 func (f *planFlags) prepare(ctx context.Context, s streams, args []string) (*engine.Engine, *engine.Planned, error) {
 	if len(args) == 0 {
-		e, p, err := f.plan(ctx, s, f.writableStore)
+		e, p, err := f.plan(ctx, s, "fpgaops apply")
 		if err == nil && f.output == "text" {
 			err = printPlan(s, f.output, p)
 		}
@@ -107,7 +108,7 @@ func (f *planFlags) prepare(ctx context.Context, s streams, args []string) (*eng
 	if err != nil {
 		return nil, nil, err
 	}
-	store, err := f.writableStore()
+	store, err := f.engine.openState("fpgaops apply " + args[0])
 	if err != nil {
 		return nil, nil, err
 	}

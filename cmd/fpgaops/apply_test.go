@@ -149,6 +149,7 @@ func (f *simFleet) interrupt(saved string, n int) {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	defer store.Close()
 	e := &engine.Engine{Kinds: all.Kinds(), Agents: agent.Transport{Insecure: true}, Store: store, Concurrency: 1, NodeTimeout: 5 * time.Second}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -28,6 +28,8 @@ type engineFlags struct {
 	vms         string
 	// kinds are the backends; each registers its own flags.
 	kinds []providers.Kind
+	// opened are the stores openState opened.
+	opened []*state.Local
 }
 
 func newEngineFlags() *engineFlags { return &engineFlags{kinds: all.Kinds()} }
@@ -72,21 +74,31 @@ func (f *engineFlags) state() (string, error) {
 	return filepath.Join(home, ".local", "state", "fpgaops"), nil
 }
 
-// openState opens the state directory's store for writing, or for
-// reading only; a directory that holds none yet is no history (nil).
-func (f *engineFlags) openState(readOnly bool) (state.Store, error) {
+// openState opens the state directory's store: for reading only, where a
+// directory that holds none yet is no history (nil); or for writing, in
+// holder's name, which takes the directory's lock until closeState.
+func (f *engineFlags) openState(holder string) (state.Store, error) {
 	dir, err := f.state()
 	if err != nil {
 		return nil, err
 	}
-	s, err := state.Open(dir, state.Options{ReadOnly: readOnly})
+	s, err := state.Open(dir, state.Options{ReadOnly: holder == "", Holder: holder})
 	switch {
 	case errors.Is(err, state.ErrNoState):
 		return nil, nil
 	case err != nil:
 		return nil, err
 	}
+	f.opened = append(f.opened, s)
 	return s, nil
+}
+
+// closeState gives up what openState took: a command defers it.
+func (f *engineFlags) closeState() {
+	for _, s := range f.opened {
+		s.Close()
+	}
+	f.opened = nil
 }
 
 // warnings logs at warn level and above to w: what commands show of the

@@ -9,7 +9,6 @@ import (
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/reconcile/render"
-	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -33,8 +32,9 @@ func (f *planFlags) register(fs *pflag.FlagSet) {
 }
 
 // plan loads the desired state and plans against the fleet (or the saved
-// observation), with the state directory's history.
-func (f *planFlags) plan(ctx context.Context, s streams, store func() (state.Store, error)) (*engine.Engine, *engine.Planned, error) {
+// observation), with the state directory's history; writer, when set,
+// takes the directory for writing in its name.
+func (f *planFlags) plan(ctx context.Context, s streams, writer string) (*engine.Engine, *engine.Planned, error) {
 	if err := checkOutput(f.output); err != nil {
 		return nil, nil, err
 	}
@@ -51,7 +51,7 @@ func (f *planFlags) plan(ctx context.Context, s streams, store func() (state.Sto
 			return nil, nil, err
 		}
 	}
-	st, err := store()
+	st, err := f.engine.openState(writer)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -101,7 +101,8 @@ are changes: anything the plan shows, whether it would run, is held back by
 policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, p, err := f.plan(cmd.Context(), s, f.readOnlyStore)
+			defer f.engine.closeState()
+			_, p, err := f.plan(cmd.Context(), s, "")
 			if err != nil {
 				return err
 			}
@@ -128,10 +129,6 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 	cmd.Flags().BoolVar(&detailed, "detailed-exitcode", false, "exit 2 when there are changes, 0 when there are none")
 	return cmd
 }
-
-func (f *planFlags) readOnlyStore() (state.Store, error) { return f.engine.openState(true) }
-
-func (f *planFlags) writableStore() (state.Store, error) { return f.engine.openState(false) }
 
 func printPlan(s streams, format string, p *engine.Planned) error {
 	if format == "json" {

@@ -60,15 +60,13 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	if err := errors.Join(err, logErr); err != nil {
 		return err
 	}
-	lock, err := state.Acquire(f.engine.stateDir)
+	// The store is the controller's for its lifetime: no other writer
+	// (an apply, another controller) shares the directory meanwhile.
+	store, err := state.Open(f.engine.stateDir, state.Options{Holder: "fpgaops run"})
 	if err != nil {
 		return err
 	}
-	defer lock.Release()
-	store, err := state.Open(f.engine.stateDir, state.Options{})
-	if err != nil {
-		return err
-	}
+	defer store.Close()
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
 	opts.Reconciler = &controller.Step{Engine: f.engine.engine(store, log)}
 	c, err := controller.New(opts)

@@ -273,7 +273,7 @@ sha256: %s
 		t.Fatalf("history while running: exit %d\n%s", code, out)
 	}
 	if code, out := cli("run", "--once", "--git", remote.FileURL(), "--state-dir", stateDir); code != 1 ||
-		!strings.Contains(out, "state directory in use by another controller (pid ") {
+		!strings.Contains(out, "state directory in use by another writer (fpgaops run, pid ") {
 		t.Fatalf("a second controller on the same state dir: exit %d\n%s", code, out)
 	}
 

@@ -194,6 +194,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	c.suspended = suspended
 	c.lastGood = c.status.LastAppliedRevision
+	if err := c.recordInterrupted(); err != nil {
+		return nil, err
+	}
 	if len(c.status.Conditions) == 0 {
 		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
 	}
@@ -333,4 +336,21 @@ func nextRun(now time.Time, sched cron.Schedule, failures int, retry, maxRetry, 
 		return at, "retry"
 	}
 	return scheduled, "schedule"
+}
+
+// recordInterrupted records, as interrupted, the run that a process left
+// in flight when it was killed or crashed.
+func (c *Controller) recordInterrupted() error {
+	run, err := c.opts.Store.Interrupted()
+	if err != nil || run == nil {
+		return err
+	}
+	run.Outcome = state.OutcomeInterrupted
+	run.Error = "the controller ended in the middle of this run (killed or crashed); the journal lets the next run finish it"
+	if err := c.opts.Store.AddRun(run); err != nil {
+		return err
+	}
+	c.log.Warn("the last run was interrupted by the end of its process", "run", run.ID, "trigger", run.Trigger, "started", run.StartedAt)
+	c.status.setCondition(Ready, "False", ReasonInterrupted, run.Error, c.now())
+	return nil
 }

@@ -532,3 +532,28 @@ func TestFollowsPolicySchedule(t *testing.T) {
 		t.Fatalf("--interval 1h overridden by the policy: next %s", next)
 	}
 }
+
+// A controller killed in the middle of a run leaves it in flight; the
+// next controller on the state directory records it as interrupted and
+// is not Ready until a run succeeds.
+func TestRunOfAKilledControllerIsRecordedInterrupted(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", nil)
+	if err := h.store.Running(&state.Run{Trigger: "schedule", StartedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	// The next process.
+	c, err := New(Options{Source: h.src, Load: loadFake, Reconciler: h.rec, Store: h.store, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runs, err := h.store.Runs(0)
+	if err != nil || len(runs) != 1 || runs[0].Outcome != state.OutcomeInterrupted || runs[0].Trigger != "schedule" ||
+		!strings.Contains(runs[0].Error, "killed or crashed") {
+		t.Fatalf("history = %+v, %v", runs, err)
+	}
+	st := c.Status()
+	if cond, _ := st.Condition(Ready); cond.Status != "False" || cond.Reason != ReasonInterrupted {
+		t.Fatalf("Ready = %+v", cond)
+	}
+}

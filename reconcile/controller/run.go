@@ -25,6 +25,10 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	c.status.setCondition(Reconciling, "True", ReasonProgressing, "run triggered by "+trigger, start)
 	c.mu.Unlock()
 	c.log.Info("run started", "trigger", trigger)
+	// Should the process die in this run, the next start records it.
+	if err := c.opts.Store.Running(run); err != nil {
+		c.log.Error("run in flight not recorded", "err", err)
+	}
 
 	rev, stage, err := c.attempt(ctx, run)
 	end := c.now()

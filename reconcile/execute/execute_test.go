@@ -418,6 +418,7 @@ func TestKilledRunIsFinishedWithoutRepeats(t *testing.T) {
 
 				// The next process, on the same state directory.
 				fake.Revive()
+				store.Close()
 				store = openStore(t, store.Dir())
 				ex := fx.executor(fake, store.Journal())
 				if replan {
@@ -581,6 +582,7 @@ func openStore(t *testing.T, dir string) *state.Local {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 

@@ -1,30 +1,37 @@
 package state
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"syscall"
+	"time"
 )
 
-// LockFile is the lock's name in the state directory.
-const LockFile = "controller.lock"
+// Holder is who holds a state directory's lock, as it wrote itself into
+// the lock file.
+type Holder struct {
+	PID   int       `json:"pid"`
+	Host  string    `json:"host"`
+	Since time.Time `json:"since"`
+	// What names the writer ("fpgaops run", "fpgaops apply").
+	What string `json:"what,omitempty"`
+}
 
-// ErrLocked is returned when another controller holds the state directory.
-var ErrLocked = errors.New("state directory in use by another controller")
-
-// Lock is a controller's exclusive hold on a state directory. The kernel
-// drops it when the process ends, so a crash never leaves it stale.
-type Lock struct{ f *os.File }
-
-// Acquire takes the state directory's lock without waiting.
-func Acquire(dir string) (*Lock, error) {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, err)
+func (h Holder) String() string {
+	s := fmt.Sprintf("pid %d on %s since %s", h.PID, h.Host, h.Since.UTC().Format(time.RFC3339))
+	if h.What != "" {
+		s = h.What + ", " + s
 	}
+	return s
+}
+
+// acquire takes the directory's lock without waiting and writes who holds
+// it. A lock a dead process held is free: the kernel dropped it.
+func acquire(dir, what string) (*os.File, error) {
 	path := filepath.Join(dir, LockFile)
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
@@ -34,32 +41,34 @@ func Acquire(dir string) (*Lock, error) {
 		holder := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("state dir %s: %w%s", dir, ErrLocked, holder)
+			return nil, fmt.Errorf("state dir %s: %w (%s)", dir, ErrLocked, holder)
 		}
 		return nil, fmt.Errorf("state dir %s: lock: %w", dir, err)
 	}
-	// The holder's pid helps an operator find the other controller.
+	host, _ := os.Hostname()
+	data, _ := json.Marshal(Holder{PID: os.Getpid(), Host: host, Since: time.Now(), What: what})
 	if err := f.Truncate(0); err == nil {
-		f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+		f.WriteAt(append(data, '\n'), 0)
+		f.Sync()
 	}
-	return &Lock{f: f}, nil
+	return f, nil
 }
 
 func readHolder(f *os.File) string {
-	b := make([]byte, 32)
-	n, _ := f.ReadAt(b, 0)
-	if pid := strings.TrimSpace(string(b[:n])); pid != "" {
-		return " (pid " + pid + ")"
+	data, err := io.ReadAll(io.NewSectionReader(f, 0, 4096))
+	var h Holder
+	if err != nil || json.Unmarshal(data, &h) != nil || h.PID == 0 {
+		return "holder unknown"
 	}
-	return ""
+	return h.String()
 }
 
-// Release gives the directory up.
-func (l *Lock) Release() error {
-	if l == nil || l.f == nil {
-		return nil
+// LockHolder reads who holds, or last held, the directory's lock.
+func LockHolder(dir string) (Holder, error) {
+	var h Holder
+	data, err := os.ReadFile(filepath.Join(dir, LockFile))
+	if err != nil {
+		return h, err
 	}
-	err := l.f.Close() // closing drops the flock
-	l.f = nil
-	return err
+	return h, json.Unmarshal(data, &h)
 }

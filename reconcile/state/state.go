@@ -1,10 +1,9 @@
 package state
 
-// Store is what fpgaops keeps between runs, and its one owner: the history
-// of runs, the last status, the inventory of what converged (the desired
-// digest each card last converged to, which tells drift from new intent),
-// and the journal of the run in flight. `plan`, `apply` and the
-// controller all go through it. Local keeps it in a state directory.
+// Store is what fpgaops keeps between runs: the history of runs, the last
+// status, the inventory of what converged, the journal of the run in
+// flight. `plan`, `apply` and the controller all go through it. A Store
+// opened for writing is held by one process at a time.
 type Store interface {
 	// Journal is the executor's journal.
 	Journal() Journal
@@ -27,6 +26,10 @@ type Store interface {
 	// across restarts.
 	SetSuspended(on bool) error
 	Suspended() (bool, error)
+	// Running records the run in flight; AddRun clears it. Interrupted
+	// returns (and forgets) the one a process left when it died.
+	Running(r *Run) error
+	Interrupted() (*Run, error)
 }
 
 // Journal remembers which steps of an unfinished run of a plan completed,
@@ -55,4 +58,3 @@ type Journal interface {
 	Pending() ([]string, error)
 }
 
-var _ Store = (*Local)(nil)

@@ -1,41 +1,44 @@
-// Package state is the controller's embedded store under --state-dir: the
-// history of runs, the last status, the inventory of what fpgaops manages
-// (the desired digest each card last converged to, which tells drift and
-// prune candidates apart from new intent), and the executor's journal. It
-// sits on a bbolt file.
+// Package state keeps what outlives a run, and is its one owner: the
+// history of runs, the last status, the inventory of what fpgaops
+// converged (the desired digest each card last converged to, which tells
+// drift from new intent), the journal of the run in flight, and the
+// suspended flag. Store is the interface; Local keeps it in a state
+// directory.
 //
-// The file is opened for each operation and closed after it, so that
-// `fpgaops status` and `fpgaops history` can read it while a controller
-// runs; a separate lock file, held for the controller's lifetime, keeps two
-// controllers from sharing one directory.
+// One process writes a state directory at a time: opening a Local for
+// writing takes the directory's lock (flock, which the kernel drops when
+// the process ends, so a crash never leaves it behind) and fails at once,
+// naming the holder, when another process has it. Readers (`plan`,
+// `status`, `history`) take no lock: every file is replaced whole by an
+// atomic rename, or, for the journal, only appended to, so a reader sees
+// a complete file and never holds up a writer.
 package state
 
 import (
-	"encoding/binary"
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
-
-	bolt "go.etcd.io/bbolt"
 )
 
-// DBFile is the bbolt file's name in the state directory.
-const DBFile = "fpgaops.db"
-
-var (
-	bucketRuns      = []byte("runs")
-	bucketMeta      = []byte("meta")
-	bucketInventory = []byte("inventory")
-	bucketJournal   = []byte("journal")
-)
-
-var (
-	keyStatus    = []byte("status")
-	keySuspended = []byte("suspended")
+// Files of a state directory.
+const (
+	LockFile      = "lock"
+	JournalFile   = "journal"
+	InventoryFile = "inventory.json"
+	StatusFile    = "status.json"
+	SuspendedFile = "suspended"
+	RunsDir       = "runs"
+	runningFile   = "running.json"
 )
 
 // DefaultKeepRuns is how many runs the history keeps when Options.KeepRuns
@@ -44,258 +47,294 @@ const DefaultKeepRuns = 1000
 
 // Options tune Open.
 type Options struct {
-	// ReadOnly opens the store for reading: status and history do.
+	// ReadOnly opens the store for reading, without the lock: status,
+	// history and plan do.
 	ReadOnly bool
-	// Timeout bounds the wait for the file while another process writes
-	// it; 0 means five seconds.
-	Timeout time.Duration
 	// KeepRuns is how many runs the history keeps.
 	KeepRuns int
-}
-
-// Local is the Store of a state directory, on a bbolt file. It is safe
-// for concurrent use.
-type Local struct {
-	dir  string
-	opts Options
-	// mu serialises this process's opens: a second open of the same file
-	// in one process would wait on its own lock.
-	mu sync.Mutex
+	// Holder says who takes the lock ("fpgaops apply"); it is shown to a
+	// writer the lock refuses.
+	Holder string
 }
 
 // ErrNoState is returned by a read-only Open of a directory that holds no
 // store yet.
-var ErrNoState = errors.New("no fpgaops state here (has a controller run with this --state-dir?)")
+var ErrNoState = errors.New("no fpgaops state here (has fpgaops applied or run with this --state-dir?)")
 
-// Open opens the store in dir, creating it unless read-only.
+// ErrLocked is returned when another process writes the state directory.
+var ErrLocked = errors.New("state directory in use by another writer")
+
+// ErrReadOnly is returned by a write to a store opened read-only.
+var ErrReadOnly = errors.New("opened read-only")
+
+// Local is the Store of a state directory. It is safe for concurrent use.
+type Local struct {
+	dir  string
+	opts Options
+	lock *os.File // nil when read-only
+
+	mu      sync.Mutex
+	nextRun uint64
+	journal *fileJournal
+}
+
+var _ Store = (*Local)(nil)
+
+// Open opens the store in dir. For writing, it creates the directory and
+// takes its lock, until Close.
 func Open(dir string, opts Options) (*Local, error) {
-	if opts.Timeout == 0 {
-		opts.Timeout = 5 * time.Second
-	}
 	if opts.KeepRuns == 0 {
 		opts.KeepRuns = DefaultKeepRuns
 	}
 	s := &Local{dir: dir, opts: opts}
 	if opts.ReadOnly {
-		if _, err := os.Stat(s.path()); errors.Is(err, os.ErrNotExist) {
+		if !s.exists() {
 			return nil, fmt.Errorf("state dir %s: %w", dir, ErrNoState)
 		}
-		return s, nil
-	}
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("state dir %s: %w", dir, err)
-	}
-	err := s.update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketRuns, bucketMeta, bucketInventory, bucketJournal} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
-				return err
-			}
+	} else {
+		if err := os.MkdirAll(filepath.Join(dir, RunsDir), 0o750); err != nil {
+			return nil, fmt.Errorf("state dir %s: %w", dir, err)
 		}
-		return nil
-	})
+		lock, err := acquire(dir, opts.Holder)
+		if err != nil {
+			return nil, err
+		}
+		s.lock = lock
+	}
+	ids, err := s.runIDs()
 	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	if len(ids) > 0 {
+		s.nextRun = ids[len(ids)-1]
+	}
+	s.journal = &fileJournal{s: s, path: s.path(JournalFile)}
+	if err := s.journal.load(); err != nil {
+		s.Close()
 		return nil, err
 	}
 	return s, nil
 }
 
+// exists reports whether the directory holds a store.
+func (s *Local) exists() bool {
+	for _, f := range []string{RunsDir, InventoryFile, StatusFile, JournalFile, LockFile} {
+		if _, err := os.Stat(s.path(f)); err == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// Close gives the lock up; a read-only store has nothing to close.
+func (s *Local) Close() error {
+	if s == nil || s.lock == nil {
+		return nil
+	}
+	err := s.lock.Close() // closing drops the flock
+	s.lock = nil
+	return err
+}
+
 // Dir is the state directory.
 func (s *Local) Dir() string { return s.dir }
 
-func (s *Local) path() string { return filepath.Join(s.dir, DBFile) }
+func (s *Local) path(name string) string { return filepath.Join(s.dir, name) }
 
-func (s *Local) open(readOnly bool) (*bolt.DB, error) {
-	db, err := bolt.Open(s.path(), 0o640, &bolt.Options{Timeout: s.opts.Timeout, ReadOnly: readOnly})
-	if errors.Is(err, bolt.ErrTimeout) {
-		return nil, fmt.Errorf("state %s: busy for more than %s", s.path(), s.opts.Timeout)
-	}
-	if err != nil {
-		return nil, fmt.Errorf("state %s: %w", s.path(), err)
-	}
-	return db, nil
-}
-
-func (s *Local) update(fn func(*bolt.Tx) error) error {
-	if s.opts.ReadOnly {
-		return fmt.Errorf("state %s: opened read-only", s.path())
-	}
-	return s.with(false, func(db *bolt.DB) error { return db.Update(fn) })
-}
-
-func (s *Local) view(fn func(*bolt.Tx) error) error {
-	return s.with(s.opts.ReadOnly, func(db *bolt.DB) error { return db.View(fn) })
-}
-
-// with opens the file for one transaction and closes it again, so that
-// other processes may open it between runs.
-func (s *Local) with(readOnly bool, tx func(*bolt.DB) error) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	db, err := s.open(readOnly)
-	if err != nil {
-		return err
-	}
-	err = tx(db)
-	if cerr := db.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("state %s: %w", s.path(), err)
+func (s *Local) writable() error {
+	if s.lock == nil {
+		return fmt.Errorf("state %s: %w", s.dir, ErrReadOnly)
 	}
 	return nil
 }
 
-// bucket returns the bucket, or an error naming it when the file predates
-// it.
-func bucket(tx *bolt.Tx, name []byte) (*bolt.Bucket, error) {
-	b := tx.Bucket(name)
-	if b == nil {
-		return nil, fmt.Errorf("bucket %s missing", name)
+// writeFile replaces name with data atomically: a reader sees the old
+// file or the new one, whole.
+func (s *Local) writeFile(name string, data []byte) error {
+	if err := s.writable(); err != nil {
+		return err
 	}
-	return b, nil
+	path := s.path(name)
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("state %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	_, err = tmp.Write(data)
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("state %s: %w", path, err)
+	}
+	return nil
 }
 
-func itob(v uint64) []byte {
-	b := make([]byte, 8)
-	binary.BigEndian.PutUint64(b, v)
-	return b
+// readJSON reads name into v; it reports false when there is no file.
+func (s *Local) readJSON(name string, v any) (bool, error) {
+	data, err := os.ReadFile(s.path(name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state %s: %w", s.path(name), err)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return false, fmt.Errorf("state %s: %w", s.path(name), err)
+	}
+	return true, nil
 }
 
-// AddRun appends a run to the history, giving it the next ID, and drops
-// the oldest runs beyond KeepRuns.
-func (s *Local) AddRun(r *Run) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketRuns)
-		if err != nil {
-			return err
-		}
-		id, err := b.NextSequence()
-		if err != nil {
-			return err
-		}
-		r.ID = id
-		data, err := json.Marshal(r)
-		if err != nil {
-			return err
-		}
-		if err := b.Put(itob(id), data); err != nil {
-			return err
-		}
-		// Keys are big-endian IDs, so the cursor walks oldest first.
-		extra := b.Stats().KeyN + 1 - s.opts.KeepRuns
-		c := b.Cursor()
-		for k, _ := c.First(); k != nil && extra > 0; k, _ = c.Next() {
-			if err := c.Delete(); err != nil {
-				return err
-			}
-			extra--
-		}
-		return nil
-	})
-}
-
-// Runs returns up to limit runs, newest first; limit 0 means all.
-func (s *Local) Runs(limit int) ([]Run, error) {
-	var runs []Run
-	err := s.view(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketRuns)
-		if err != nil {
-			return err
-		}
-		c := b.Cursor()
-		for k, v := c.Last(); k != nil && (limit == 0 || len(runs) < limit); k, v = c.Prev() {
-			var r Run
-			if err := json.Unmarshal(v, &r); err != nil {
-				return fmt.Errorf("run %d: %w", binary.BigEndian.Uint64(k), err)
-			}
-			runs = append(runs, r)
-		}
-		return nil
-	})
-	return runs, err
-}
-
-// PutStatus saves the controller's status (any JSON value).
-func (s *Local) PutStatus(v any) error {
+func (s *Local) writeJSON(name string, v any) error {
 	data, err := json.Marshal(v)
 	if err != nil {
 		return err
 	}
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketMeta)
-		if err != nil {
-			return err
-		}
-		return b.Put(keyStatus, data)
-	})
+	return s.writeFile(name, append(data, '\n'))
 }
+
+// runIDs lists the history's run IDs, oldest first.
+func (s *Local) runIDs() ([]uint64, error) {
+	entries, err := os.ReadDir(s.path(RunsDir))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("state %s: %w", s.path(RunsDir), err)
+	}
+	var ids []uint64
+	for _, e := range entries {
+		if id, err := strconv.ParseUint(strings.TrimSuffix(e.Name(), ".json"), 10, 64); err == nil && strings.HasSuffix(e.Name(), ".json") {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return ids, nil
+}
+
+func runFile(id uint64) string { return filepath.Join(RunsDir, fmt.Sprintf("%012d.json", id)) }
+
+// AddRun appends a run to the history, giving it the next ID, drops the
+// oldest runs beyond KeepRuns, and clears the run in flight.
+func (s *Local) AddRun(r *Run) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err := s.writable(); err != nil {
+		return err
+	}
+	s.nextRun++
+	r.ID = s.nextRun
+	if err := s.writeJSON(runFile(r.ID), r); err != nil {
+		return err
+	}
+	ids, err := s.runIDs()
+	if err != nil {
+		return err
+	}
+	for _, id := range ids[:max(0, len(ids)-s.opts.KeepRuns)] {
+		if err := os.Remove(s.path(runFile(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state: %w", err)
+		}
+	}
+	if err := os.Remove(s.path(runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("state: %w", err)
+	}
+	return nil
+}
+
+// Runs returns up to limit runs, newest first; limit 0 means all.
+func (s *Local) Runs(limit int) ([]Run, error) {
+	ids, err := s.runIDs()
+	if err != nil {
+		return nil, err
+	}
+	var runs []Run
+	for i := len(ids) - 1; i >= 0 && (limit == 0 || len(runs) < limit); i-- {
+		var r Run
+		found, err := s.readJSON(runFile(ids[i]), &r)
+		if err != nil {
+			return nil, fmt.Errorf("run %d: %w", ids[i], err)
+		}
+		if found { // removed by the writer meanwhile: older than kept
+			runs = append(runs, r)
+		}
+	}
+	return runs, nil
+}
+
+// Running records the run in flight; AddRun clears it. A process that
+// dies in between leaves it for Interrupted.
+func (s *Local) Running(r *Run) error { return s.writeJSON(runningFile, r) }
+
+// Interrupted returns the run in flight that a process left when it
+// died, and forgets it; nil when there is none.
+func (s *Local) Interrupted() (*Run, error) {
+	var r Run
+	found, err := s.readJSON(runningFile, &r)
+	if err != nil || !found {
+		return nil, err
+	}
+	if err := s.writable(); err != nil {
+		return nil, err
+	}
+	if err := os.Remove(s.path(runningFile)); err != nil {
+		return nil, fmt.Errorf("state: %w", err)
+	}
+	return &r, nil
+}
+
+// PutStatus saves the controller's status (any JSON value).
+func (s *Local) PutStatus(v any) error { return s.writeJSON(StatusFile, v) }
 
 // Status reads the saved status into v; it reports false when none was
 // saved yet.
-func (s *Local) Status(v any) (bool, error) {
-	var found bool
-	err := s.view(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketMeta)
-		if err != nil {
-			return err
-		}
-		data := b.Get(keyStatus)
-		if data == nil {
-			return nil
-		}
-		found = true
-		return json.Unmarshal(data, v)
-	})
-	return found, err
-}
+func (s *Local) Status(v any) (bool, error) { return s.readJSON(StatusFile, v) }
 
 // SetSuspended records whether the controller is suspended, so that a
 // restart keeps it so.
 func (s *Local) SetSuspended(on bool) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketMeta)
-		if err != nil {
+	if !on {
+		if err := s.writable(); err != nil {
 			return err
 		}
-		if !on {
-			return b.Delete(keySuspended)
+		if err := os.Remove(s.path(SuspendedFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("state: %w", err)
 		}
-		return b.Put(keySuspended, []byte("true"))
-	})
+		return nil
+	}
+	return s.writeFile(SuspendedFile, []byte(time.Now().UTC().Format(time.RFC3339)+"\n"))
 }
 
 // Suspended reports whether the controller was suspended.
 func (s *Local) Suspended() (bool, error) {
-	var on bool
-	err := s.view(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketMeta)
-		if err != nil {
-			return err
-		}
-		on = b.Get(keySuspended) != nil
-		return nil
-	})
-	return on, err
+	_, err := os.Stat(s.path(SuspendedFile))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return false, nil
+	}
+	return false, fmt.Errorf("state: %w", err)
 }
 
 // Applied is the inventory: for each card fpgaops converged, the desired
-// digest it converged to (reconcile.Options.Applied).
+// digest it converged to; nil when there is none.
 func (s *Local) Applied() (map[string]string, error) {
-	m := map[string]string{}
-	err := s.view(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketInventory)
-		if err != nil {
-			return err
-		}
-		return b.ForEach(func(k, v []byte) error {
-			m[string(k)] = string(v)
-			return nil
-		})
-	})
-	if len(m) == 0 {
+	var m map[string]string
+	if _, err := s.readJSON(InventoryFile, &m); err != nil {
 		return nil, err
 	}
-	return m, err
+	if len(m) == 0 {
+		return nil, nil
+	}
+	return m, nil
 }
 
 // RecordApplied merges the cards a run converged into the inventory.
@@ -303,33 +342,173 @@ func (s *Local) RecordApplied(converged map[string]string) error {
 	if len(converged) == 0 {
 		return nil
 	}
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketInventory)
-		if err != nil {
-			return err
-		}
-		for k, v := range converged {
-			if err := b.Put([]byte(k), []byte(v)); err != nil {
-				return err
-			}
-		}
+	return s.updateInventory(func(m map[string]string) { maps.Copy(m, converged) })
+}
+
+// Forget removes cards from the inventory: gone from the fleet, or left
+// half-changed by fpgaops, so that the next plan finishes them whatever
+// the drift mode.
+func (s *Local) Forget(cards ...string) error {
+	if len(cards) == 0 {
 		return nil
+	}
+	return s.updateInventory(func(m map[string]string) {
+		for _, c := range cards {
+			delete(m, c)
+		}
 	})
 }
 
-// Forget removes cards from the inventory, once they are gone from the
-// fleet and nothing of theirs is left to prune.
-func (s *Local) Forget(cards ...string) error {
-	return s.update(func(tx *bolt.Tx) error {
-		b, err := bucket(tx, bucketInventory)
-		if err != nil {
-			return err
-		}
-		for _, k := range cards {
-			if err := b.Delete([]byte(k)); err != nil {
-				return err
-			}
-		}
+func (s *Local) updateInventory(change func(map[string]string)) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, err := s.Applied()
+	if err != nil {
+		return err
+	}
+	if m == nil {
+		m = map[string]string{}
+	}
+	change(m)
+	return s.writeJSON(InventoryFile, m)
+}
+
+// Journal returns the store's journal.
+func (s *Local) Journal() Journal { return s.journal }
+
+// fileJournal keeps the journal as a file: a line "plan KEY", then the
+// key of each completed step, one a line. Each Record appends and syncs,
+// so a killed process loses at most the step it was in.
+type fileJournal struct {
+	s    *Local
+	path string
+	mu   sync.Mutex
+	plan string
+	done map[string]bool
+	f    *os.File
+}
+
+const planPrefix = "plan "
+
+func (j *fileJournal) load() error {
+	j.done = map[string]bool{}
+	f, err := os.Open(j.path)
+	if errors.Is(err, fs.ErrNotExist) {
 		return nil
-	})
+	}
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		switch line := sc.Text(); {
+		case line == "":
+		case strings.HasPrefix(line, planPrefix) && j.plan == "":
+			j.plan = strings.TrimPrefix(line, planPrefix)
+		default:
+			j.done[line] = true
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	return nil
+}
+
+func (j *fileJournal) Plan() (string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.s.lock == nil { // a reader sees the file as it is now
+		fresh := &fileJournal{path: j.path}
+		if err := fresh.load(); err != nil {
+			return "", err
+		}
+		return fresh.plan, nil
+	}
+	return j.plan, nil
+}
+
+func (j *fileJournal) Begin(plan string, resume bool) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.s.writable(); err != nil {
+		return err
+	}
+	if resume && j.plan == plan {
+		return nil
+	}
+	j.close()
+	f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o640)
+	if err != nil {
+		return fmt.Errorf("journal: %w", err)
+	}
+	if _, err := f.WriteString(planPrefix + plan + "\n"); err == nil {
+		err = f.Sync()
+	}
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.f, j.plan, j.done = f, plan, map[string]bool{}
+	return nil
+}
+
+func (j *fileJournal) Done(key string) (bool, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.done[key], nil
+}
+
+func (j *fileJournal) Record(key string) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.s.writable(); err != nil {
+		return err
+	}
+	if j.plan == "" {
+		return errors.New("journal: Record before Begin")
+	}
+	if j.f == nil {
+		f, err := os.OpenFile(j.path, os.O_WRONLY|os.O_APPEND, 0o640)
+		if err != nil {
+			return fmt.Errorf("journal: %w", err)
+		}
+		j.f = f
+	}
+	if _, err := j.f.WriteString(key + "\n"); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	if err := j.f.Sync(); err != nil {
+		return fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	j.done[key] = true
+	return nil
+}
+
+func (j *fileJournal) Finish() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if err := j.s.writable(); err != nil {
+		return err
+	}
+	j.close()
+	j.done, j.plan = map[string]bool{}, ""
+	if err := os.Remove(j.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("journal: %w", err)
+	}
+	return nil
+}
+
+func (j *fileJournal) Pending() ([]string, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Sorted(maps.Keys(j.done)), nil
+}
+
+func (j *fileJournal) close() {
+	if j.f != nil {
+		j.f.Close()
+		j.f = nil
+	}
 }

@@ -1,17 +1,22 @@
 package state_test
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/state"
 )
 
-// The store is the engine's Store.
 var _ state.Store = (*state.Local)(nil)
 
 func open(t *testing.T, dir string, opts state.Options) *state.Local {
@@ -20,6 +25,7 @@ func open(t *testing.T, dir string, opts state.Options) *state.Local {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
@@ -50,6 +56,13 @@ func TestRunsNewestFirstAndBounded(t *testing.T) {
 	if err != nil || len(two) != 2 || two[0].Revision != fmt.Sprintf("%040d", 5) {
 		t.Fatalf("Runs(2) = %+v, %v", two, err)
 	}
+	// The next process goes on numbering.
+	dir := s.Dir()
+	s.Close()
+	r := &state.Run{Outcome: state.OutcomeApplied}
+	if err := open(t, dir, state.Options{KeepRuns: 3}).AddRun(r); err != nil || r.ID != 6 {
+		t.Fatalf("after reopening: ID %d, %v", r.ID, err)
+	}
 }
 
 func TestStatusSuspendedInventory(t *testing.T) {
@@ -77,7 +90,7 @@ func TestStatusSuspendedInventory(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// A reader opened afterwards, read-only, sees it all.
+	// A reader, while the writer holds the directory, sees it all.
 	r := open(t, dir, state.Options{ReadOnly: true})
 	if found, err := r.Status(&got); err != nil || !found || got["lastApplied"] != "abc" {
 		t.Fatalf("status = %v, %v, %v", got, found, err)
@@ -89,8 +102,8 @@ func TestStatusSuspendedInventory(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(inv, map[string]string{"node/a/fpga/pac0": "d3"}) {
 		t.Fatalf("applied = %v, %v", inv, err)
 	}
-	if err := r.SetSuspended(false); err == nil {
-		t.Fatal("a read-only store accepted a write")
+	if err := r.SetSuspended(false); !errors.Is(err, state.ErrReadOnly) {
+		t.Fatalf("a read-only store accepted a write: %v", err)
 	}
 }
 
@@ -115,7 +128,12 @@ func TestJournal(t *testing.T) {
 	if err := j.Record("node/a/fpga/pac0:program@d1"); err != nil {
 		t.Fatal(err)
 	}
-	// A new store on the same directory, as after a restart, still knows.
+	// A reader sees the unfinished run's plan meanwhile.
+	if plan, err := open(t, s.Dir(), state.Options{ReadOnly: true}).Journal().Plan(); err != nil || plan != "plan-1" {
+		t.Fatalf("a reader sees plan %q, %v", plan, err)
+	}
+	// The next process on the same directory still knows.
+	s.Close()
 	j2 := open(t, s.Dir(), state.Options{}).Journal()
 	for key, want := range map[string]bool{"node/a/fpga/pac0:program@d1": true, "node/a/fpga/pac0:program@d2": false} {
 		if got, err := j2.Done(key); err != nil || got != want {
@@ -154,26 +172,65 @@ func TestJournal(t *testing.T) {
 	if err := j2.Finish(); err != nil {
 		t.Fatal(err)
 	}
-	if keys, err := j.Pending(); err != nil || len(keys) != 0 {
+	if keys, err := j2.Pending(); err != nil || len(keys) != 0 {
 		t.Fatalf("after Finish: %v, %v", keys, err)
+	}
+	if _, err := os.Stat(filepath.Join(s.Dir(), state.JournalFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("a finished journal is left on disk: %v", err)
 	}
 }
 
-// TestReaderWhileWriting is what status and history do while a controller
-// writes: both go on, neither fails.
-func TestReaderWhileWriting(t *testing.T) {
+// TestReadersNeverHoldUpAWriter is what status, history and plan do
+// while a controller writes: they go on, and no write waits for them or
+// fails, even while a reader keeps every file open.
+func TestReadersNeverHoldUpAWriter(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
 	w := open(t, dir, state.Options{})
-	r := open(t, dir, state.Options{ReadOnly: true, Timeout: 10 * time.Second})
+	if err := w.PutStatus("first"); err != nil {
+		t.Fatal(err)
+	}
+	// A reader that holds the files open (and a shared flock on them, as
+	// `flock -s` would) changes nothing for the writer.
+	for _, name := range []string{state.StatusFile, state.LockFile} {
+		f, err := os.Open(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		if name == state.StatusFile {
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	r := open(t, dir, state.Options{ReadOnly: true})
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		for range 30 {
+		j := w.Journal()
+		if err := j.Begin("plan", false); err != nil {
+			errs <- err
+			return
+		}
+		for i := range 30 {
+			start := time.Now()
 			if err := w.AddRun(&state.Run{Outcome: state.OutcomeApplied}); err != nil {
 				errs <- err
+				return
+			}
+			if err := j.Record(fmt.Sprintf("step-%d", i)); err != nil {
+				errs <- err
+				return
+			}
+			if err := w.PutStatus(i); err != nil {
+				errs <- err
+				return
+			}
+			if d := time.Since(start); d > 5*time.Second {
+				errs <- fmt.Errorf("a write took %s", d)
 				return
 			}
 		}
@@ -182,6 +239,11 @@ func TestReaderWhileWriting(t *testing.T) {
 		defer wg.Done()
 		for range 30 {
 			if _, err := r.Runs(5); err != nil {
+				errs <- err
+				return
+			}
+			var v any
+			if _, err := r.Status(&v); err != nil {
 				errs <- err
 				return
 			}
@@ -197,25 +259,117 @@ func TestReaderWhileWriting(t *testing.T) {
 	}
 }
 
+// A second writer is refused at once, naming the holder; once the holder
+// closes, or dies, the next one takes the directory.
 func TestLockIsExclusive(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	l, err := state.Acquire(dir)
+	l, err := state.Open(dir, state.Options{Holder: "fpgaops apply"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = state.Acquire(dir)
-	if !errors.Is(err, state.ErrLocked) {
-		t.Fatalf("second Acquire: got %v, want ErrLocked", err)
+	host, _ := os.Hostname()
+	start := time.Now()
+	_, err = state.Open(dir, state.Options{})
+	if !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("fpgaops apply, pid %d on %s since ", os.Getpid(), host)) {
+		t.Fatalf("second writer: got %v, want ErrLocked naming the holder", err)
 	}
-	if err := l.Release(); err != nil {
+	if time.Since(start) > time.Second {
+		t.Fatal("the second writer waited")
+	}
+	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	l2, err := state.Acquire(dir)
+	l2, err := state.Open(dir, state.Options{})
 	if err != nil {
-		t.Fatalf("Acquire after Release: %v", err)
+		t.Fatalf("Open after Close: %v", err)
 	}
-	l2.Release()
+	l2.Close()
+}
+
+// A holder killed with SIGKILL leaves its lock free: the kernel drops it
+// with the process. The holder file still names the dead process until
+// the next writer takes over.
+func TestLockOfADeadProcessIsTakenOver(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	// This test binary, run again, holds the directory until killed.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHoldLock$")
+	cmd.Env = append(os.Environ(), "FPGAOPS_HOLD_LOCK="+dir)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "holding\n" {
+		cmd.Process.Kill()
+		t.Fatalf("the holder did not take the lock: %q, %v", line, err)
+	}
+	if _, err := state.Open(dir, state.Options{}); !errors.Is(err, state.ErrLocked) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", cmd.Process.Pid)) {
+		t.Fatalf("while the holder lives: %v", err)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	if h, err := state.LockHolder(dir); err != nil || h.PID != cmd.Process.Pid {
+		t.Fatalf("the lock file names %+v (%v), want the dead holder", h, err)
+	}
+	s, err := state.Open(dir, state.Options{Holder: "next"})
+	if err != nil {
+		t.Fatalf("after the holder died: %v", err)
+	}
+	defer s.Close()
+	if h, err := state.LockHolder(dir); err != nil || h.PID != os.Getpid() || h.What != "next" {
+		t.Fatalf("holder = %+v, %v", h, err)
+	}
+}
+
+// TestHoldLock is the holder TestLockOfADeadProcessIsTakenOver runs in a
+// process of its own; run directly, it does nothing.
+func TestHoldLock(t *testing.T) {
+	dir := os.Getenv("FPGAOPS_HOLD_LOCK")
+	if dir == "" {
+		return
+	}
+	if _, err := state.Open(dir, state.Options{Holder: "holder"}); err != nil {
+		t.Fatal(err)
+	}
+	fmt.Println("holding")
+	select {}
+}
+
+// A run a process was in when it died is found by the next one.
+func TestInterruptedRun(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), state.Options{})
+	if r, err := s.Interrupted(); err != nil || r != nil {
+		t.Fatalf("fresh store: %+v, %v", r, err)
+	}
+	if err := s.Running(&state.Run{Trigger: "schedule", Revision: "abc"}); err != nil {
+		t.Fatal(err)
+	}
+	dir := s.Dir()
+	s.Close()
+	s = open(t, dir, state.Options{})
+	r, err := s.Interrupted()
+	if err != nil || r == nil || r.Trigger != "schedule" || r.Revision != "abc" {
+		t.Fatalf("interrupted = %+v, %v", r, err)
+	}
+	if r, err := s.Interrupted(); err != nil || r != nil {
+		t.Fatalf("interrupted twice: %+v, %v", r, err)
+	}
+	// A run that finishes clears its marker.
+	if err := s.Running(&state.Run{Trigger: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddRun(&state.Run{Trigger: "manual"}); err != nil {
+		t.Fatal(err)
+	}
+	if r, err := s.Interrupted(); err != nil || r != nil {
+		t.Fatalf("after AddRun: %+v, %v", r, err)
+	}
 }
 
 func BenchmarkJournalRecord(b *testing.B) {
@@ -223,12 +377,12 @@ func BenchmarkJournalRecord(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	defer s.Close()
 	j := s.Journal()
 	if err := j.Begin("plan", false); err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for i := range b.N {
+	for i := 0; b.Loop(); i++ {
 		if err := j.Record(fmt.Sprintf("node/n%d/fpga/pac0:program@d", i)); err != nil {
 			b.Fatal(err)
 		}
@@ -240,8 +394,8 @@ func BenchmarkAddRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.ResetTimer()
-	for range b.N {
+	defer s.Close()
+	for b.Loop() {
 		if err := s.AddRun(&state.Run{Outcome: state.OutcomeApplied, Nodes: make([]state.NodeSummary, 50)}); err != nil {
 			b.Fatal(err)
 		}
