@@ -53,6 +53,7 @@ type VFsRequest struct {
 // Error codes the API answers with.
 const (
 	CodeBadRequest     = "bad_request"
+	CodeForbidden      = "forbidden"
 	CodeNotFound       = "not_found"
 	CodeDigestMismatch = "digest_mismatch"
 	CodeTooLarge       = "too_large"
