@@ -41,6 +41,8 @@ type runFlags struct {
 	logFormat                 string
 	osBootTimeout             time.Duration
 	provider                  providerFlags
+	tlsCert, tlsKey           string
+	allowPlainHTTP            bool
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -69,6 +71,9 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&f.provider.osCloud, "os-cloud", "", "the OpenStack cloud (clouds.yaml entry) that manages the VMs of nodes with\na hostname: each run applies its changes after the fleet's\n(default: OS_CLOUD or the OS_* variables, if set)")
 	fs.DurationVar(&f.osBootTimeout, "os-boot-timeout", openstack.DefaultBootTimeout, "how long a replaced OpenStack server may take to go and to be ACTIVE again")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve --listen over HTTPS with this certificate (PEM)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the key (PEM) of --tls-cert")
+	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
 	f.provider.register(fs)
 }
 
@@ -165,14 +170,17 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		fmt.Fprintln(s.out, line)
 		return nil
 	}
+	srv, err := controller.NewServer(c, controller.ServeOptions{Addr: f.listen, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, AllowPlainHTTP: f.allowPlainHTTP, Log: log})
+	if err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("controller started", "source", src.String(), "listen", ln.Addr().String(), "state", f.stateDir)
+	log.Info("controller started", "source", src.String(), "listen", srv.Scheme()+"://"+ln.Addr().String(), "state", f.stateDir)
 	runErr := c.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
