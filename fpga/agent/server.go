@@ -10,7 +10,9 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
+	"strings"
 	"time"
 
 	"github.com/fpgaops/fpgaops/bitstream"
@@ -77,11 +79,32 @@ type limits struct {
 }
 
 // NewHandler serves the v1 API of one host at the root of the path space.
+// Every answer is JSON: a path that is not clean is not redirected, as
+// http.ServeMux would, but refused.
 func NewHandler(h fpga.Host, s Server) http.Handler {
 	s.Host = func(*http.Request) (fpga.Host, error) { return h, nil }
 	mux := http.NewServeMux()
 	s.Register(mux, "")
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; !isCleanPath(p) {
+			s.fail(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no such API path %q", p))
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// isCleanPath reports whether http.ServeMux would serve p as it is
+// rather than redirect: rooted, without dot or empty elements.
+func isCleanPath(p string) bool {
+	if !strings.HasPrefix(p, "/") {
+		return false
+	}
+	c := path.Clean(p)
+	if strings.HasSuffix(p, "/") && c != "/" {
+		c += "/"
+	}
+	return c == p
 }
 
 // Register adds the v1 routes below prefix (which may hold path
