@@ -118,7 +118,8 @@ SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
 func runController(ctx context.Context, s streams, f *runFlags) error {
 	log, logErr := newLogger(s, f.logFormat)
 	opts, src, err := f.options()
-	if err := errors.Join(err, logErr); err != nil {
+	srv, srvErr := controller.NewServer(controller.ServeOptions{Addr: f.listen, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, AllowPlainHTTP: f.allowPlainHTTP, Log: log})
+	if err := errors.Join(err, logErr, srvErr); err != nil {
 		return err
 	}
 	lock, err := state.Acquire(f.stateDir)
@@ -170,16 +171,12 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		fmt.Fprintln(s.out, line)
 		return nil
 	}
-	srv, err := controller.NewServer(c, controller.ServeOptions{Addr: f.listen, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, AllowPlainHTTP: f.allowPlainHTTP, Log: log})
-	if err != nil {
-		return err
-	}
 	ln, err := net.Listen("tcp", f.listen)
 	if err != nil {
 		return err
 	}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
+	go func() { serveErr <- srv.Serve(ln, c) }()
 	log.Info("controller started", "source", src.String(), "listen", srv.Scheme()+"://"+ln.Addr().String(), "state", f.stateDir)
 	runErr := c.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	agentapi "github.com/fpgaops/fpgaops/fpga/agent"
@@ -80,17 +81,22 @@ func (o ServeOptions) withDefaults() ServeOptions {
 	return o
 }
 
-// Server is the controller's HTTP server: its Handler behind timeouts,
-// over TLS when configured.
+// Server is the controller's HTTP server: a controller's Handler behind
+// timeouts, over TLS when configured.
 type Server struct {
-	srv *http.Server
+	opts ServeOptions
+	tls  *tls.Config
+
+	mu     sync.Mutex
+	srv    *http.Server // set by Serve
+	closed bool         // Shutdown came first
 }
 
-// NewServer checks the options, every mistake at once, loads the TLS
-// certificate, and builds the server for c's API. Plain HTTP off loopback
-// is refused: webhook secrets and the admin token would cross the network
-// in clear.
-func NewServer(c *Controller, opts ServeOptions) (*Server, error) {
+// NewServer checks the options, every mistake at once, and loads the TLS
+// certificate, before anything is started. Plain HTTP off loopback is
+// refused: webhook secrets and the admin token would cross the network in
+// clear.
+func NewServer(opts ServeOptions) (*Server, error) {
 	opts = opts.withDefaults()
 	var (
 		errs []error
@@ -114,37 +120,61 @@ func NewServer(c *Controller, opts ServeOptions) (*Server, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
-	if conf == nil && !agentapi.IsLoopback(opts.Addr) {
-		opts.Log.Warn("serving plain HTTP off loopback (--allow-plain-http): webhook secrets and the admin token cross the network in clear unless a proxy terminates TLS", "listen", opts.Addr)
-	}
-	return &Server{srv: &http.Server{
-		Handler:           c.handler(opts),
-		TLSConfig:         conf,
-		ReadHeaderTimeout: opts.ReadHeaderTimeout,
-		ReadTimeout:       opts.ReadTimeout,
-		WriteTimeout:      opts.WriteTimeout,
-		IdleTimeout:       opts.IdleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(opts.Log.Handler(), slog.LevelWarn),
-	}}, nil
+	return &Server{opts: opts, tls: conf}, nil
 }
 
 // Scheme is "https" or "http".
 func (s *Server) Scheme() string {
-	if s.srv.TLSConfig != nil {
+	if s.tls != nil {
 		return "https"
 	}
 	return "http"
 }
 
-// Serve serves on ln until Shutdown; it then returns http.ErrServerClosed.
-func (s *Server) Serve(ln net.Listener) error {
-	if s.srv.TLSConfig != nil {
-		return s.srv.ServeTLS(ln, "", "")
+// Serve serves c's API on ln until Shutdown; it then returns
+// http.ErrServerClosed. A Server serves once.
+func (s *Server) Serve(ln net.Listener, c *Controller) error {
+	o := s.opts
+	if s.tls == nil && !agentapi.IsLoopback(o.Addr) {
+		o.Log.Warn("serving plain HTTP off loopback (--allow-plain-http): webhook secrets and the admin token cross the network in clear unless a proxy terminates TLS", "listen", o.Addr)
 	}
-	return s.srv.Serve(ln)
+	srv := &http.Server{
+		Handler:           c.handler(o),
+		TLSConfig:         s.tls,
+		ReadHeaderTimeout: o.ReadHeaderTimeout,
+		ReadTimeout:       o.ReadTimeout,
+		WriteTimeout:      o.WriteTimeout,
+		IdleTimeout:       o.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelInfo),
+	}
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		ln.Close()
+		return http.ErrServerClosed
+	case s.srv != nil:
+		s.mu.Unlock()
+		return errors.New("controller: the server serves once")
+	}
+	s.srv = srv
+	s.mu.Unlock()
+	if s.tls != nil {
+		return srv.ServeTLS(ln, "", "")
+	}
+	return srv.Serve(ln)
 }
 
 // Shutdown stops the server, waiting for requests in flight until ctx
 // ends.
-func (s *Server) Shutdown(ctx context.Context) error { return s.srv.Shutdown(ctx) }
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	srv := s.srv
+	s.closed = true
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	return srv.Shutdown(ctx)
+}

@@ -32,12 +32,12 @@ func serveHarness(t *testing.T, h *harness, opts ServeOptions) string {
 		t.Fatal(err)
 	}
 	opts.Addr = ln.Addr().String()
-	srv, err := NewServer(h.c, opts)
+	srv, err := NewServer(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- srv.Serve(ln, h.c) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
@@ -272,9 +272,9 @@ func TestNewServerChecksWhereItServes(t *testing.T) {
 	h := newHarness(t, "", nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs bytes.Buffer
+			var logs syncBuffer
 			tt.opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
-			srv, err := NewServer(h.c, tt.opts)
+			srv, err := NewServer(tt.opts)
 			if len(tt.errs) > 0 {
 				if err == nil {
 					t.Fatalf("serving %s; want refused", srv.Scheme())
@@ -292,9 +292,73 @@ func TestNewServerChecksWhereItServes(t *testing.T) {
 			if srv.Scheme() != tt.scheme {
 				t.Errorf("scheme %s; want %s", srv.Scheme(), tt.scheme)
 			}
-			if tt.warning == "" && logs.Len() > 0 || tt.warning != "" && !strings.Contains(logs.String(), "level=WARN") || !strings.Contains(logs.String(), tt.warning) {
+			// Serve on loopback: the address only decides what is allowed.
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan error, 1)
+			go func() { done <- srv.Serve(ln, h.c) }()
+			waitListening(t, ln.Addr().String())
+			srv.Shutdown(context.Background())
+			if err := <-done; !errors.Is(err, http.ErrServerClosed) {
+				t.Fatalf("serve: %v", err)
+			}
+			warned := strings.Contains(logs.String(), "level=WARN")
+			if warned != (tt.warning != "") || !strings.Contains(logs.String(), tt.warning) {
 				t.Errorf("logs %q; want a warning %q", logs.String(), tt.warning)
 			}
 		})
+	}
+}
+
+// waitListening waits until addr accepts a connection.
+func waitListening(t *testing.T, addr string) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return
+		}
+	}
+	t.Fatalf("%s never listened", addr)
+}
+
+// syncBuffer is a bytes.Buffer that a server's goroutines may log to.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+func TestShutdownBeforeServe(t *testing.T) {
+	h := newHarness(t, "", nil)
+	srv, err := NewServer(ServeOptions{Addr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Serve(ln, h.c); !errors.Is(err, http.ErrServerClosed) {
+		t.Fatalf("Serve after Shutdown = %v; want http.ErrServerClosed at once", err)
+	}
+	if _, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+		t.Fatal("the listener is still open")
 	}
 }
