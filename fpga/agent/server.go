@@ -13,6 +13,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fpgaops/fpgaops/bitstream"
@@ -58,9 +59,9 @@ type Server struct {
 	// client with DefaultFetchTimeout. Redirects are followed only to
 	// hosts in FetchAllow.
 	Fetch *http.Client
-	// MaxUploads and MaxImagesInMemory bound program requests; zero means
-	// the defaults. A program request past MaxUploads is answered 503
-	// without reading its body.
+	// MaxUploads and MaxImagesInMemory bound program requests, per host
+	// (per node of the simulated fleet); zero means the defaults. A program
+	// request past MaxUploads is answered 503 without reading its body.
 	MaxUploads        int
 	MaxImagesInMemory int
 	// TempDir is where images are spooled while they are hashed; "" means
@@ -69,13 +70,52 @@ type Server struct {
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
 
-	lim *limits
+	lim *hostLimits
 }
 
-// limits are the semaphores of the bounds above, made by Register.
+// hostLimits hold the semaphores of the bounds above for each host, by
+// the values of the path wildcards that name it (none for one host).
+type hostLimits struct {
+	uploads, images int
+
+	mu    sync.Mutex
+	hosts map[string]*limits
+}
+
 type limits struct {
 	uploads chan struct{}
 	images  chan struct{}
+}
+
+// of returns the limits of the host key names, making them on first use.
+func (l *hostLimits) of(key string) *limits {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.hosts[key]
+	if !ok {
+		h = &limits{uploads: make(chan struct{}, l.uploads), images: make(chan struct{}, l.images)}
+		l.hosts[key] = h
+	}
+	return h
+}
+
+// wildcardName matches a wildcard of a ServeMux pattern: {node}, {rest...}.
+var wildcardName = regexp.MustCompile(`\{([^{}.]+)(?:\.\.\.)?\}`)
+
+// hostKey names the host a request under prefix is for, by the values of
+// the prefix's wildcards.
+func hostKey(prefix string) func(r *http.Request) string {
+	var names []string
+	for _, m := range wildcardName.FindAllStringSubmatch(prefix, -1) {
+		names = append(names, m[1])
+	}
+	return func(r *http.Request) string {
+		vals := make([]string, len(names))
+		for i, n := range names {
+			vals[i] = r.PathValue(n)
+		}
+		return strings.Join(vals, "/")
+	}
 }
 
 // NewHandler serves the v1 API of one host at the root of the path space.
@@ -111,13 +151,15 @@ func isCleanPath(p string) bool {
 // wildcards, such as "/nodes/{node}") to mux.
 func (s *Server) Register(mux *http.ServeMux, prefix string) {
 	if s.lim == nil {
-		s.lim = &limits{
-			uploads: make(chan struct{}, positive(s.MaxUploads, DefaultMaxUploads)),
-			images:  make(chan struct{}, positive(s.MaxImagesInMemory, DefaultMaxImagesInMemory)),
+		s.lim = &hostLimits{
+			uploads: positive(s.MaxUploads, DefaultMaxUploads),
+			images:  positive(s.MaxImagesInMemory, DefaultMaxImagesInMemory),
+			hosts:   map[string]*limits{},
 		}
 	}
+	key := hostKey(prefix)
 	mux.HandleFunc("GET "+prefix+PathInventory, s.inventory)
-	mux.HandleFunc("POST "+prefix+PathProgram, s.program)
+	mux.HandleFunc("POST "+prefix+PathProgram, func(w http.ResponseWriter, r *http.Request) { s.program(w, r, key) })
 	mux.HandleFunc("PUT "+prefix+PathVFs, s.setVFs)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no such API path %s", r.URL.Path))
@@ -165,7 +207,7 @@ var digestPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 // program verifies an image and programs a card with it. The image,
 // uploaded or fetched, goes to disk while it is hashed; only a verified
 // one is read into memory, and only MaxImagesInMemory at once.
-func (s *Server) program(w http.ResponseWriter, r *http.Request) {
+func (s *Server) program(w http.ResponseWriter, r *http.Request, hostKey func(*http.Request) string) {
 	pci, err := cardPCI(r)
 	if err != nil {
 		s.fail(w, r, err)
@@ -181,11 +223,12 @@ func (s *Server) program(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	lim := s.lim.of(hostKey(r)) // after Host: only hosts that exist get limits
 	select {
-	case s.lim.uploads <- struct{}{}:
-		defer func() { <-s.lim.uploads }()
+	case lim.uploads <- struct{}{}:
+		defer func() { <-lim.uploads }()
 	default:
-		s.busy(w, r, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "card %s: %d images are being received already; retry later", pci, cap(s.lim.uploads)))
+		s.busy(w, r, Errorf(http.StatusServiceUnavailable, CodeUnavailable, "card %s: %d images are being received already; retry later", pci, cap(lim.uploads)))
 		return
 	}
 	src, what := io.Reader(http.MaxBytesReader(w, r.Body, s.maxImage())), "image"
@@ -205,7 +248,7 @@ func (s *Server) program(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer f.Close()
-	if err := s.programSpooled(r.Context(), h, pci, f, size, req, what); err != nil {
+	if err := s.programSpooled(r.Context(), h, lim, pci, f, size, req, what); err != nil {
 		s.fail(w, r, fmt.Errorf("card %s: %w", pci, err))
 		return
 	}
@@ -214,10 +257,10 @@ func (s *Server) program(w http.ResponseWriter, r *http.Request) {
 
 // programSpooled reads a verified image into memory, once one of the
 // MaxImagesInMemory slots is free, and has the host program it.
-func (s *Server) programSpooled(ctx context.Context, h fpga.Host, pci string, f io.Reader, size int64, req ProgramRequest, what string) error {
+func (s *Server) programSpooled(ctx context.Context, h fpga.Host, lim *limits, pci string, f io.Reader, size int64, req ProgramRequest, what string) error {
 	select {
-	case s.lim.images <- struct{}{}:
-		defer func() { <-s.lim.images }()
+	case lim.images <- struct{}{}:
+		defer func() { <-lim.images }()
 	case <-ctx.Done():
 		return fmt.Errorf("wait to program: %w", ctx.Err())
 	}

@@ -401,3 +401,37 @@ func TestStalledUploadsStayOnDisk(t *testing.T) {
 		wantAnswer(t, <-answers, 422, agent.CodeDigestMismatch)
 	}
 }
+
+// TestBoundsArePerNode serves two nodes from one Server, as the simulated
+// fleet does: one node's upload in flight leaves the other's slot free.
+func TestBoundsArePerNode(t *testing.T) {
+	image, bs := agenttest.Image(t)
+	hosts := map[string]*blockingHost{"a": newBlockingHost(), "b": newBlockingHost()}
+	s := &agent.Server{MaxUploads: 1, Host: func(r *http.Request) (fpga.Host, error) {
+		h, ok := hosts[r.PathValue("node")]
+		if !ok {
+			return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no node %s", r.PathValue("node"))
+		}
+		return h, nil
+	}}
+	mux := http.NewServeMux()
+	s.Register(mux, "/nodes/{node}")
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	upload := func(node string) answer {
+		return call(t, "POST", uploadURL(srv.URL+"/nodes/"+node, cardPCI, bs.SHA256), "application/octet-stream", bytes.NewReader(image))
+	}
+
+	first := make(chan answer, 1)
+	go func() { first <- upload("a") }()
+	<-hosts["a"].entered
+	wantAnswer(t, upload("a"), 503, agent.CodeUnavailable)
+	other := make(chan answer, 1)
+	go func() { other <- upload("b") }()
+	<-hosts["b"].entered // node b got its own slot
+	close(hosts["b"].release)
+	wantAnswer(t, <-other, 200, "")
+	close(hosts["a"].release)
+	wantAnswer(t, <-first, 200, "")
+	wantAnswer(t, upload("c"), 404, agent.CodeNotFound)
+}
