@@ -205,23 +205,31 @@ func postHook(t *testing.T, url string, hdr map[string]string, body string) *htt
 	return resp
 }
 
-func TestServeTLS(t *testing.T) {
+// serverCert issues a server certificate for 127.0.0.1 and localhost,
+// and returns its CA's pool and its files.
+func serverCert(t *testing.T) (pool *x509.CertPool, certFile, keyFile string) {
+	t.Helper()
 	dir := t.TempDir()
 	ca, err := testpki.NewCA("controller CA", time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	if err := ca.IssueFiles(pkix.Name{CommonName: "controller"}, testpki.Server, certFile, keyFile); err != nil {
 		t.Fatal(err)
 	}
+	pool = x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.CertPEM())
+	return pool, certFile, keyFile
+}
+
+func TestServeTLS(t *testing.T) {
+	pool, certFile, keyFile := serverCert(t)
 	h := newHarness(t, "", nil)
 	base := serveHarness(t, h, ServeOptions{TLSCertFile: certFile, TLSKeyFile: keyFile})
 	if !strings.HasPrefix(base, "https://") {
 		t.Fatalf("serving %s; want https", base)
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(ca.CertPEM())
 	c := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 	resp, err := c.Get(base + "/healthz")
 	if err != nil {
@@ -242,15 +250,8 @@ func TestServeTLS(t *testing.T) {
 }
 
 func TestNewServerChecksWhereItServes(t *testing.T) {
+	_, cert, key := serverCert(t)
 	dir := t.TempDir()
-	ca, err := testpki.NewCA("controller CA", time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, key := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := ca.IssueFiles(pkix.Name{CommonName: "controller"}, testpki.Server, cert, key); err != nil {
-		t.Fatal(err)
-	}
 	tests := []struct {
 		name    string
 		opts    ServeOptions
