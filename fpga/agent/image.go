@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -95,16 +96,9 @@ func (s *Server) checkFetchURL(u *url.URL) error {
 		return Errorf(http.StatusForbidden, CodeForbidden, "url %s: fetching images by URL is off: start the agent with --fetch-allow HOST[:PORT]", u.Redacted())
 	}
 	if !fetchAllowed(s.FetchAllow, u) {
-		return Errorf(http.StatusForbidden, CodeForbidden, "url %s: host %s is not in --fetch-allow", u.Redacted(), net.JoinHostPort(u.Hostname(), cmpOr(u.Port(), defaultPort(u.Scheme))))
+		return Errorf(http.StatusForbidden, CodeForbidden, "url %s: host %s is not in --fetch-allow", u.Redacted(), net.JoinHostPort(u.Hostname(), cmp.Or(u.Port(), defaultPort(u.Scheme))))
 	}
 	return nil
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // maxRedirects bounds the redirects a fetch follows, each to an allowed

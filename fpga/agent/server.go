@@ -415,8 +415,6 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	case errors.Is(err, fpga.ErrInterfaceMismatch), errors.Is(err, fpga.ErrPortBusy),
 		errors.Is(err, fpga.ErrHeld), errors.Is(err, fpga.ErrReadOnly):
 		e.Status, e.Code = http.StatusConflict, CodeConflict
-	case errors.Is(err, fpga.ErrNoDigest):
-		e.Status, e.Code = http.StatusBadRequest, CodeBadRequest
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		e.Status, e.Code = http.StatusServiceUnavailable, CodeUnavailable
 	}
