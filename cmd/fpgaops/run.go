@@ -57,7 +57,8 @@ SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
 func runController(ctx context.Context, s streams, f *runFlags) error {
 	log, logErr := newLogger(s, f.logFormat)
 	opts, src, err := f.options()
-	if err := errors.Join(err, logErr); err != nil {
+	srv, srvErr := controller.NewServer(controller.ServeOptions{Addr: f.listen, TLSCertFile: f.tlsCert, TLSKeyFile: f.tlsKey, AllowPlainHTTP: f.allowPlainHTTP, Log: log})
+	if err := errors.Join(err, logErr, srvErr); err != nil {
 		return err
 	}
 	// The store is the controller's for its lifetime: no other writer
@@ -90,10 +91,9 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("controller started", "source", src.String(), "listen", ln.Addr().String(), "state", f.engine.stateDir)
+	go func() { serveErr <- srv.Serve(ln, c) }()
+	log.Info("controller started", "source", src.String(), "listen", srv.Scheme()+"://"+ln.Addr().String(), "state", f.engine.stateDir)
 	runErr := c.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()

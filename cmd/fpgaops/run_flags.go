@@ -29,6 +29,8 @@ type runFlags struct {
 	sshKeyFile, sshKnownHosts string
 	once                      bool
 	logFormat                 string
+	tlsCert, tlsKey           string
+	allowPlainHTTP            bool
 	engine                    *engineFlags
 }
 
@@ -55,6 +57,9 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.sshKnownHosts, "ssh-known-hosts", "", "known_hosts file that must list the ssh:// remote's host key")
 	fs.BoolVar(&f.once, "once", false, "make one run and exit: 0 when the revision was applied, 1 otherwise")
 	fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve --listen over HTTPS with this certificate (PEM)")
+	fs.StringVar(&f.tlsKey, "tls-key", "", "the key (PEM) of --tls-cert")
+	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
 	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required)")
 }
 

@@ -22,6 +22,8 @@ func TestErrorsAreJSON(t *testing.T) {
 		code                     string
 	}{
 		{"unknown path", "GET", "/v2/inventory", "", 404, agent.CodeNotFound},
+		{"unclean path", "GET", "/v1//inventory", "", 404, agent.CodeNotFound},
+		{"dot in the path", "GET", "/v1/cards/../inventory", "", 404, agent.CodeNotFound},
 		{"JSON body over the limit", "PUT", "/v1/cards/" + cardPCI + "/vfs", `{"count": 1, "padding": "xxxxxxxxxxxxxxxx"}`, 413, agent.CodeTooLarge},
 		{"unknown field", "PUT", "/v1/cards/" + cardPCI + "/vfs", `{"cnt":1}`, 400, agent.CodeBadRequest},
 		{"program without a digest", "POST", "/v1/cards/" + cardPCI + "/program", "x", 400, agent.CodeBadRequest},

@@ -6,8 +6,10 @@
 //
 // The API is versioned by path (/v1/...), speaks JSON, and answers errors
 // as {"error": {"code": ..., "message": ...}}. It never programs an image
-// whose digest it has not verified, and never trusts a client without a
-// certificate unless the operator asked for plain HTTP on loopback.
+// whose digest it has not verified, never holds an unverified image in
+// memory, fetches images only from hosts it was told to trust, and never
+// trusts a client without a certificate unless the operator asked for
+// plain HTTP on loopback.
 package agent
 
 import (
@@ -53,6 +55,7 @@ type VFsRequest struct {
 // Error codes the API answers with.
 const (
 	CodeBadRequest     = "bad_request"
+	CodeForbidden      = "forbidden"
 	CodeNotFound       = "not_found"
 	CodeDigestMismatch = "digest_mismatch"
 	CodeTooLarge       = "too_large"

@@ -9,13 +9,17 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 )
 
 // ServerTLS is the agent's TLS configuration: its certificate, and the CA
 // every client certificate must chain to. Clients without a valid
-// certificate are refused during the handshake.
-func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
+// certificate are refused during the handshake. With clientNames, so is a
+// client whose certificate names none of them (see CertificateNamed);
+// without, any certificate the CA signed is accepted.
+func ServerTLS(certFile, keyFile, clientCAFile string, clientNames ...string) (*tls.Config, error) {
 	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
 	if err != nil {
 		return nil, fmt.Errorf("server certificate: %w", err)
@@ -24,12 +28,53 @@ func ServerTLS(certFile, keyFile, clientCAFile string) (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("client CA: %w", err)
 	}
-	return &tls.Config{
+	conf := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{cert},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
-	}, nil
+	}
+	if len(clientNames) > 0 {
+		names := slices.Clone(clientNames)
+		// Runs after the chain is verified, on resumed sessions too.
+		conf.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) == 0 {
+				return errors.New("no client certificate")
+			}
+			leaf := cs.PeerCertificates[0]
+			if !CertificateNamed(leaf, names) {
+				return fmt.Errorf("client certificate %q (serial %s) names none of the accepted clients %s", leaf.Subject.CommonName, leaf.SerialNumber, strings.Join(names, ", "))
+			}
+			return nil
+		}
+	}
+	return conf, nil
+}
+
+// CertificateNamed reports whether a client certificate carries one of
+// names: as a DNS name or a URI (such as spiffe://fleet/controller) among
+// its subject alternative names, or, only for a certificate that has no
+// subject alternative name at all, as its subject's common name. Names
+// compare exactly (DNS names without regard to case); a wildcard matches
+// only itself.
+func CertificateNamed(cert *x509.Certificate, names []string) bool {
+	hasSAN := len(cert.DNSNames)+len(cert.URIs)+len(cert.IPAddresses)+len(cert.EmailAddresses) > 0
+	for _, n := range names {
+		for _, d := range cert.DNSNames {
+			if strings.EqualFold(d, n) {
+				return true
+			}
+		}
+		for _, u := range cert.URIs {
+			if u.String() == n {
+				return true
+			}
+		}
+		if !hasSAN && cert.Subject.CommonName != "" && cert.Subject.CommonName == n {
+			return true
+		}
+	}
+	return false
 }
 
 // LoadPool reads a PEM bundle of CA certificates.

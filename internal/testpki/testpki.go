@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -74,6 +75,12 @@ func (ca *CA) CertPEM() []byte {
 // signature, key encipherment) besides its extended usage; a server's
 // names 127.0.0.1 and localhost.
 func (ca *CA) Issue(subject pkix.Name, usage Usage) (certPEM, keyPEM []byte, err error) {
+	return ca.IssueNamed(subject, usage, nil, nil)
+}
+
+// IssueNamed is Issue with extra subject alternative names: DNS names
+// and URIs, such as a SPIFFE ID.
+func (ca *CA) IssueNamed(subject pkix.Name, usage Usage, dnsNames []string, uris []*url.URL) (certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, nil, err
@@ -93,6 +100,8 @@ func (ca *CA) Issue(subject pkix.Name, usage Usage) (certPEM, keyPEM []byte, err
 		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1)}
 		tmpl.DNSNames = []string{"localhost"}
 	}
+	tmpl.DNSNames = append(tmpl.DNSNames, dnsNames...)
+	tmpl.URIs = uris
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	if err != nil {
 		return nil, nil, err

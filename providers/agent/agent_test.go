@@ -110,7 +110,7 @@ func TestProgram(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := agenttest.NewMemHost()
-			url := startTLS(t, p, h, agentapi.Server{MaxImageBytes: tt.limit})
+			url := startTLS(t, p, h, agentapi.Server{MaxImageBytes: tt.limit, FetchAllow: []string{strings.TrimPrefix(imageServer.URL, "http://")}})
 			c := client(t, p.CAFile, p.ClientCert, p.ClientKey)
 			pci := agenttest.CardPCI
 			if tt.wantCode == agentapi.CodeNotFound {

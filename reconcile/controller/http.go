@@ -13,7 +13,11 @@ import (
 // maxHookBody bounds a webhook's body; push events are far smaller.
 const maxHookBody = 4 << 20
 
-// Handler serves the controller's HTTP API:
+// maxDeliveryID bounds a delivery ID; GitHub's and GitLab's are UUIDs.
+const maxDeliveryID = 128
+
+// Handler serves the controller's HTTP API, with the webhook bounds of
+// the default ServeOptions:
 //
 //	GET  /status        the Status as JSON
 //	GET  /metrics       Prometheus metrics
@@ -23,15 +27,25 @@ const maxHookBody = 4 << 20
 //	POST /reconcile     run now            (admin token)
 //	POST /suspend       stop running       (admin token)
 //	POST /resume        run again          (admin token)
-func (c *Controller) Handler() http.Handler {
+//
+// Each handler remembers the deliveries it took on its own.
+func (c *Controller) Handler() http.Handler { return c.handler(ServeOptions{}.withDefaults()) }
+
+func (c *Controller) handler(opts ServeOptions) http.Handler {
+	hooks := &hooks{
+		c:          c,
+		bodies:     make(chan struct{}, opts.MaxHookBodies),
+		timeout:    opts.HookBodyTimeout,
+		deliveries: newDeliveries(opts.ReplayWindow, opts.MaxDeliveries),
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", c.serveStatus)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(c.opts.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		io.WriteString(w, "ok\n")
 	})
-	mux.HandleFunc("POST /hooks/github", c.serveGitHub)
-	mux.HandleFunc("POST /hooks/gitlab", c.serveGitLab)
+	mux.HandleFunc("POST /hooks/github", hooks.serveGitHub)
+	mux.HandleFunc("POST /hooks/gitlab", hooks.serveGitLab)
 	mux.HandleFunc("POST /reconcile", c.admin(func(w http.ResponseWriter, r *http.Request) {
 		c.answerTrigger(w, c.Trigger("manual"))
 	}))
@@ -67,73 +81,6 @@ func (c *Controller) answerTrigger(w http.ResponseWriter, triggered bool) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, hookAnswer{true, "run triggered"})
-}
-
-// hookBody reads a webhook's raw body, which the signature covers.
-func hookBody(w http.ResponseWriter, r *http.Request) ([]byte, bool) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxHookBody))
-	if err != nil {
-		http.Error(w, "body too large or unreadable", http.StatusRequestEntityTooLarge)
-		return nil, false
-	}
-	return body, true
-}
-
-func (c *Controller) serveGitHub(w http.ResponseWriter, r *http.Request) {
-	if len(c.opts.WebhookSecret) == 0 {
-		http.NotFound(w, r)
-		return
-	}
-	body, ok := hookBody(w, r)
-	if !ok {
-		return
-	}
-	if err := VerifyGitHub(c.opts.WebhookSecret, body, r.Header.Get("X-Hub-Signature-256")); err != nil {
-		c.unauthorized(w, "github", err)
-		return
-	}
-	switch ev := r.Header.Get("X-GitHub-Event"); ev {
-	case "ping":
-		c.metrics.webhooks.WithLabelValues("github", "ping").Inc()
-		writeJSON(w, http.StatusOK, hookAnswer{false, "pong"})
-		return
-	case "push", "":
-	default:
-		c.metrics.webhooks.WithLabelValues("github", "ignored").Inc()
-		writeJSON(w, http.StatusAccepted, hookAnswer{false, "event " + ev + " ignored"})
-		return
-	}
-	c.metrics.webhooks.WithLabelValues("github", "accepted").Inc()
-	c.answerTrigger(w, c.Trigger("webhook/github"))
-}
-
-func (c *Controller) serveGitLab(w http.ResponseWriter, r *http.Request) {
-	if len(c.opts.WebhookSecret) == 0 {
-		http.NotFound(w, r)
-		return
-	}
-	if _, ok := hookBody(w, r); !ok {
-		return
-	}
-	if err := VerifyGitLab(c.opts.WebhookSecret, r.Header.Get("X-Gitlab-Token")); err != nil {
-		c.unauthorized(w, "gitlab", err)
-		return
-	}
-	switch ev := r.Header.Get("X-Gitlab-Event"); ev {
-	case "Push Hook", "Tag Push Hook", "":
-	default:
-		c.metrics.webhooks.WithLabelValues("gitlab", "ignored").Inc()
-		writeJSON(w, http.StatusAccepted, hookAnswer{false, "event " + ev + " ignored"})
-		return
-	}
-	c.metrics.webhooks.WithLabelValues("gitlab", "accepted").Inc()
-	c.answerTrigger(w, c.Trigger("webhook/gitlab"))
-}
-
-func (c *Controller) unauthorized(w http.ResponseWriter, provider string, err error) {
-	c.metrics.webhooks.WithLabelValues(provider, "unauthorized").Inc()
-	c.log.Warn("webhook refused", "provider", provider, "err", err)
-	http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
 }
 
 // admin guards an endpoint with the admin bearer token.

@@ -6,7 +6,12 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"strings"
+	"time"
 )
 
 // Webhook verification errors. The handler answers 401 to each and
@@ -20,23 +25,32 @@ var (
 // the hex HMAC-SHA256 of the raw body under the shared secret, compared in
 // constant time.
 func VerifyGitHub(secret, body []byte, header string) error {
-	if header == "" {
-		return ErrNoSignature
-	}
-	hexSig, ok := strings.CutPrefix(header, "sha256=")
-	if !ok {
-		return ErrBadSignature
-	}
-	got, err := hex.DecodeString(hexSig)
+	want, err := gitHubSignature(header)
 	if err != nil {
-		return ErrBadSignature
+		return err
 	}
 	mac := hmac.New(sha256.New, secret)
 	mac.Write(body)
-	if !hmac.Equal(got, mac.Sum(nil)) {
+	if !hmac.Equal(want, mac.Sum(nil)) {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// gitHubSignature reads the HMAC an X-Hub-Signature-256 header claims.
+func gitHubSignature(header string) ([]byte, error) {
+	if header == "" {
+		return nil, ErrNoSignature
+	}
+	hexSig, ok := strings.CutPrefix(header, "sha256=")
+	if !ok {
+		return nil, ErrBadSignature
+	}
+	sig, err := hex.DecodeString(hexSig)
+	if err != nil || len(sig) != sha256.Size {
+		return nil, ErrBadSignature
+	}
+	return sig, nil
 }
 
 // VerifyGitLab checks GitLab's X-Gitlab-Token header, which carries the
@@ -49,4 +63,160 @@ func VerifyGitLab(secret []byte, header string) error {
 		return ErrBadSignature
 	}
 	return nil
+}
+
+// hooks serves the webhook endpoints within their bounds: MaxHookBodies
+// bodies read at once, each within HookBodyTimeout and maxHookBody, and
+// each delivery ID taken once per ReplayWindow.
+type hooks struct {
+	c          *Controller
+	bodies     chan struct{}
+	timeout    time.Duration
+	deliveries *deliveries
+}
+
+// hookError is a webhook's answer when it is not taken.
+type hookError struct {
+	status int
+	result string // the metric's result label
+	msg    string
+}
+
+func (h *hooks) serveGitHub(w http.ResponseWriter, r *http.Request) {
+	const provider = "github"
+	if len(h.c.opts.WebhookSecret) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	want, err := gitHubSignature(r.Header.Get("X-Hub-Signature-256"))
+	if err != nil {
+		h.unauthorized(w, provider, err)
+		return
+	}
+	id, herr := deliveryID(r, "X-GitHub-Delivery")
+	if herr != nil {
+		h.refuse(w, provider, herr)
+		return
+	}
+	mac := hmac.New(sha256.New, h.c.opts.WebhookSecret)
+	if herr := h.readBody(w, r, mac); herr != nil {
+		h.refuse(w, provider, herr)
+		return
+	}
+	if !hmac.Equal(want, mac.Sum(nil)) {
+		h.unauthorized(w, provider, ErrBadSignature)
+		return
+	}
+	switch ev := r.Header.Get("X-GitHub-Event"); ev {
+	case "ping":
+		h.c.metrics.webhooks.WithLabelValues(provider, "ping").Inc()
+		writeJSON(w, http.StatusOK, hookAnswer{false, "pong"})
+		return
+	case "push", "":
+	default:
+		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
+		writeJSON(w, http.StatusAccepted, hookAnswer{false, "event " + ev + " ignored"})
+		return
+	}
+	h.take(w, provider, id)
+}
+
+func (h *hooks) serveGitLab(w http.ResponseWriter, r *http.Request) {
+	const provider = "gitlab"
+	if len(h.c.opts.WebhookSecret) == 0 {
+		http.NotFound(w, r)
+		return
+	}
+	// The token is the whole proof: check it before reading anything.
+	if err := VerifyGitLab(h.c.opts.WebhookSecret, r.Header.Get("X-Gitlab-Token")); err != nil {
+		h.unauthorized(w, provider, err)
+		return
+	}
+	id, herr := deliveryID(r, "X-Gitlab-Event-UUID")
+	if herr != nil {
+		h.refuse(w, provider, herr)
+		return
+	}
+	if herr := h.readBody(w, r, io.Discard); herr != nil {
+		h.refuse(w, provider, herr)
+		return
+	}
+	switch ev := r.Header.Get("X-Gitlab-Event"); ev {
+	case "Push Hook", "Tag Push Hook", "":
+	default:
+		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
+		writeJSON(w, http.StatusAccepted, hookAnswer{false, "event " + ev + " ignored"})
+		return
+	}
+	h.take(w, provider, id)
+}
+
+// take triggers a run for a verified push, unless its delivery ID
+// already did within the replay window: that is answered 200 with no
+// second run, so the sender counts it delivered and does not retry.
+func (h *hooks) take(w http.ResponseWriter, provider, id string) {
+	if id != "" {
+		if first, at := h.deliveries.first(provider, id, h.c.now()); !first {
+			h.c.metrics.webhooks.WithLabelValues(provider, "replayed").Inc()
+			h.c.log.Info("webhook delivery already taken", "provider", provider, "delivery", id, "first", at)
+			writeJSON(w, http.StatusOK, hookAnswer{false, fmt.Sprintf("delivery %s already taken at %s: no run triggered", id, at.UTC().Format(time.RFC3339))})
+			return
+		}
+	}
+	h.c.metrics.webhooks.WithLabelValues(provider, "accepted").Inc()
+	h.c.answerTrigger(w, h.c.Trigger("webhook/"+provider))
+}
+
+// readBody streams a webhook's body into dst within the bounds, keeping
+// none of it. A webhook past MaxHookBodies is answered at once, unread.
+func (h *hooks) readBody(w http.ResponseWriter, r *http.Request, dst io.Writer) *hookError {
+	select {
+	case h.bodies <- struct{}{}:
+		defer func() { <-h.bodies }()
+	default:
+		w.Header().Set("Retry-After", "10")
+		return &hookError{http.StatusServiceUnavailable, "busy", fmt.Sprintf("%d webhook bodies are being read already; retry later", cap(h.bodies))}
+	}
+	if r.ContentLength > maxHookBody {
+		return &hookError{http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body of %d bytes is over the limit of %d", r.ContentLength, maxHookBody)}
+	}
+	// The server's read timeout is for whole requests; a body gets less.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(h.timeout)); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return &hookError{http.StatusInternalServerError, "unreadable", "set the body's deadline: " + err.Error()}
+	}
+	_, err := io.Copy(dst, http.MaxBytesReader(w, r.Body, maxHookBody))
+	var tooBig *http.MaxBytesError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &tooBig):
+		return &hookError{http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body is over the limit of %d bytes", maxHookBody)}
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return &hookError{http.StatusRequestTimeout, "timeout", fmt.Sprintf("body did not arrive within %s", h.timeout)}
+	}
+	return &hookError{http.StatusBadRequest, "unreadable", "read body: " + err.Error()}
+}
+
+// deliveryID reads the header that names a delivery; "" when absent.
+func deliveryID(r *http.Request, header string) (string, *hookError) {
+	id := r.Header.Get(header)
+	if len(id) > maxDeliveryID {
+		return "", &hookError{http.StatusBadRequest, "bad-request", fmt.Sprintf("%s is over %d bytes", header, maxDeliveryID)}
+	}
+	return id, nil
+}
+
+func (h *hooks) refuse(w http.ResponseWriter, provider string, e *hookError) {
+	h.c.metrics.webhooks.WithLabelValues(provider, e.result).Inc()
+	h.c.log.Warn("webhook refused", "provider", provider, "status", e.status, "error", e.msg)
+	// The body may be left unread: do not wait for it.
+	w.Header().Set("Connection", "close")
+	http.Error(w, e.msg, e.status)
+}
+
+func (h *hooks) unauthorized(w http.ResponseWriter, provider string, err error) {
+	h.c.metrics.webhooks.WithLabelValues(provider, "unauthorized").Inc()
+	h.c.log.Warn("webhook refused", "provider", provider, "err", err)
+	w.Header().Set("Connection", "close")
+	http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
 }

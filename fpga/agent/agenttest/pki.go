@@ -6,6 +6,8 @@ package agenttest
 
 import (
 	"crypto/x509/pkix"
+	"fmt"
+	"net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,6 +22,9 @@ type PKI struct {
 	CAFile                string
 	ServerCert, ServerKey string
 	ClientCert, ClientKey string
+
+	ca     *testpki.CA
+	issued int
 }
 
 // NewPKI makes a CA named name, a server certificate for 127.0.0.1 and
@@ -37,6 +42,7 @@ func NewPKI(t testing.TB, name string) *PKI {
 	if err != nil {
 		t.Fatal(err)
 	}
+	p.ca = ca
 	if err := testpki.WriteFile(p.CAFile, ca.CertPEM()); err != nil {
 		t.Fatal(err)
 	}
@@ -47,4 +53,32 @@ func NewPKI(t testing.TB, name string) *PKI {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// IssueClient issues another client certificate, with common name cn and
+// the given DNS and URI subject alternative names, and returns its files.
+func (p *PKI) IssueClient(t testing.TB, cn string, dnsNames []string, uris ...string) (certFile, keyFile string) {
+	t.Helper()
+	var us []*url.URL
+	for _, s := range uris {
+		u, err := url.Parse(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		us = append(us, u)
+	}
+	c, k, err := p.ca.IssueNamed(pkix.Name{CommonName: cn}, testpki.Client, dnsNames, us)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.issued++
+	certFile = filepath.Join(p.Dir, fmt.Sprintf("client-%d.pem", p.issued))
+	keyFile = filepath.Join(p.Dir, fmt.Sprintf("client-%d-key.pem", p.issued))
+	if err := testpki.WriteFile(certFile, c); err != nil {
+		t.Fatal(err)
+	}
+	if err := testpki.WriteFile(keyFile, k); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }
