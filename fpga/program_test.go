@@ -376,20 +376,21 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// Port errors show in the card's health until they are cleared.
+// Port errors show in the card's health until they are cleared, as a
+// warning: programming clears them.
 func TestPortErrorsInHealth(t *testing.T) {
 	tr := newTree(t, fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB})
 	must(t, tr.SetPortErrors("0000:5e:00.0", 0x10))
-	devs := discover(t, tr.Root())
-	if want := []string{"port 0 errors 0x10"}; !reflect.DeepEqual(devs[0].Health.Problems, want) {
-		t.Errorf("problems %q, want %q", devs[0].Health.Problems, want)
+	h := discover(t, tr.Root())[0].Health
+	if want := []string{"port 0 errors/errors = 0x10"}; !reflect.DeepEqual(h.Warnings, want) || !h.OK() {
+		t.Errorf("warnings %q, problems %q; want warnings %q and no problem", h.Warnings, h.Problems, want)
 	}
 	port := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-port.0")
 	if err := tr.ClearPortErrors(port, fpga.StackDFL, 0x1); err == nil {
 		t.Error("clearing errors the port did not log succeeded")
 	}
 	must(t, tr.ClearPortErrors(port, fpga.StackDFL, 0x10))
-	if devs := discover(t, tr.Root()); !devs[0].Health.OK() {
-		t.Errorf("after clearing: %q", devs[0].Health.Problems)
+	if h := discover(t, tr.Root())[0].Health; len(h.Warnings) != 0 || len(h.Registers) != 0 {
+		t.Errorf("after clearing: warnings %q, registers %+v", h.Warnings, h.Registers)
 	}
 }
