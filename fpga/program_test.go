@@ -25,6 +25,7 @@ type recorder struct {
 	calls   []string
 	payload []byte
 	prErr   error
+	clkErr  error
 	afterPR func()
 }
 
@@ -68,6 +69,14 @@ func (r *recorder) ClearPortErrors(dir string, s fpga.Stack, errs uint64) error 
 	return r.tree.ClearPortErrors(dir, s, errs)
 }
 
+func (r *recorder) SetUserClock(dir string, s fpga.Stack, clk fpga.UserClock) error {
+	r.calls = append(r.calls, fmt.Sprintf("userclk %d/%d MHz", clk.High, clk.Low))
+	if r.clkErr != nil {
+		return r.clkErr
+	}
+	return r.tree.SetUserClock(dir, s, clk)
+}
+
 func (r *recorder) SetNumVFs(pf string, n int) error {
 	r.calls = append(r.calls, fmt.Sprintf("sriov_numvfs %d", n))
 	return r.tree.SetNumVFs(pf, n)
@@ -75,12 +84,20 @@ func (r *recorder) SetNumVFs(pf string, n int) error {
 
 func gbs(t testing.TB, iface, afu string, payload []byte) ([]byte, string) {
 	t.Helper()
+	return gbsClocked(t, iface, afu, payload, 0, 0)
+}
+
+// gbsClocked is an image whose metadata asks for user clocks, in MHz.
+func gbsClocked(t testing.TB, iface, afu string, payload []byte, high, low bitstream.Clock) ([]byte, string) {
+	t.Helper()
 	img, err := bitstream.Build(bitstream.Metadata{
 		Version:      1,
 		PlatformName: "test",
 		AFUImage: bitstream.AFUImage{
-			MagicNo:       bitstream.MagicNo,
-			InterfaceUUID: iface,
+			MagicNo:            bitstream.MagicNo,
+			InterfaceUUID:      iface,
+			ClockFrequencyHigh: high,
+			ClockFrequencyLow:  low,
 			AcceleratorClusters: []bitstream.Cluster{
 				{Name: "afu", TotalContexts: 1, AcceleratorTypeUUID: afu},
 			},
@@ -392,5 +409,116 @@ func TestPortErrorsInHealth(t *testing.T) {
 	must(t, tr.ClearPortErrors(port, fpga.StackDFL, 0x10))
 	if h := discover(t, tr.Root())[0].Health; len(h.Warnings) != 0 || len(h.Registers) != 0 {
 		t.Errorf("after clearing: warnings %q, registers %+v", h.Warnings, h.Registers)
+	}
+}
+
+// Program sets the user clocks the image asks for, as xfpga does: after
+// the port errors are cleared and before the PR, through the port's
+// userclk interface; a port without one keeps its clocks.
+func TestProgramUserClocks(t *testing.T) {
+	payload := []byte("partial reconfiguration payload")
+	clocked, clockedSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 400, 200)
+	fraction, fractionSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 312.5, 156.25)
+	lowOnly, lowOnlySum := gbsClocked(t, ifaceN3000, afuDMA, payload, 0, 312.5)
+	dfl := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	withVF := dfl
+	withVF.NumVFs = 1
+	noClock := dfl
+	noClock.NoUserClock = true
+	intel := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	tests := []struct {
+		name      string
+		card      fpgatest.Card
+		image     []byte
+		sum       string
+		skip      bool
+		clkErr    error
+		portErrs  uint64
+		wantErr   error
+		wantMsg   string
+		calls     []string
+		wantClock [2]uint64
+		wantAFU   string
+		wantVFs   int
+	}{
+		{
+			name: "dfl: clocks after port errors, before PR", card: withVF, image: clocked, sum: clockedSum, portErrs: 0x4,
+			calls: []string{
+				"busy? dev/dfl-port.1",
+				"sriov_numvfs 0", "assign dev/dfl-fme.0 port 0",
+				"clear port errors 0x4", "userclk 400/200 MHz",
+				"pr dev/dfl-fme.0 port 0",
+				"release dev/dfl-fme.0 port 0", "sriov_numvfs 1",
+			},
+			wantClock: [2]uint64{400, 200}, wantAFU: afuDMA, wantVFs: 1,
+		},
+		{
+			name: "intel-fpga", card: intel, image: clocked, sum: clockedSum,
+			calls:     []string{"busy? dev/intel-fpga-port.0", "userclk 400/200 MHz", "pr dev/intel-fpga-fme.0 port 0"},
+			wantClock: [2]uint64{400, 200}, wantAFU: afuDMA,
+		},
+		{
+			name: "fractions set in whole MHz, as xfpga reads them", card: dfl, image: fraction, sum: fractionSum,
+			calls:     []string{"busy? dev/dfl-port.0", "userclk 312/156 MHz", "pr dev/dfl-fme.0 port 0"},
+			wantClock: [2]uint64{312, 156}, wantAFU: afuDMA,
+		},
+		{
+			name: "a port without the userclk interface keeps its clocks", card: noClock, image: clocked, sum: clockedSum,
+			calls:   []string{"busy? dev/dfl-port.0", "userclk 400/200 MHz", "pr dev/dfl-fme.0 port 0"},
+			wantAFU: afuDMA,
+		},
+		{
+			name: "skipped when told", card: dfl, image: clocked, sum: clockedSum, skip: true,
+			calls:   []string{"busy? dev/dfl-port.0", "pr dev/dfl-fme.0 port 0"},
+			wantAFU: afuDMA,
+		},
+		{
+			name: "a low clock without a high one is refused before anything changes", card: withVF, image: lowOnly, sum: lowOnlySum,
+			wantErr: fpga.ErrUserClock,
+			wantMsg: "fpga 0000:5e:00.0: program: cannot set the user clocks: high clock 0 MHz (low 312 MHz): OPAE sets a high clock of 25 to 1200 MHz",
+			calls:   []string{"busy? dev/dfl-port.1"},
+			wantAFU: afuNLB, wantVFs: 1,
+		},
+		{
+			name: "a clock that cannot be set stops before the PR, VFs off", card: withVF, image: clocked, sum: clockedSum,
+			clkErr:  fmt.Errorf("%w: userclk: exit status 1", fpga.ErrUserClock),
+			wantErr: fpga.ErrUserClock,
+			wantMsg: "fpga 0000:5e:00.0: program: port 0: user clocks 400/200 MHz: cannot set the user clocks: userclk: exit status 1; VFs left off",
+			calls: []string{
+				"busy? dev/dfl-port.1",
+				"sriov_numvfs 0", "assign dev/dfl-fme.0 port 0",
+				"userclk 400/200 MHz",
+			},
+			wantAFU: afuNLB,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t, tc.card)
+			if tc.portErrs != 0 {
+				must(t, tr.SetPortErrors(tc.card.PCI, tc.portErrs))
+			}
+			r := &recorder{tree: tr, clkErr: tc.clkErr}
+			err := fpga.NewSysfsHost(tr.Root(), r).Program(context.Background(), tc.card.PCI, tc.image,
+				fpga.ProgramOptions{SHA256: tc.sum, SkipUserClock: tc.skip})
+			switch {
+			case tc.wantErr == nil && err != nil:
+				t.Fatalf("Program: %v", err)
+			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
+				t.Fatalf("Program: %v, want %v", err, tc.wantErr)
+			case tc.wantMsg != "" && err.Error() != tc.wantMsg:
+				t.Fatalf("Program: %v\nwant error %s", err, tc.wantMsg)
+			}
+			if !reflect.DeepEqual(r.calls, tc.calls) {
+				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
+			}
+			c, _ := tr.Card(tc.card.PCI)
+			if got := [2]uint64{c.UserClockHigh, c.UserClockLow}; got != tc.wantClock {
+				t.Errorf("card user clocks %v MHz, want %v", got, tc.wantClock)
+			}
+			if got, want := c.AFUID, bitstream.NormalizeID(tc.wantAFU); got != want || c.NumVFs != tc.wantVFs {
+				t.Errorf("card runs %s with %d VFs, want %s with %d", got, c.NumVFs, want, tc.wantVFs)
+			}
+		})
 	}
 }

@@ -150,6 +150,32 @@ func (t *Tree) ClearPortErrors(portDir string, stack fpga.Stack, errs uint64) er
 	return errno(syscall.ENOENT, "%s/errors", portDir)
 }
 
+// SetUserClock sets port 0's user clocks, which Card reports afterwards:
+// the port must be on the PF (its directory is where the driver shows
+// it), and a port without the userclk interface (NoUserClock) fails with
+// fpga.ErrUserClockUnavailable, as on hardware.
+func (t *Tree) SetUserClock(portDir string, stack fpga.Stack, clk fpga.UserClock) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range t.st.Cards {
+		dir, _ := t.pfPort(c)
+		if dir != filepath.Clean(portDir) || c.Released {
+			continue
+		}
+		switch {
+		case c.Stack != stack:
+			return errno(syscall.EINVAL, "%s: %s user clock on a %s port", portDir, stack, c.Stack)
+		case !c.userClock():
+			return fmt.Errorf("%w: %s has no userclk_freqcmd", fpga.ErrUserClockUnavailable, portDir)
+		case c.Crashed:
+			return errno(syscall.EIO, "%s: user clock PLL does not lock", portDir)
+		}
+		c.UserClockHigh, c.UserClockLow = clk.High, clk.Low
+		return t.save()
+	}
+	return errno(syscall.ENOENT, "%s/userclk_freqcmd", portDir)
+}
+
 // SetNumVFs writes sriov_numvfs as the kernel handles it: a change
 // between two non-zero counts fails (write 0 first), and the FPGA driver
 // wants one released port per VF.

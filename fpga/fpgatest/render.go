@@ -451,7 +451,20 @@ func (t *Tree) port(w *writer, c *cardState, dir, afu string) {
 	w.file(filepath.Join(dir, "ap1_event"), flag(h.AP1Event)+"\n")
 	w.file(filepath.Join(dir, "ap2_event"), flag(h.AP2Event)+"\n")
 	w.file(filepath.Join(dir, "ltr"), "0\n")
+	if c.userClock() {
+		// userclk_freqcmd and userclk_freqcntrcmd are write-only commands
+		// to the PLL; the status files read back 0x0 here.
+		for _, f := range []string{"userclk_freqcmd", "userclk_freqcntrcmd"} {
+			w.file(filepath.Join(dir, f), "")
+		}
+		for _, f := range []string{"userclk_freqsts", "userclk_freqcntrsts"} {
+			w.file(filepath.Join(dir, f), "0x0\n")
+		}
+	}
 }
+
+// userClock reports whether the card's port has the userclk interface.
+func (c *cardState) userClock() bool { return c.Stack == fpga.StackIntelFPGA || !c.NoUserClock }
 
 // vfPort writes the container and port a host-bound VF shows.
 func (t *Tree) vfPort(w *writer, c *cardState, vf string, i int) {

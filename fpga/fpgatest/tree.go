@@ -47,6 +47,12 @@ type Card struct {
 	// Health is what the card's error registers and sensors read; the
 	// zero value is a healthy card.
 	Health Health
+	// NoUserClock hides the port's userclk_* files, as DFL ports of
+	// header revision 1 and later do (intel-fpga ports always have them).
+	NoUserClock bool
+	// UserClockHigh and UserClockLow are the user clocks, in MHz, that the
+	// last SetUserClock set; 0 until one does.
+	UserClockHigh, UserClockLow uint64
 }
 
 // Health is what a fake card's error registers and sensors read, for both

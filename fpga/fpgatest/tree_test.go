@@ -2,6 +2,7 @@ package fpgatest_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -297,5 +298,40 @@ func TestSetHealthFiles(t *testing.T) {
 				t.Errorf("healthy again, the tree differs from the new card's")
 			}
 		})
+	}
+}
+
+// Ports show the userclk interface except DFL ports that hide it
+// (NoUserClock), and SetUserClock on such a port says it has none.
+func TestUserClockInterface(t *testing.T) {
+	for _, tc := range []struct {
+		stack   fpga.Stack
+		hide    bool
+		port    string
+		present bool
+	}{
+		{fpga.StackDFL, false, "fpga_region/region0/dfl-port.0", true},
+		{fpga.StackDFL, true, "fpga_region/region0/dfl-port.0", false},
+		{fpga.StackIntelFPGA, true, "fpga/intel-fpga-dev.0/intel-fpga-port.0", true},
+	} {
+		tr := fpgatest.NewTree(t.TempDir())
+		c := card(tc.stack)
+		c.NoUserClock = tc.hide
+		if err := tr.AddCard(c); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0", tc.port)
+		_, err := os.Stat(filepath.Join(dir, "userclk_freqcmd"))
+		if (err == nil) != tc.present {
+			t.Errorf("%s hide=%v: userclk_freqcmd present %v, want %v", tc.stack, tc.hide, err == nil, tc.present)
+		}
+		err = tr.SetUserClock(dir, tc.stack, fpga.UserClock{High: 300, Low: 150})
+		got, _ := tr.Card(c.PCI)
+		switch {
+		case tc.present && (err != nil || got.UserClockHigh != 300 || got.UserClockLow != 150):
+			t.Errorf("%s: SetUserClock: %v, card clocks %d/%d", tc.stack, err, got.UserClockHigh, got.UserClockLow)
+		case !tc.present && !errors.Is(err, fpga.ErrUserClockUnavailable):
+			t.Errorf("%s hidden: SetUserClock: %v, want ErrUserClockUnavailable", tc.stack, err)
+		}
 	}
 }
