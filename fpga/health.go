@@ -4,8 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 	"strings"
 )
@@ -231,50 +231,57 @@ func (h *SysfsHost) readSensors(stack Stack, fme string, r *report) {
 		h.readIntelSensors(fme, r)
 		return
 	}
-	devs, _ := filepath.Glob(filepath.Join(fme, "hwmon", "hwmon*"))
-	sort.Strings(devs)
-	for _, dev := range devs {
-		name, err := readString(filepath.Join(dev, "name"))
-		if err != nil {
-			name = filepath.Base(dev)
-		}
-		for _, kind := range []SensorKind{SensorTemperature, SensorPower} {
-			h.readHwmon(dev, name, kind, r)
-		}
+	devs, _ := os.ReadDir(filepath.Join(fme, "hwmon"))
+	for _, d := range devs { // ReadDir sorts by name
+		h.readHwmon(filepath.Join(fme, "hwmon", d.Name()), r)
 	}
 }
 
-// readHwmon reads one hwmon device's channels of a kind: temp*_input in
-// millidegrees Celsius, power*_input in microwatts, with their _max,
-// _crit and _emergency thresholds.
-func (h *SysfsHost) readHwmon(dev, name string, kind SensorKind, r *report) {
-	prefix, scale := "temp", 1000.0
-	if kind == SensorPower {
-		prefix, scale = "power", 1e6
+// readHwmon reads one hwmon device's channels: temp*_input in millidegrees
+// Celsius and power*_input in microwatts, with the _max, _crit and
+// _emergency thresholds the device has. One directory read finds them all.
+func (h *SysfsHost) readHwmon(dev string, r *report) {
+	ents, err := os.ReadDir(dev)
+	if err != nil {
+		return
 	}
-	inputs, _ := filepath.Glob(filepath.Join(dev, prefix+"*_input"))
-	sort.Strings(inputs)
-	for _, in := range inputs {
-		ch := strings.TrimSuffix(filepath.Base(in), "_input")
-		v, err := readNumber(in)
+	has := make(map[string]bool, len(ents))
+	for _, e := range ents {
+		has[e.Name()] = true
+	}
+	name, err := readString(filepath.Join(dev, "name"))
+	if err != nil {
+		name = filepath.Base(dev)
+	}
+	for _, e := range ents {
+		ch, ok := strings.CutSuffix(e.Name(), "_input")
+		if !ok {
+			continue
+		}
+		kind, scale := SensorTemperature, 1000.0
+		switch {
+		case strings.HasPrefix(ch, "temp"):
+		case strings.HasPrefix(ch, "power"):
+			kind, scale = SensorPower, 1e6
+		default:
+			continue
+		}
+		v, err := readNumber(filepath.Join(dev, e.Name()))
 		if err != nil {
 			r.warn("%s", h.readErr(err))
 			continue
 		}
 		s := Sensor{Name: name + " " + ch, Kind: kind, Value: float64(v) / scale}
-		limit := func(suffix string) (float64, string) {
-			f := ch + "_" + suffix
-			t, err := readNumber(filepath.Join(dev, f))
-			if err != nil {
-				return 0, f
-			}
-			return float64(t) / scale, f
-		}
 		var names [3]string
-		s.Max, names[0] = limit("max")
-		s.Crit, names[1] = limit("crit")
-		s.Emergency, names[2] = limit("emergency")
-		judge(r, s, name+" "+ch+"_input", names)
+		for i, limit := range []*float64{&s.Max, &s.Crit, &s.Emergency} {
+			names[i] = ch + "_" + [...]string{"max", "crit", "emergency"}[i]
+			if has[names[i]] {
+				if t, err := readNumber(filepath.Join(dev, names[i])); err == nil {
+					*limit = float64(t) / scale
+				}
+			}
+		}
+		judge(r, s, name+" "+e.Name(), names)
 	}
 }
 
