@@ -110,17 +110,25 @@ func gbsClocked(t testing.TB, iface, afu string, payload []byte, high, low bitst
 	return img, hex.EncodeToString(sum[:])
 }
 
+// programCards are the cards the program tests load: a DFL N3000, the
+// same with its VF on, and an intel-fpga PAC A10, all built for the N3000
+// interface and running the NLB AFU.
+func programCards() (dfl, withVF, intel fpgatest.Card) {
+	dfl = fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	withVF = dfl
+	withVF.NumVFs = 1
+	intel = fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	return dfl, withVF, intel
+}
+
 func TestProgram(t *testing.T) {
 	payload := []byte("partial reconfiguration payload")
 	good, goodSum := gbs(t, ifaceN3000, afuDMA, payload)
 	other, otherSum := gbs(t, ifaceA10, afuDMA, payload)
 	upper, upperSum := gbs(t, strings.ToUpper(ifaceN3000), strings.ToUpper(afuDMA), payload)
-	dfl := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
-	withVF := dfl
-	withVF.NumVFs = 1
+	dfl, withVF, intel := programCards()
 	heldVF := withVF
 	heldVF.VFDrivers = []string{"vfio-pci"}
-	intel := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
 
 	tests := []struct {
 		name    string
@@ -261,14 +269,7 @@ func TestProgram(t *testing.T) {
 			}
 			h := fpga.NewSysfsHost(tr.Root(), r)
 			err := h.Program(context.Background(), pci, tc.image, fpga.ProgramOptions{SHA256: tc.sum, Force: tc.force})
-			switch {
-			case tc.wantErr == nil && tc.wantMsg == "" && err != nil:
-				t.Fatalf("Program: %v", err)
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("Program: %v, want %v", err, tc.wantErr)
-			case tc.wantMsg != "" && (err == nil || err.Error() != tc.wantMsg):
-				t.Fatalf("Program: %v\nwant error %s", err, tc.wantMsg)
-			}
+			wantError(t, "Program", err, tc.wantErr, tc.wantMsg)
 			if !reflect.DeepEqual(r.calls, tc.calls) {
 				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
 			}
@@ -336,14 +337,7 @@ func TestSetVFs(t *testing.T) {
 			tr := newTree(t, c)
 			r := &recorder{tree: tr}
 			err := fpga.NewSysfsHost(tr.Root(), r).SetVFs(context.Background(), c.PCI, tc.n)
-			switch {
-			case tc.wantErr == nil && tc.wantMsg == "" && err != nil:
-				t.Fatalf("SetVFs: %v", err)
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("SetVFs: %v, want %v", err, tc.wantErr)
-			case tc.wantMsg != "" && (err == nil || err.Error() != tc.wantMsg):
-				t.Fatalf("SetVFs: %v\nwant error %s", err, tc.wantMsg)
-			}
+			wantError(t, "SetVFs", err, tc.wantErr, tc.wantMsg)
 			if !reflect.DeepEqual(r.calls, tc.calls) {
 				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
 			}
@@ -378,6 +372,21 @@ func TestFakeKernelRules(t *testing.T) {
 	}
 	if err := tr.ReleasePort(fme, fpga.StackIntelFPGA, 0); err == nil {
 		t.Error("intel-fpga ioctl accepted on a DFL FME")
+	}
+}
+
+// wantError stops the test unless err is what a case wants: nil when it
+// wants neither a sentinel nor a message, else wrapping wantErr and
+// reading wantMsg, whichever are given.
+func wantError(t *testing.T, op string, err, wantErr error, wantMsg string) {
+	t.Helper()
+	switch {
+	case wantErr == nil && wantMsg == "" && err != nil:
+		t.Fatalf("%s: %v", op, err)
+	case wantErr != nil && !errors.Is(err, wantErr):
+		t.Fatalf("%s: %v, want %v", op, err, wantErr)
+	case wantMsg != "" && (err == nil || err.Error() != wantMsg):
+		t.Fatalf("%s: %v\nwant error %s", op, err, wantMsg)
 	}
 }
 
@@ -420,12 +429,9 @@ func TestProgramUserClocks(t *testing.T) {
 	clocked, clockedSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 400, 200)
 	fraction, fractionSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 312.5, 156.25)
 	lowOnly, lowOnlySum := gbsClocked(t, ifaceN3000, afuDMA, payload, 0, 312.5)
-	dfl := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
-	withVF := dfl
-	withVF.NumVFs = 1
+	dfl, withVF, intel := programCards()
 	noClock := dfl
 	noClock.NoUserClock = true
-	intel := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
 	tests := []struct {
 		name      string
 		card      fpgatest.Card
@@ -501,14 +507,7 @@ func TestProgramUserClocks(t *testing.T) {
 			r := &recorder{tree: tr, clkErr: tc.clkErr}
 			err := fpga.NewSysfsHost(tr.Root(), r).Program(context.Background(), tc.card.PCI, tc.image,
 				fpga.ProgramOptions{SHA256: tc.sum, SkipUserClock: tc.skip})
-			switch {
-			case tc.wantErr == nil && err != nil:
-				t.Fatalf("Program: %v", err)
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("Program: %v, want %v", err, tc.wantErr)
-			case tc.wantMsg != "" && err.Error() != tc.wantMsg:
-				t.Fatalf("Program: %v\nwant error %s", err, tc.wantMsg)
-			}
+			wantError(t, "Program", err, tc.wantErr, tc.wantMsg)
 			if !reflect.DeepEqual(r.calls, tc.calls) {
 				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
 			}
