@@ -35,11 +35,11 @@ const programPort = 0
 // Program loads a GBS image into the card's port 0 the careful way, in
 // the order of OPAE's fpgaconf and xfpga:
 //
-//  1. the image's digest must equal opts.SHA256, and its header parse;
+//  1. the image's digest must equal opts.SHA256, its header parse, and
+//     the user clocks it asks for be ones OPAE sets;
 //  2. its interface ID must equal the card's PR interface ID;
 //  3. no VF may be bound to vfio-pci (a VM holds it; even with Force), and
-//     the port must not be open elsewhere unless opts.Force; the user
-//     clocks the image asks for must be ones OPAE sets;
+//     the port must not be open elsewhere unless opts.Force;
 //  4. VFs off and ports assigned back to the PF, and errors the port
 //     logged cleared;
 //  5. the user clocks set, unless opts.SkipUserClock (a port without the
@@ -67,6 +67,15 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 	if err != nil {
 		return wrap(err)
 	}
+	clk := UserClock{}
+	if !opts.SkipUserClock {
+		clk.High, clk.Low = img.UserClocks()
+		if clk != (UserClock{}) {
+			if err := clk.Check(); err != nil {
+				return wrap(err)
+			}
+		}
+	}
 	c, err := h.find(ctx, pci)
 	if err != nil {
 		return wrap(err)
@@ -92,15 +101,6 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 			}
 			if busy {
 				return wrap(fmt.Errorf("%w: /%s is open elsewhere (use force to program anyway)", ErrPortBusy, h.rel(dev)))
-			}
-		}
-	}
-	clk := UserClock{}
-	if !opts.SkipUserClock {
-		clk.High, clk.Low = img.UserClocks()
-		if clk != (UserClock{}) {
-			if err := clk.Check(); err != nil {
-				return wrap(err)
 			}
 		}
 	}
