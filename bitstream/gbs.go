@@ -1,6 +1,11 @@
 // Package bitstream parses FPGA partial-reconfiguration images: OPAE "green
 // bitstreams" (GBS) and, through them, OpenCL AOCX files. It only reads
 // bytes; it never touches a device.
+//
+// A file is accepted when OPAE would program it: the rules follow OPAE's
+// libbitstream (what fpgaconf loads) and its xfpga plugin (what the PR
+// path checks), and docs/fpga.md lists them with the few places where
+// fpgaops is stricter.
 package bitstream
 
 import (
@@ -12,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -23,18 +27,24 @@ var GUID = [16]byte{0x58, 0x65, 0x6f, 0x6e, 0x46, 0x50, 0x47, 0x41, 0xb7, 0x47, 
 const (
 	// HeaderSize is the GUID and the metadata length.
 	HeaderSize = 20
-	// MaxMetadataLen is OPAE's limit on the JSON metadata.
-	MaxMetadataLen = 8192
-	// MagicNo is the afu-image magic number OPAE writes.
+	// MaxMetadataLen is the longest metadata OPAE programs: xfpga refuses
+	// a length of 8192 or more.
+	MaxMetadataLen = 8191
+	// MagicNo is the afu-image magic number OPAE requires (0x1d1f8680).
 	MagicNo = 488605312
+	// LegacyMagic opens a pre-6.4.0 BBS image, which has no metadata: the
+	// same number as MagicNo, as a little-endian u32 at offset 0.
+	LegacyMagic = 0x1d1f8680
 )
 
 // Errors a caller may test for with errors.Is.
 var (
 	ErrTruncated   = errors.New("file is shorter than the GBS header")
 	ErrGUID        = errors.New("not a GBS file: bad GUID")
+	ErrLegacy      = errors.New("legacy GBS without metadata")
 	ErrMetadataLen = errors.New("bad metadata length")
 	ErrMetadata    = errors.New("bad metadata")
+	ErrNoPayload   = errors.New("no PR payload after the metadata")
 )
 
 // File is a parsed GBS image.
@@ -60,7 +70,7 @@ type Metadata struct {
 // AFUImage describes the image.
 type AFUImage struct {
 	MagicNo             int64     `json:"magic-no,omitempty"`
-	InterfaceUUID       string    `json:"interface-uuid"`
+	InterfaceUUID       string    `json:"interface-uuid,omitempty"`
 	Power               float64   `json:"power,omitempty"`
 	ClockFrequencyHigh  Clock     `json:"clock-frequency-high,omitempty"`
 	ClockFrequencyLow   Clock     `json:"clock-frequency-low,omitempty"`
@@ -74,26 +84,24 @@ type Cluster struct {
 	AcceleratorTypeUUID string `json:"accelerator-type-uuid"`
 }
 
-// Clock is a user clock frequency in MHz; "auto" and absent are zero.
+// Clock is a user clock frequency in MHz. Zero means the metadata leaves
+// the clock alone: absent, "auto" or "auto-<MHz>" (the afu schema's ways
+// of letting the build pick the frequency, which OPAE does not set).
 type Clock float64
 
+// UnmarshalJSON reads a number, "auto" or "auto-<MHz>".
 func (c *Clock) UnmarshalJSON(b []byte) error {
 	var s string
 	if json.Unmarshal(b, &s) == nil {
-		if s == "" || strings.EqualFold(s, "auto") {
+		if s == "" || isAutoClock(s) {
 			*c = 0
 			return nil
 		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil {
-			return fmt.Errorf("clock frequency %q: not a number", s)
-		}
-		*c = Clock(f)
-		return nil
+		return fmt.Errorf("clock frequency %q: want a number of MHz, \"auto\" or \"auto-<MHz>\"", s)
 	}
 	var f float64
 	if err := json.Unmarshal(b, &f); err != nil {
-		return fmt.Errorf("clock frequency: want a number of MHz")
+		return fmt.Errorf("clock frequency: want a number of MHz, \"auto\" or \"auto-<MHz>\"")
 	}
 	*c = Clock(f)
 	return nil
@@ -109,6 +117,20 @@ func (f *File) AFUID() string {
 		return ""
 	}
 	return NormalizeID(f.Metadata.AFUImage.AcceleratorClusters[0].AcceleratorTypeUUID)
+}
+
+// UserClocks are the user clock frequencies programming sets, in whole
+// MHz as OPAE's xfpga reads them (312.5 sets 312); zero leaves a clock
+// alone.
+func (f *File) UserClocks() (high, low uint64) {
+	mhz := func(c Clock) uint64 {
+		if c <= 0 {
+			return 0
+		}
+		return uint64(c)
+	}
+	img := f.Metadata.AFUImage
+	return mhz(img.ClockFrequencyHigh), mhz(img.ClockFrequencyLow)
 }
 
 // Payload returns the PR payload of data, the file Parse was given.
@@ -127,8 +149,20 @@ func ReadFile(path string) (*File, []byte, error) {
 	return f, data, nil
 }
 
-// Parse checks a GBS image and returns its header and metadata.
+// Parse checks a GBS image and returns its header and metadata. Every
+// problem the metadata has is in the one error.
 func Parse(data []byte) (*File, error) {
+	if len(data) >= HeaderSize && binary.LittleEndian.Uint32(data) == LegacyMagic {
+		// libbitstream still reads these (deprecated), but xfpga's PR
+		// refuses them, and without metadata there is no AFU ID to check
+		// the card against afterwards.
+		id := make([]byte, 16)
+		for i := range id {
+			id[i] = data[4+15-i] // stored backwards
+		}
+		return nil, fmt.Errorf("%w (pre-6.4.0 BBS format, PR interface %s): OPAE no longer programs it and it names no AFU ID; repackage it with OPAE's packager",
+			ErrLegacy, hex.EncodeToString(id))
+	}
 	if len(data) < HeaderSize {
 		return nil, fmt.Errorf("%w (%d bytes, want at least %d)", ErrTruncated, len(data), HeaderSize)
 	}
@@ -145,12 +179,12 @@ func Parse(data []byte) (*File, error) {
 	raw := data[HeaderSize : HeaderSize+int(n)]
 	// OPAE pads the metadata with NULs up to its declared length.
 	raw = bytes.TrimRight(raw, "\x00")
-	var md Metadata
-	if err := json.Unmarshal(raw, &md); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMetadata, err)
+	md, problems := decodeMetadata(raw)
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%w: %s", ErrMetadata, strings.Join(problems, "; "))
 	}
-	if err := md.check(); err != nil {
-		return nil, err
+	if HeaderSize+int(n) == len(data) {
+		return nil, ErrNoPayload
 	}
 	sum := sha256.Sum256(data)
 	return &File{
@@ -162,36 +196,18 @@ func Parse(data []byte) (*File, error) {
 	}, nil
 }
 
-func (md *Metadata) check() error {
-	switch md.Version {
-	case 1, 640, 650:
-	default:
-		return fmt.Errorf("%w: version %d: want 1 (or its aliases 640, 650)", ErrMetadata, md.Version)
-	}
-	img := md.AFUImage
-	if img.InterfaceUUID == "" {
-		return fmt.Errorf("%w: afu-image.interface-uuid is missing", ErrMetadata)
-	}
-	if !ValidID(img.InterfaceUUID) {
-		return fmt.Errorf("%w: afu-image.interface-uuid %q is not a 128-bit ID", ErrMetadata, img.InterfaceUUID)
-	}
-	if len(img.AcceleratorClusters) == 0 {
-		return fmt.Errorf("%w: afu-image.accelerator-clusters is empty", ErrMetadata)
-	}
-	for i, c := range img.AcceleratorClusters {
-		if c.AcceleratorTypeUUID == "" {
-			return fmt.Errorf("%w: afu-image.accelerator-clusters[%d].accelerator-type-uuid is missing", ErrMetadata, i)
-		}
-		if !ValidID(c.AcceleratorTypeUUID) {
-			return fmt.Errorf("%w: afu-image.accelerator-clusters[%d].accelerator-type-uuid %q is not a 128-bit ID", ErrMetadata, i, c.AcceleratorTypeUUID)
-		}
-	}
-	return nil
-}
-
-// Build assembles a GBS image from metadata and a payload. The simulated
+// Build assembles a GBS image from metadata and a payload, as OPAE's
+// packager writes one: it sets the magic number when md has none, and
+// writes a 128-bit interface ID in the dashed form OPAE reads. It does not
+// otherwise check md, so that tests can build bad images. The simulated
 // fleet, the examples and the tests make their images with it.
 func Build(md Metadata, payload []byte) ([]byte, error) {
+	if md.AFUImage.MagicNo == 0 {
+		md.AFUImage.MagicNo = MagicNo
+	}
+	if ValidID(md.AFUImage.InterfaceUUID) {
+		md.AFUImage.InterfaceUUID = FormatUUID(md.AFUImage.InterfaceUUID)
+	}
 	js, err := json.Marshal(md)
 	if err != nil {
 		return nil, err
@@ -220,6 +236,28 @@ func ValidID(s string) bool {
 	}
 	_, err := hex.DecodeString(n)
 	return err == nil
+}
+
+// IsUUID reports whether s is a UUID in the 8-4-4-4-12 form, the only
+// form libuuid's uuid_parse (and so OPAE) reads.
+func IsUUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // FormatUUID writes a normalised ID in the 8-4-4-4-12 form.

@@ -60,15 +60,6 @@ type Port struct {
 	Dev string `json:"dev,omitempty"`
 }
 
-// Health summarises what is wrong with a card; an empty Problems list is
-// healthy.
-type Health struct {
-	Problems []string `json:"problems,omitempty"`
-}
-
-// OK reports whether the card has no known problem.
-func (h Health) OK() bool { return len(h.Problems) == 0 }
-
 // AFUID is the ID of what port 0 runs, the region fpgaops programs.
 func (d *Device) AFUID() string {
 	for _, p := range d.Ports {

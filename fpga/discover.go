@@ -74,6 +74,8 @@ type card struct {
 	// ports the PF holds.
 	dirs map[int]string
 	errs map[int]uint64
+	// portsNum is what the FME's ports_num reads; -1 when no FME is read.
+	portsNum int
 }
 
 // Discover reads every FPGA card below the root. A card that cannot be
@@ -200,11 +202,6 @@ func (h *SysfsHost) scanClass(class string, stack Stack, fme, port string, get f
 	}
 }
 
-// problems collects what is wrong with a card, in the order found.
-type problems []string
-
-func (p *problems) add(format string, args ...any) { *p = append(*p, fmt.Sprintf(format, args...)) }
-
 // readErr words a read error with the path as the host sees it.
 func (h *SysfsHost) readErr(err error) string {
 	var pe *fs.PathError
@@ -219,19 +216,19 @@ func (h *SysfsHost) readErr(err error) string {
 }
 
 func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
-	c := &card{pfDir: f.dir, ports: map[int]string{}, dirs: map[int]string{}, errs: map[int]uint64{}}
+	c := &card{pfDir: f.dir, ports: map[int]string{}, dirs: map[int]string{}, errs: map[int]uint64{}, portsNum: -1}
 	d := &c.dev
 	d.PCI = f.bdf
 	d.NUMANode = -1
-	var pr problems
+	r := &report{}
 
 	if v, err := readUint(filepath.Join(f.dir, "vendor"), 16, 16); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		d.Vendor = uint16(v)
 	}
 	if v, err := readUint(filepath.Join(f.dir, "device"), 16, 16); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		d.DeviceID = uint16(v)
 	}
@@ -251,10 +248,10 @@ func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
 		case err == nil:
 			*a.dst = n
 		case !errors.Is(err, fs.ErrNotExist):
-			pr.add("%s", h.readErr(err))
+			r.problem("%s", h.readErr(err))
 		}
 	}
-	vfFns := h.readVFs(f.dir, d, fns, &pr)
+	vfFns := h.readVFs(f.dir, d, fns, r)
 
 	// The FME and the ports the PF holds.
 	var onPF []Port
@@ -262,10 +259,10 @@ func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
 		d.Stack = ct.stack
 		fme, ports := h.features(ct)
 		if fme != "" {
-			h.readFME(c, ct.stack, fme, &pr)
+			h.readFME(c, ct.stack, fme, r)
 		}
 		for _, p := range ports {
-			onPF = append(onPF, h.readPort(c, p, false, &pr))
+			onPF = append(onPF, h.readPort(c, p, false, r))
 		}
 	}
 	if d.Stack == "" {
@@ -273,9 +270,9 @@ func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
 	}
 	switch {
 	case d.Driver == "":
-		pr.add("no driver bound to the PF")
+		r.problem("no driver bound to the PF")
 	case c.fmeDev == "" && d.Driver != driverVFIO:
-		pr.add("no FME found below /%s", h.rel(f.dir))
+		r.problem("no FME found below /%s", h.rel(f.dir))
 	}
 
 	// Ports released to VFs: visible when the host holds the VF with its
@@ -291,7 +288,7 @@ func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
 			for _, ct := range vf.features {
 				_, ports := h.features(ct)
 				for _, p := range ports {
-					port := h.readPort(c, p, true, &pr)
+					port := h.readPort(c, p, true, r)
 					used[port.ID] = true
 					onVF = append(onVF, port)
 					seen = true
@@ -318,16 +315,17 @@ func (h *SysfsHost) readCard(f *function, fns map[string]*function) *card {
 	if d.Ports == nil {
 		d.Ports = []Port{}
 	}
-	d.Health.Problems = pr
+	checkPorts(d, c.portsNum, r)
+	d.Health = r.h
 	return c
 }
 
 // readVFs fills d.VFs and returns each VF's scanned function (nil when
 // the VF has no FPGA features the host can see), in VF order.
-func (h *SysfsHost) readVFs(pf string, d *Device, fns map[string]*function, pr *problems) []*function {
+func (h *SysfsHost) readVFs(pf string, d *Device, fns map[string]*function, r *report) []*function {
 	ents, err := os.ReadDir(pf)
 	if err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 		return nil
 	}
 	for _, e := range ents {
@@ -341,7 +339,7 @@ func (h *SysfsHost) readVFs(pf string, d *Device, fns map[string]*function, pr *
 		}
 		dir, err := h.resolve(filepath.Join(pf, e.Name()))
 		if err != nil {
-			pr.add("vf%d: %s", idx, h.readErr(err))
+			r.problem("vf%d: %s", idx, h.readErr(err))
 			continue
 		}
 		drv, _ := linkBase(filepath.Join(dir, "driver"))
@@ -374,20 +372,22 @@ func (h *SysfsHost) features(ct container) (fme string, ports []string) {
 }
 
 // readFME fills the card's FME fields.
-func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) {
+func (h *SysfsHost) readFME(c *card, stack Stack, dir string, r *report) {
 	d := &c.dev
 	c.fmeDev = filepath.Join(h.root, "dev", filepath.Base(dir))
 	if id, err := readUint(filepath.Join(dir, "bitstream_id"), 16, 64); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		d.BitstreamID = id
 		d.BBSVersion = BBSVersion(id)
 		if id == ^uint64(0) {
-			pr.add("FME bitstream ID reads all f: %s", problemCrash)
+			r.problem("FME bitstream ID reads all f: %s", problemCrash)
 		}
 	}
-	if _, err := readInt(filepath.Join(dir, "ports_num")); err != nil {
-		pr.add("%s", h.readErr(err))
+	if n, err := readInt(filepath.Join(dir, "ports_num")); err != nil {
+		r.problem("%s", h.readErr(err))
+	} else {
+		c.portsNum = n
 	}
 	var ifPath string
 	if stack == StackDFL {
@@ -402,21 +402,27 @@ func (h *SysfsHost) readFME(c *card, stack Stack, dir string, pr *problems) {
 		ifPath = filepath.Join(dir, "pr", "interface_id")
 	}
 	if ifPath == "" {
-		pr.add("no PR region with a compat_id below /%s", h.rel(dir))
+		r.problem("no PR region with a compat_id below /%s", h.rel(dir))
 	} else if s, err := readString(ifPath); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		d.InterfaceID = bitstream.NormalizeID(s)
 		if allF(d.InterfaceID) {
-			pr.add("PR interface ID reads all f: %s", problemCrash)
+			r.problem("PR interface ID reads all f: %s", problemCrash)
 		}
 	}
+	fmeErrors := dflFMEErrors
+	if stack == StackIntelFPGA {
+		fmeErrors = intelFMEErrors
+	}
+	h.readRegisters(dir, "fme", fmeErrors, r)
+	h.readSensors(stack, dir, r)
 }
 
-func (h *SysfsHost) readPort(c *card, dir string, onVF bool, pr *problems) Port {
+func (h *SysfsHost) readPort(c *card, dir string, onVF bool, r *report) Port {
 	p := Port{ID: -1, OnVF: onVF}
 	if id, err := readInt(filepath.Join(dir, "id")); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		p.ID = id
 	}
@@ -425,19 +431,18 @@ func (h *SysfsHost) readPort(c *card, dir string, onVF bool, pr *problems) Port 
 		name = "port " + strconv.Itoa(p.ID)
 	}
 	if s, err := readString(filepath.Join(dir, "afu_id")); err != nil {
-		pr.add("%s", h.readErr(err))
+		r.problem("%s", h.readErr(err))
 	} else {
 		p.AFUID = bitstream.NormalizeID(s)
 		if allF(p.AFUID) {
-			pr.add("%s AFU ID reads all f: %s", name, problemCrash)
+			r.problem("%s AFU ID reads all f: %s", name, problemCrash)
 		}
 	}
-	if e, err := readUint(filepath.Join(dir, "errors", "errors"), 16, 64); err == nil && e != 0 {
-		pr.add("%s errors %#x", name, e)
-		if !onVF && p.ID >= 0 {
-			c.errs[p.ID] = e
-		}
+	if e, err := readUint(filepath.Join(dir, "errors", "errors"), 16, 64); err == nil && e != 0 && !onVF && p.ID >= 0 {
+		c.errs[p.ID] = e
 	}
+	h.readRegisters(dir, name, portErrors, r)
+	h.readPortStatus(dir, name, r)
 	if !onVF && p.ID >= 0 {
 		c.dirs[p.ID] = dir
 	}

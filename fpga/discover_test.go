@@ -31,6 +31,20 @@ func newTree(t *testing.T, cards ...fpgatest.Card) *fpgatest.Tree {
 	return tr
 }
 
+// defaultSensors is what a healthy fake card's sensors read.
+func defaultSensors(stack fpga.Stack) []fpga.Sensor {
+	if stack == fpga.StackIntelFPGA {
+		return []fpga.Sensor{
+			{Name: "thermal_mgmt temperature", Kind: fpga.SensorTemperature, Value: 45, Max: 90, Crit: 100, Emergency: 105},
+			{Name: "power_mgmt consumed", Kind: fpga.SensorPower, Value: 40, Max: 60, Crit: 70},
+		}
+	}
+	return []fpga.Sensor{
+		{Name: "dfl_fme_thermal temp1", Kind: fpga.SensorTemperature, Value: 45, Max: 90, Crit: 100, Emergency: 105},
+		{Name: "dfl_fme_power power1", Kind: fpga.SensorPower, Value: 40, Max: 60, Crit: 70},
+	}
+}
+
 func discover(t *testing.T, root string) []fpga.Device {
 	t.Helper()
 	devs, err := fpga.NewSysfsHost(root, nil).Discover(context.Background())
@@ -60,6 +74,7 @@ func TestDiscover(t *testing.T) {
 				InterfaceID: "9346116da52d5ca8b06aa9a389ef7c8d", BitstreamID: 0x0231000200000304, BBSVersion: "2.3.1",
 				TotalVFs: 1,
 				Ports:    []fpga.Port{{ID: 0, AFUID: "d8424dc4a4a3c413f89e433683f9040b", Dev: "dev/dfl-port.0"}},
+				Health:   fpga.Health{Sensors: defaultSensors(fpga.StackDFL)},
 			}},
 		},
 		{
@@ -71,6 +86,7 @@ func TestDiscover(t *testing.T) {
 				InterfaceID: "ce48969398f05f33946d560fb5efb62c", BitstreamID: 0x0113000200000404, BBSVersion: "1.1.3",
 				TotalVFs: 1,
 				Ports:    []fpga.Port{{ID: 0, AFUID: "331db30c988541ea9081f88b8f655caa", Dev: "dev/intel-fpga-port.0"}},
+				Health:   fpga.Health{Sensors: defaultSensors(fpga.StackIntelFPGA)},
 			}},
 		},
 		{
@@ -82,8 +98,9 @@ func TestDiscover(t *testing.T) {
 				Stack: fpga.StackDFL, Driver: "dfl-pci",
 				InterfaceID: "9346116da52d5ca8b06aa9a389ef7c8d", BitstreamID: 0x0231000200000304, BBSVersion: "2.3.1",
 				NumVFs: 1, TotalVFs: 1,
-				VFs:   []fpga.Function{{Index: 0, PCI: "0000:5e:00.1", Driver: "vfio-pci"}},
-				Ports: []fpga.Port{{ID: 0, OnVF: true}},
+				VFs:    []fpga.Function{{Index: 0, PCI: "0000:5e:00.1", Driver: "vfio-pci"}},
+				Ports:  []fpga.Port{{ID: 0, OnVF: true}},
+				Health: fpga.Health{Sensors: defaultSensors(fpga.StackDFL)},
 			}},
 		},
 		{
@@ -95,8 +112,9 @@ func TestDiscover(t *testing.T) {
 				Stack: fpga.StackIntelFPGA, Driver: "intel-fpga-pci",
 				InterfaceID: "ce48969398f05f33946d560fb5efb62c", BitstreamID: 0x0113000200000404, BBSVersion: "1.1.3",
 				NumVFs: 1, TotalVFs: 1,
-				VFs:   []fpga.Function{{Index: 0, PCI: "0000:3b:00.1", Driver: "intel-fpga-pci"}},
-				Ports: []fpga.Port{{ID: 0, AFUID: "331db30c988541ea9081f88b8f655caa", OnVF: true, Dev: "dev/intel-fpga-port.1"}},
+				VFs:    []fpga.Function{{Index: 0, PCI: "0000:3b:00.1", Driver: "intel-fpga-pci"}},
+				Ports:  []fpga.Port{{ID: 0, AFUID: "331db30c988541ea9081f88b8f655caa", OnVF: true, Dev: "dev/intel-fpga-port.1"}},
+				Health: fpga.Health{Sensors: defaultSensors(fpga.StackIntelFPGA)},
 			}},
 		},
 		{
@@ -112,7 +130,7 @@ func TestDiscover(t *testing.T) {
 				Health: fpga.Health{Problems: []string{
 					"PR interface ID reads all f: firmware crashed",
 					"port 0 AFU ID reads all f: firmware crashed",
-				}},
+				}, Sensors: defaultSensors(fpga.StackDFL)},
 			}},
 		},
 		{
@@ -143,7 +161,7 @@ func TestDiscover(t *testing.T) {
 					`cannot parse /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-fme.0/ports_num: strconv.Atoi: parsing "one": invalid syntax`,
 					"no PR region with a compat_id below /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-fme.0",
 					"cannot read /sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-port.0/afu_id: no such file or directory",
-				}},
+				}, Sensors: defaultSensors(fpga.StackDFL)},
 			}},
 		},
 		{
@@ -166,6 +184,7 @@ func TestDiscover(t *testing.T) {
 				InterfaceID: "9346116da52d5ca8b06aa9a389ef7c8d", BitstreamID: 0x0231000200000304, BBSVersion: "2.3.1",
 				TotalVFs: 1,
 				Ports:    []fpga.Port{{ID: 0, AFUID: "d8424dc4a4a3c413f89e433683f9040b", Dev: "dev/dfl-port.0"}},
+				Health:   fpga.Health{Sensors: defaultSensors(fpga.StackDFL)},
 			}},
 		},
 		{
@@ -195,6 +214,7 @@ func TestDiscover(t *testing.T) {
 					InterfaceID: "ce48969398f05f33946d560fb5efb62c", BitstreamID: 0x0113000200000404, BBSVersion: "1.1.3",
 					TotalVFs: 1,
 					Ports:    []fpga.Port{{ID: 0, AFUID: "331db30c988541ea9081f88b8f655caa", Dev: "dev/intel-fpga-port.0"}},
+					Health:   fpga.Health{Sensors: defaultSensors(fpga.StackIntelFPGA)},
 				},
 				{
 					PCI: "0000:5e:00.0", Vendor: 0x8086, DeviceID: 0x0b30, Board: "pac-n3000", NUMANode: 1,
@@ -202,6 +222,7 @@ func TestDiscover(t *testing.T) {
 					InterfaceID: "9346116da52d5ca8b06aa9a389ef7c8d", BitstreamID: 0x0231000200000304, BBSVersion: "2.3.1",
 					TotalVFs: 1,
 					Ports:    []fpga.Port{{ID: 0, AFUID: "d8424dc4a4a3c413f89e433683f9040b", Dev: "dev/dfl-port.0"}},
+					Health:   fpga.Health{Sensors: defaultSensors(fpga.StackDFL)},
 				},
 			},
 		},

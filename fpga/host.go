@@ -20,4 +20,7 @@ type ProgramOptions struct {
 	SHA256 string
 	// Force programs even when the port is open by another process.
 	Force bool
+	// SkipUserClock leaves the user clocks as they are instead of setting
+	// those the image's metadata asks for (OPAE fpgaconf's --skip-usrclk).
+	SkipUserClock bool
 }

@@ -1,11 +1,15 @@
 package fpga
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"time"
 	"unsafe"
 
 	"github.com/fpgaops/fpgaops/bitstream"
@@ -30,6 +34,34 @@ type Kernel interface {
 	// ClearPortErrors clears the errors errs a port logged, by writing
 	// them back to the port's sysfs error file.
 	ClearPortErrors(portDir string, stack Stack, errs uint64) error
+	// SetUserClock sets the port's user clocks, in MHz, through the
+	// port's userclk_freqcmd interface. It fails with an error wrapping
+	// ErrUserClockUnavailable when the port has no such interface.
+	SetUserClock(portDir string, stack Stack, clk UserClock) error
+}
+
+// UserClock is the pair of user clocks an AFU runs on, in MHz; 0 leaves
+// a clock as the hardware pairs it with the other.
+type UserClock struct {
+	High, Low uint64
+}
+
+// User clock limits OPAE enforces before it touches the PLL.
+const (
+	MinUserClockMHz = 25
+	MaxUserClockMHz = 1200
+)
+
+// Check refuses what OPAE's xfpga refuses to set: a high clock outside 25
+// to 1200 MHz, a low clock above 1200 MHz or above the high one.
+func (c UserClock) Check() error {
+	switch {
+	case c.High < MinUserClockMHz || c.High > MaxUserClockMHz:
+		return fmt.Errorf("%w: high clock %d MHz (low %d MHz): OPAE sets a high clock of %d to %d MHz", ErrUserClock, c.High, c.Low, MinUserClockMHz, MaxUserClockMHz)
+	case c.Low > MaxUserClockMHz || c.Low > c.High:
+		return fmt.Errorf("%w: low clock %d MHz: want at most %d MHz and the high clock (%d MHz)", ErrUserClock, c.Low, MaxUserClockMHz, c.High)
+	}
+	return nil
 }
 
 // PR is one partial-reconfiguration request.
@@ -164,8 +196,12 @@ func newIntelPortArg(port int) intelPortArg {
 var ErrUnsupported = errors.New("FPGA ioctls are only available on Linux")
 
 // Syscalls is the Kernel of a real Linux host: ioctls on the device nodes
-// and a write to sriov_numvfs. It needs root and the hardware.
-type Syscalls struct{}
+// and writes to sysfs. It needs root and the hardware.
+type Syscalls struct {
+	// UserClockTool is OPAE's userclk program, which sets the user-clock
+	// PLL; "" finds userclk on PATH.
+	UserClockTool string
+}
 
 var _ Kernel = Syscalls{}
 
@@ -178,6 +214,56 @@ func (Syscalls) ClearPortErrors(portDir string, stack Stack, errs uint64) error 
 		f = "clear"
 	}
 	return os.WriteFile(filepath.Join(portDir, "errors", f), []byte(fmt.Sprintf("0x%x\n", errs)), 0)
+}
+
+// SetUserClock sets the user clocks of the port in portDir with OPAE's
+// userclk program. The port's userclk_freqcmd and userclk_freqcntrcmd
+// files take raw commands for the PLL's management bus, not frequencies:
+// turning a frequency into those commands needs the PLL settings OPAE
+// carries, so fpgaops runs OPAE's own tool on the card rather than write
+// them itself. A port without userclk_freqcmd (DFL ports of header
+// revision 1 and later hide it) has no interface for it.
+func (k Syscalls) SetUserClock(portDir string, stack Stack, clk UserClock) error {
+	if _, err := os.Stat(filepath.Join(portDir, "userclk_freqcmd")); err != nil {
+		return fmt.Errorf("%w: %s has no userclk_freqcmd", ErrUserClockUnavailable, portDir)
+	}
+	_, bdf, ok := pciDir(portDir)
+	if !ok {
+		return fmt.Errorf("%s: no PCI function above the port", portDir)
+	}
+	tool := k.UserClockTool
+	if tool == "" {
+		tool = "userclk"
+	}
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		return fmt.Errorf("%w: setting the user-clock PLL needs OPAE's userclk: %v", ErrUserClock, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), userClockTimeout)
+	defer cancel()
+	// No shell: the arguments are a checked PCI address and two numbers.
+	cmd := exec.CommandContext(ctx, path, bdf, "-H", strconv.FormatUint(clk.High, 10), "-L", strconv.FormatUint(clk.Low, 10))
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %s %s: %v: %s", ErrUserClock, tool, bdf, err, lastLine(out))
+	}
+	return nil
+}
+
+// userClockTimeout bounds the userclk run: it programs a PLL and waits
+// for it to lock, which takes milliseconds.
+const userClockTimeout = 30 * time.Second
+
+// lastLine is the end of a program's output, bounded, for an error.
+func lastLine(out []byte) string {
+	s := strings.TrimSpace(string(out))
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return s
 }
 
 // SetNumVFs writes sriov_numvfs; the kernel creates or removes the VFs.

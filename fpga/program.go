@@ -21,26 +21,36 @@ var (
 	ErrHeld              = errors.New("function is held by vfio-pci")
 	ErrReadBack          = errors.New("AFU ID read back does not match the image")
 	ErrReadOnly          = errors.New("host has no kernel interface to change hardware")
+	// ErrUserClock is a user clock the image asks for that cannot be set.
+	ErrUserClock = errors.New("cannot set the user clocks")
+	// ErrUserClockUnavailable is a port without the userclk interface;
+	// Program then leaves the clocks alone.
+	ErrUserClockUnavailable = errors.New("the port has no user clock interface")
 )
 
 // programPort is the PR region fpgaops programs: the supported boards
 // have one port.
 const programPort = 0
 
-// Program loads a GBS image into the card's port 0 the careful way:
+// Program loads a GBS image into the card's port 0 the careful way, in
+// the order of OPAE's fpgaconf and xfpga:
 //
-//  1. the image's digest must equal opts.SHA256, and its header parse;
+//  1. the image's digest must equal opts.SHA256, its header parse, and
+//     the user clocks it asks for be ones OPAE sets;
 //  2. its interface ID must equal the card's PR interface ID;
 //  3. no VF may be bound to vfio-pci (a VM holds it; even with Force), and
 //     the port must not be open elsewhere unless opts.Force;
 //  4. VFs off and ports assigned back to the PF, and errors the port
 //     logged cleared;
-//  5. the PR ioctl on the FME with the payload after the header;
-//  6. the port's afu_id read back and compared with the image's AFU ID;
-//  7. VFs back on as they were.
+//  5. the user clocks set, unless opts.SkipUserClock (a port without the
+//     userclk interface keeps its clocks);
+//  6. the PR ioctl on the FME with the payload after the header;
+//  7. the port's afu_id read back and compared with the image's AFU ID;
+//  8. VFs back on as they were.
 //
-// Nothing is changed when a check in 1-3 fails. When 5 or 6 fails the
-// card's VFs stay off, so that no VM gets a port with an unknown AFU.
+// Nothing is changed when a check in 1-3 fails. When 5, 6 or 7 fails the
+// card's VFs stay off, so that no VM gets a port with an unknown AFU or
+// clock.
 func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts ProgramOptions) error {
 	wrap := func(err error) error { return fmt.Errorf("fpga %s: program: %w", pci, err) }
 	if h.kernel == nil {
@@ -56,6 +66,15 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 	img, err := bitstream.Parse(image)
 	if err != nil {
 		return wrap(err)
+	}
+	clk := UserClock{}
+	if !opts.SkipUserClock {
+		clk.High, clk.Low = img.UserClocks()
+		if clk != (UserClock{}) {
+			if err := clk.Check(); err != nil {
+				return wrap(err)
+			}
+		}
 	}
 	c, err := h.find(ctx, pci)
 	if err != nil {
@@ -102,6 +121,15 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 	if e := c.errs[programPort]; e != 0 {
 		if err := h.kernel.ClearPortErrors(c.dirs[programPort], d.Stack, e); err != nil {
 			return wrap(fmt.Errorf("clear port %d errors %#x: %w", programPort, e, err))
+		}
+	}
+	if clk != (UserClock{}) {
+		err := h.kernel.SetUserClock(c.dirs[programPort], d.Stack, clk)
+		if err != nil && !errors.Is(err, ErrUserClockUnavailable) {
+			if vfs > 0 {
+				err = fmt.Errorf("%w; VFs left off", err)
+			}
+			return wrap(fmt.Errorf("port %d: user clocks %d/%d MHz: %w", programPort, clk.High, clk.Low, err))
 		}
 	}
 	err = h.kernel.PortPR(PR{FME: c.fmeDev, Stack: d.Stack, Port: programPort, Payload: img.Payload(image), Image: img})

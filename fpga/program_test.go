@@ -25,6 +25,7 @@ type recorder struct {
 	calls   []string
 	payload []byte
 	prErr   error
+	clkErr  error
 	afterPR func()
 }
 
@@ -68,6 +69,14 @@ func (r *recorder) ClearPortErrors(dir string, s fpga.Stack, errs uint64) error 
 	return r.tree.ClearPortErrors(dir, s, errs)
 }
 
+func (r *recorder) SetUserClock(dir string, s fpga.Stack, clk fpga.UserClock) error {
+	r.calls = append(r.calls, fmt.Sprintf("userclk %d/%d MHz", clk.High, clk.Low))
+	if r.clkErr != nil {
+		return r.clkErr
+	}
+	return r.tree.SetUserClock(dir, s, clk)
+}
+
 func (r *recorder) SetNumVFs(pf string, n int) error {
 	r.calls = append(r.calls, fmt.Sprintf("sriov_numvfs %d", n))
 	return r.tree.SetNumVFs(pf, n)
@@ -75,12 +84,20 @@ func (r *recorder) SetNumVFs(pf string, n int) error {
 
 func gbs(t testing.TB, iface, afu string, payload []byte) ([]byte, string) {
 	t.Helper()
+	return gbsClocked(t, iface, afu, payload, 0, 0)
+}
+
+// gbsClocked is an image whose metadata asks for user clocks, in MHz.
+func gbsClocked(t testing.TB, iface, afu string, payload []byte, high, low bitstream.Clock) ([]byte, string) {
+	t.Helper()
 	img, err := bitstream.Build(bitstream.Metadata{
 		Version:      1,
 		PlatformName: "test",
 		AFUImage: bitstream.AFUImage{
-			MagicNo:       bitstream.MagicNo,
-			InterfaceUUID: iface,
+			MagicNo:            bitstream.MagicNo,
+			InterfaceUUID:      iface,
+			ClockFrequencyHigh: high,
+			ClockFrequencyLow:  low,
 			AcceleratorClusters: []bitstream.Cluster{
 				{Name: "afu", TotalContexts: 1, AcceleratorTypeUUID: afu},
 			},
@@ -93,17 +110,25 @@ func gbs(t testing.TB, iface, afu string, payload []byte) ([]byte, string) {
 	return img, hex.EncodeToString(sum[:])
 }
 
+// programCards are the cards the program tests load: a DFL N3000, the
+// same with its VF on, and an intel-fpga PAC A10, all built for the N3000
+// interface and running the NLB AFU.
+func programCards() (dfl, withVF, intel fpgatest.Card) {
+	dfl = fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	withVF = dfl
+	withVF.NumVFs = 1
+	intel = fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
+	return dfl, withVF, intel
+}
+
 func TestProgram(t *testing.T) {
 	payload := []byte("partial reconfiguration payload")
 	good, goodSum := gbs(t, ifaceN3000, afuDMA, payload)
 	other, otherSum := gbs(t, ifaceA10, afuDMA, payload)
 	upper, upperSum := gbs(t, strings.ToUpper(ifaceN3000), strings.ToUpper(afuDMA), payload)
-	dfl := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB}
-	withVF := dfl
-	withVF.NumVFs = 1
+	dfl, withVF, intel := programCards()
 	heldVF := withVF
 	heldVF.VFDrivers = []string{"vfio-pci"}
-	intel := fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardPACA10, Stack: fpga.StackIntelFPGA, InterfaceID: ifaceN3000, AFUID: afuNLB}
 
 	tests := []struct {
 		name    string
@@ -244,14 +269,7 @@ func TestProgram(t *testing.T) {
 			}
 			h := fpga.NewSysfsHost(tr.Root(), r)
 			err := h.Program(context.Background(), pci, tc.image, fpga.ProgramOptions{SHA256: tc.sum, Force: tc.force})
-			switch {
-			case tc.wantErr == nil && tc.wantMsg == "" && err != nil:
-				t.Fatalf("Program: %v", err)
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("Program: %v, want %v", err, tc.wantErr)
-			case tc.wantMsg != "" && (err == nil || err.Error() != tc.wantMsg):
-				t.Fatalf("Program: %v\nwant error %s", err, tc.wantMsg)
-			}
+			wantError(t, "Program", err, tc.wantErr, tc.wantMsg)
 			if !reflect.DeepEqual(r.calls, tc.calls) {
 				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
 			}
@@ -319,14 +337,7 @@ func TestSetVFs(t *testing.T) {
 			tr := newTree(t, c)
 			r := &recorder{tree: tr}
 			err := fpga.NewSysfsHost(tr.Root(), r).SetVFs(context.Background(), c.PCI, tc.n)
-			switch {
-			case tc.wantErr == nil && tc.wantMsg == "" && err != nil:
-				t.Fatalf("SetVFs: %v", err)
-			case tc.wantErr != nil && !errors.Is(err, tc.wantErr):
-				t.Fatalf("SetVFs: %v, want %v", err, tc.wantErr)
-			case tc.wantMsg != "" && (err == nil || err.Error() != tc.wantMsg):
-				t.Fatalf("SetVFs: %v\nwant error %s", err, tc.wantMsg)
-			}
+			wantError(t, "SetVFs", err, tc.wantErr, tc.wantMsg)
 			if !reflect.DeepEqual(r.calls, tc.calls) {
 				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
 			}
@@ -364,6 +375,21 @@ func TestFakeKernelRules(t *testing.T) {
 	}
 }
 
+// wantError stops the test unless err is what a case wants: nil when it
+// wants neither a sentinel nor a message, else wrapping wantErr and
+// reading wantMsg, whichever are given.
+func wantError(t *testing.T, op string, err, wantErr error, wantMsg string) {
+	t.Helper()
+	switch {
+	case wantErr == nil && wantMsg == "" && err != nil:
+		t.Fatalf("%s: %v", op, err)
+	case wantErr != nil && !errors.Is(err, wantErr):
+		t.Fatalf("%s: %v, want %v", op, err, wantErr)
+	case wantMsg != "" && (err == nil || err.Error() != wantMsg):
+		t.Fatalf("%s: %v\nwant error %s", op, err, wantMsg)
+	}
+}
+
 func hexSum(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
@@ -376,20 +402,121 @@ func must(t *testing.T, err error) {
 	}
 }
 
-// Port errors show in the card's health until they are cleared.
+// Port errors show in the card's health until they are cleared, as a
+// warning: programming clears them.
 func TestPortErrorsInHealth(t *testing.T) {
 	tr := newTree(t, fpgatest.Card{PCI: "0000:5e:00.0", Board: spec.BoardN3000, InterfaceID: ifaceN3000, AFUID: afuNLB})
 	must(t, tr.SetPortErrors("0000:5e:00.0", 0x10))
-	devs := discover(t, tr.Root())
-	if want := []string{"port 0 errors 0x10"}; !reflect.DeepEqual(devs[0].Health.Problems, want) {
-		t.Errorf("problems %q, want %q", devs[0].Health.Problems, want)
+	h := discover(t, tr.Root())[0].Health
+	if want := []string{"port 0 errors/errors = 0x10"}; !reflect.DeepEqual(h.Warnings, want) || !h.OK() {
+		t.Errorf("warnings %q, problems %q; want warnings %q and no problem", h.Warnings, h.Problems, want)
 	}
 	port := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0/fpga_region/region0/dfl-port.0")
 	if err := tr.ClearPortErrors(port, fpga.StackDFL, 0x1); err == nil {
 		t.Error("clearing errors the port did not log succeeded")
 	}
 	must(t, tr.ClearPortErrors(port, fpga.StackDFL, 0x10))
-	if devs := discover(t, tr.Root()); !devs[0].Health.OK() {
-		t.Errorf("after clearing: %q", devs[0].Health.Problems)
+	if h := discover(t, tr.Root())[0].Health; len(h.Warnings) != 0 || len(h.Registers) != 0 {
+		t.Errorf("after clearing: warnings %q, registers %+v", h.Warnings, h.Registers)
+	}
+}
+
+// Program sets the user clocks the image asks for, as xfpga does: after
+// the port errors are cleared and before the PR, through the port's
+// userclk interface; a port without one keeps its clocks.
+func TestProgramUserClocks(t *testing.T) {
+	payload := []byte("partial reconfiguration payload")
+	clocked, clockedSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 400, 200)
+	fraction, fractionSum := gbsClocked(t, ifaceN3000, afuDMA, payload, 312.5, 156.25)
+	lowOnly, lowOnlySum := gbsClocked(t, ifaceN3000, afuDMA, payload, 0, 312.5)
+	dfl, withVF, intel := programCards()
+	noClock := dfl
+	noClock.NoUserClock = true
+	tests := []struct {
+		name      string
+		card      fpgatest.Card
+		image     []byte
+		sum       string
+		skip      bool
+		clkErr    error
+		portErrs  uint64
+		wantErr   error
+		wantMsg   string
+		calls     []string
+		wantClock [2]uint64
+		wantAFU   string
+		wantVFs   int
+	}{
+		{
+			name: "dfl: clocks after port errors, before PR", card: withVF, image: clocked, sum: clockedSum, portErrs: 0x4,
+			calls: []string{
+				"busy? dev/dfl-port.1",
+				"sriov_numvfs 0", "assign dev/dfl-fme.0 port 0",
+				"clear port errors 0x4", "userclk 400/200 MHz",
+				"pr dev/dfl-fme.0 port 0",
+				"release dev/dfl-fme.0 port 0", "sriov_numvfs 1",
+			},
+			wantClock: [2]uint64{400, 200}, wantAFU: afuDMA, wantVFs: 1,
+		},
+		{
+			name: "intel-fpga", card: intel, image: clocked, sum: clockedSum,
+			calls:     []string{"busy? dev/intel-fpga-port.0", "userclk 400/200 MHz", "pr dev/intel-fpga-fme.0 port 0"},
+			wantClock: [2]uint64{400, 200}, wantAFU: afuDMA,
+		},
+		{
+			name: "fractions set in whole MHz, as xfpga reads them", card: dfl, image: fraction, sum: fractionSum,
+			calls:     []string{"busy? dev/dfl-port.0", "userclk 312/156 MHz", "pr dev/dfl-fme.0 port 0"},
+			wantClock: [2]uint64{312, 156}, wantAFU: afuDMA,
+		},
+		{
+			name: "a port without the userclk interface keeps its clocks", card: noClock, image: clocked, sum: clockedSum,
+			calls:   []string{"busy? dev/dfl-port.0", "userclk 400/200 MHz", "pr dev/dfl-fme.0 port 0"},
+			wantAFU: afuDMA,
+		},
+		{
+			name: "skipped when told", card: dfl, image: clocked, sum: clockedSum, skip: true,
+			calls:   []string{"busy? dev/dfl-port.0", "pr dev/dfl-fme.0 port 0"},
+			wantAFU: afuDMA,
+		},
+		{
+			name: "a low clock without a high one is refused before anything changes", card: withVF, image: lowOnly, sum: lowOnlySum,
+			wantErr: fpga.ErrUserClock,
+			wantMsg: "fpga 0000:5e:00.0: program: cannot set the user clocks: high clock 0 MHz (low 312 MHz): OPAE sets a high clock of 25 to 1200 MHz",
+			wantAFU: afuNLB, wantVFs: 1,
+		},
+		{
+			name: "a clock that cannot be set stops before the PR, VFs off", card: withVF, image: clocked, sum: clockedSum,
+			clkErr:  fmt.Errorf("%w: userclk: exit status 1", fpga.ErrUserClock),
+			wantErr: fpga.ErrUserClock,
+			wantMsg: "fpga 0000:5e:00.0: program: port 0: user clocks 400/200 MHz: cannot set the user clocks: userclk: exit status 1; VFs left off",
+			calls: []string{
+				"busy? dev/dfl-port.1",
+				"sriov_numvfs 0", "assign dev/dfl-fme.0 port 0",
+				"userclk 400/200 MHz",
+			},
+			wantAFU: afuNLB,
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tr := newTree(t, tc.card)
+			if tc.portErrs != 0 {
+				must(t, tr.SetPortErrors(tc.card.PCI, tc.portErrs))
+			}
+			r := &recorder{tree: tr, clkErr: tc.clkErr}
+			err := fpga.NewSysfsHost(tr.Root(), r).Program(context.Background(), tc.card.PCI, tc.image,
+				fpga.ProgramOptions{SHA256: tc.sum, SkipUserClock: tc.skip})
+			wantError(t, "Program", err, tc.wantErr, tc.wantMsg)
+			if !reflect.DeepEqual(r.calls, tc.calls) {
+				t.Errorf("kernel calls:\n got %q\nwant %q", r.calls, tc.calls)
+			}
+			c, _ := tr.Card(tc.card.PCI)
+			if got := [2]uint64{c.UserClockHigh, c.UserClockLow}; got != tc.wantClock {
+				t.Errorf("card user clocks %v MHz, want %v", got, tc.wantClock)
+			}
+			if got, want := c.AFUID, bitstream.NormalizeID(tc.wantAFU); got != want || c.NumVFs != tc.wantVFs {
+				t.Errorf("card runs %s with %d VFs, want %s with %d", got, c.NumVFs, want, tc.wantVFs)
+			}
+		})
 	}
 }

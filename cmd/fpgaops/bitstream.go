@@ -80,6 +80,8 @@ type bitstreamReport struct {
 	AFUID         string             `json:"afuID"`
 	ClockHigh     float64            `json:"clockHighMHz"`
 	ClockLow      float64            `json:"clockLowMHz"`
+	UserClockHigh uint64             `json:"userClockHighMHz"` // what programming sets, whole MHz; 0 leaves it
+	UserClockLow  uint64             `json:"userClockLowMHz"`
 	Power         float64            `json:"powerW"`
 	MagicNo       int64              `json:"magicNo,omitempty"`
 	Clusters      []bitstreamCluster `json:"clusters"`
@@ -102,6 +104,7 @@ func newBitstreamReport(name string, data []byte, f *bitstream.File, gbs []byte)
 		ClockHigh: float64(img.ClockFrequencyHigh), ClockLow: float64(img.ClockFrequencyLow),
 		Power: img.Power, MagicNo: img.MagicNo,
 	}
+	r.UserClockHigh, r.UserClockLow = f.UserClocks()
 	for _, c := range img.AcceleratorClusters {
 		r.Clusters = append(r.Clusters, bitstreamCluster{c.Name, c.TotalContexts, bitstream.NormalizeID(c.AcceleratorTypeUUID)})
 	}
@@ -117,6 +120,14 @@ func clock(mhz float64) string {
 		return "auto"
 	}
 	return strconv.FormatFloat(mhz, 'f', -1, 64) + " MHz"
+}
+
+// userClocks says what programming does with the user clocks.
+func userClocks(high, low uint64) string {
+	if high == 0 && low == 0 {
+		return "left as they are"
+	}
+	return fmt.Sprintf("set to %d MHz high, %d MHz low", high, low)
 }
 
 func (r bitstreamReport) writeTable(w io.Writer) error {
@@ -137,6 +148,7 @@ func (r bitstreamReport) writeTable(w io.Writer) error {
 	row("AFU ID", r.AFUID)
 	row("Clock high", clock(r.ClockHigh))
 	row("Clock low", clock(r.ClockLow))
+	row("User clocks", userClocks(r.UserClockHigh, r.UserClockLow))
 	row("Power", strconv.FormatFloat(r.Power, 'f', -1, 64)+" W")
 	for i, c := range r.Clusters {
 		row(fmt.Sprintf("Cluster %d", i), fmt.Sprintf("%s %s, total contexts %d", dash(c.Name), c.AFUID, c.TotalContexts))

@@ -127,27 +127,56 @@ func (t *Tree) PortPR(pr fpga.PR) error {
 func (t *Tree) ClearPortErrors(portDir string, stack fpga.Stack, errs uint64) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, c := range t.st.Cards {
-		dir, _ := t.pfPort(c)
-		if dir != filepath.Clean(portDir) || c.Released {
-			continue
-		}
-		if c.Stack != stack {
-			return errno(syscall.EINVAL, "%s: %s error file on a %s port", portDir, stack, c.Stack)
-		}
-		if errs != c.PortErrs {
-			return errno(syscall.EINVAL, "clear port errors %#x: port logged %#x", errs, c.PortErrs)
-		}
-		c.PortErrs = 0
-		w := &writer{}
-		_, afu := c.ids()
-		t.port(w, c, dir, afu)
-		if w.err != nil {
-			return w.err
-		}
-		return t.save()
+	c := t.byPort(portDir)
+	switch {
+	case c == nil:
+		return errno(syscall.ENOENT, "%s/errors", portDir)
+	case c.Stack != stack:
+		return errno(syscall.EINVAL, "%s: %s error file on a %s port", portDir, stack, c.Stack)
+	case errs != c.PortErrs:
+		return errno(syscall.EINVAL, "clear port errors %#x: port logged %#x", errs, c.PortErrs)
 	}
-	return errno(syscall.ENOENT, "%s/errors", portDir)
+	c.PortErrs = 0
+	w := &writer{}
+	_, afu := c.ids()
+	t.port(w, c, filepath.Clean(portDir), afu)
+	if w.err != nil {
+		return w.err
+	}
+	return t.save()
+}
+
+// byPort is the card whose PF holds the port in portDir, or nil: a port
+// released to a VF is not there.
+func (t *Tree) byPort(portDir string) *cardState {
+	for _, c := range t.st.Cards {
+		if dir, _ := t.pfPort(c); dir == filepath.Clean(portDir) && !c.Released {
+			return c
+		}
+	}
+	return nil
+}
+
+// SetUserClock sets port 0's user clocks, which Card reports afterwards:
+// the port must be on the PF (its directory is where the driver shows
+// it), and a port without the userclk interface (NoUserClock) fails with
+// fpga.ErrUserClockUnavailable, as on hardware.
+func (t *Tree) SetUserClock(portDir string, stack fpga.Stack, clk fpga.UserClock) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c := t.byPort(portDir)
+	switch {
+	case c == nil:
+		return errno(syscall.ENOENT, "%s/userclk_freqcmd", portDir)
+	case c.Stack != stack:
+		return errno(syscall.EINVAL, "%s: %s user clock on a %s port", portDir, stack, c.Stack)
+	case !c.userClock():
+		return fmt.Errorf("%w: %s has no userclk_freqcmd", fpga.ErrUserClockUnavailable, portDir)
+	case c.Crashed:
+		return errno(syscall.EIO, "%s: user clock PLL does not lock", portDir)
+	}
+	c.UserClockHigh, c.UserClockLow = clk.High, clk.Low
+	return t.save()
 }
 
 // SetNumVFs writes sriov_numvfs as the kernel handles it: a change

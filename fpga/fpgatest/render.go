@@ -90,6 +90,9 @@ func (t *Tree) paths(c *cardState) []string {
 		ps = append(ps, t.sys("kernel/iommu_groups", strconv.Itoa(c.IOMMU+i)),
 			filepath.Join(t.root, "dev/vfio", strconv.Itoa(c.IOMMU+i)))
 	}
+	for _, n := range c.Hwmon {
+		ps = append(ps, t.sys("class/hwmon", "hwmon"+strconv.Itoa(n)))
+	}
 	if c.Stack == fpga.StackDFL {
 		ps = append(ps,
 			t.sys("class/fpga_region", "region"+strconv.Itoa(c.Region)),
@@ -331,21 +334,137 @@ func (t *Tree) features(w *writer, c *cardState, pf string) {
 }
 
 func (t *Tree) fme(w *writer, c *cardState, dir string) {
+	h := c.Health.withDefaults()
 	w.file(filepath.Join(dir, "bitstream_id"), fmt.Sprintf("0x%x\n", c.BitstreamID))
 	w.file(filepath.Join(dir, "bitstream_metadata"), "0x0\n")
-	w.file(filepath.Join(dir, "ports_num"), "1\n")
+	w.file(filepath.Join(dir, "ports_num"), strconv.Itoa(h.PortsNum)+"\n")
 	w.file(filepath.Join(dir, "socket_id"), "0\n")
 	w.file(filepath.Join(dir, "dev"), "240:"+strconv.Itoa(c.FME)+"\n")
+	regs := func(files map[string]uint64) {
+		for name, v := range files {
+			w.file(filepath.Join(dir, "errors", name), hex64(v))
+		}
+	}
+	regs(map[string]uint64{
+		"catfatal_errors": h.CatFatal, "nonfatal_errors": h.NonFatal,
+		"pcie0_errors": h.PCIe0, "pcie1_errors": h.PCIe1,
+	})
+	if c.Stack == fpga.StackDFL {
+		regs(map[string]uint64{
+			"fme_errors": h.FMEErrors, "first_error": h.FirstError, "next_error": h.NextError, "inject_errors": 0,
+		})
+		t.hwmon(w, c, dir, h)
+		return
+	}
+	regs(map[string]uint64{
+		"fme-errors/errors": h.FMEErrors, "fme-errors/first_error": h.FirstError, "fme-errors/next_error": h.NextError,
+		"fme-errors/clear": 0, "inject_error": 0,
+	})
+	w.file(filepath.Join(dir, "errors", "revision"), "1\n")
+	// intel-fpga prints degrees Celsius in decimal and watts in hex.
+	for name, v := range map[string]string{
+		"thermal_mgmt/revision":           "0",
+		"thermal_mgmt/temperature":        strconv.FormatInt(h.TempMilliC/1000, 10),
+		"thermal_mgmt/threshold1":         strconv.FormatInt(h.TempMaxMilliC/1000, 10),
+		"thermal_mgmt/threshold2":         strconv.FormatInt(h.TempCritMilliC/1000, 10),
+		"thermal_mgmt/threshold_trip":     strconv.FormatInt(h.TempEmergencyMilliC/1000, 10),
+		"thermal_mgmt/threshold1_reached": flag(h.TempMilliC >= h.TempMaxMilliC),
+		"thermal_mgmt/threshold2_reached": flag(h.TempMilliC >= h.TempCritMilliC),
+		"thermal_mgmt/threshold1_policy":  "0",
+		"power_mgmt/revision":             "0",
+		"power_mgmt/consumed":             fmt.Sprintf("0x%x", h.PowerMicroW/1000000),
+		"power_mgmt/threshold1":           fmt.Sprintf("0x%x", h.PowerMaxMicroW/1000000),
+		"power_mgmt/threshold2":           fmt.Sprintf("0x%x", h.PowerCritMicroW/1000000),
+		"power_mgmt/threshold1_status":    flag(h.PowerMicroW >= h.PowerMaxMicroW),
+		"power_mgmt/threshold2_status":    flag(h.PowerMicroW >= h.PowerCritMicroW),
+		"power_mgmt/rtl":                  "0x0",
+		"power_mgmt/xeon_limit":           "0x0",
+		"power_mgmt/fpga_limit":           "0x0",
+	} {
+		w.file(filepath.Join(dir, name), v+"\n")
+	}
 }
 
+// hwmon writes the DFL FME's thermal and power hwmon devices, in the
+// kernel's units: millidegrees Celsius and microwatts.
+func (t *Tree) hwmon(w *writer, c *cardState, fme string, h Health) {
+	if len(c.Hwmon) < 2 { // a tree saved before the FME had sensors
+		c.Hwmon = []int{t.next("hwmon"), t.next("hwmon")}
+	}
+	devs := []struct {
+		name  string
+		files map[string]string
+	}{
+		{"dfl_fme_thermal", map[string]string{
+			"temp1_input":      strconv.FormatInt(h.TempMilliC, 10),
+			"temp1_max":        strconv.FormatInt(h.TempMaxMilliC, 10),
+			"temp1_crit":       strconv.FormatInt(h.TempCritMilliC, 10),
+			"temp1_emergency":  strconv.FormatInt(h.TempEmergencyMilliC, 10),
+			"temp1_max_alarm":  flag(h.TempMilliC >= h.TempMaxMilliC),
+			"temp1_crit_alarm": flag(h.TempMilliC >= h.TempCritMilliC),
+			"temp1_max_policy": "0",
+		}},
+		{"dfl_fme_power", map[string]string{
+			"power1_input":      strconv.FormatInt(h.PowerMicroW, 10),
+			"power1_max":        strconv.FormatInt(h.PowerMaxMicroW, 10),
+			"power1_crit":       strconv.FormatInt(h.PowerCritMicroW, 10),
+			"power1_max_alarm":  flag(h.PowerMicroW >= h.PowerMaxMicroW),
+			"power1_crit_alarm": flag(h.PowerMicroW >= h.PowerCritMicroW),
+			"power1_xeon_limit": "0",
+			"power1_fpga_limit": "0",
+			"power1_ltr":        "0",
+		}},
+	}
+	for i, d := range devs {
+		n := "hwmon" + strconv.Itoa(c.Hwmon[i])
+		dir := filepath.Join(fme, "hwmon", n)
+		w.file(filepath.Join(dir, "name"), d.name+"\n")
+		for f, v := range d.files {
+			w.file(filepath.Join(dir, f), v+"\n")
+		}
+		w.link(t.sys("class/hwmon", n), dir)
+	}
+}
+
+func hex64(v uint64) string { return fmt.Sprintf("0x%x\n", v) }
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}
+
+// port writes a port's attributes as the drivers show them. Only port 0
+// exists in the fake, so the port health is port 0's.
 func (t *Tree) port(w *writer, c *cardState, dir, afu string) {
+	h := c.Health
 	w.file(filepath.Join(dir, "afu_id"), hexID(afu))
 	w.file(filepath.Join(dir, "id"), "0\n")
-	w.file(filepath.Join(dir, "errors", "errors"), fmt.Sprintf("0x%x\n", c.PortErrs))
+	w.file(filepath.Join(dir, "errors", "errors"), hex64(c.PortErrs))
+	w.file(filepath.Join(dir, "errors", "first_error"), hex64(h.PortFirstError))
+	w.file(filepath.Join(dir, "errors", "first_malformed_req"), hex64(h.PortFirstMalformedReq))
 	if c.Stack == fpga.StackIntelFPGA {
 		w.file(filepath.Join(dir, "errors", "clear"), "0x0\n")
 	}
+	w.file(filepath.Join(dir, "power_state"), fmt.Sprintf("0x%x\n", h.PowerState))
+	w.file(filepath.Join(dir, "ap1_event"), flag(h.AP1Event)+"\n")
+	w.file(filepath.Join(dir, "ap2_event"), flag(h.AP2Event)+"\n")
+	w.file(filepath.Join(dir, "ltr"), "0\n")
+	if c.userClock() {
+		// userclk_freqcmd and userclk_freqcntrcmd are write-only commands
+		// to the PLL; the status files read back 0x0 here.
+		for _, f := range []string{"userclk_freqcmd", "userclk_freqcntrcmd"} {
+			w.file(filepath.Join(dir, f), "")
+		}
+		for _, f := range []string{"userclk_freqsts", "userclk_freqcntrsts"} {
+			w.file(filepath.Join(dir, f), "0x0\n")
+		}
+	}
 }
+
+// userClock reports whether the card's port has the userclk interface.
+func (c *cardState) userClock() bool { return c.Stack == fpga.StackIntelFPGA || !c.NoUserClock }
 
 // vfPort writes the container and port a host-bound VF shows.
 func (t *Tree) vfPort(w *writer, c *cardState, vf string, i int) {

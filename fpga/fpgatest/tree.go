@@ -44,6 +44,63 @@ type Card struct {
 	NUMANode int
 	// Crashed cards read all-f IDs, as crashed firmware does.
 	Crashed bool
+	// Health is what the card's error registers and sensors read; the
+	// zero value is a healthy card.
+	Health Health
+	// NoUserClock hides the port's userclk_* files, as DFL ports of
+	// header revision 1 and later do (intel-fpga ports always have them).
+	NoUserClock bool
+	// UserClockHigh and UserClockLow are the user clocks, in MHz, that the
+	// last SetUserClock set; 0 until one does.
+	UserClockHigh, UserClockLow uint64
+}
+
+// Health is what a fake card's error registers and sensors read, for both
+// driver stacks (DFL hwmon, intel-fpga thermal_mgmt and power_mgmt). The
+// zero value is a healthy card: no errors, 45 °C and 40 W, below the
+// default thresholds.
+type Health struct {
+	// The FME's error registers, below its errors/ directory (on
+	// intel-fpga FMEErrors, FirstError and NextError are
+	// errors/fme-errors/{errors,first_error,next_error}).
+	CatFatal, NonFatal, PCIe0, PCIe1, FMEErrors, FirstError, NextError uint64
+	// Port 0's errors/first_error and errors/first_malformed_req; its
+	// errors/errors is what SetPortErrors sets.
+	PortFirstError, PortFirstMalformedReq uint64
+	// PowerState is port 0's APx state: 0 normal, 1 AP1, 2 AP2, 6 AP6.
+	PowerState uint8
+	// AP1Event and AP2Event latch throttling until cleared.
+	AP1Event, AP2Event bool
+	// TempMilliC is the FPGA temperature in millidegrees Celsius; 0 takes
+	// 45 °C. Its max, crit and emergency thresholds: 0 takes 90, 100 and
+	// 105 °C.
+	TempMilliC, TempMaxMilliC, TempCritMilliC, TempEmergencyMilliC int64
+	// PowerMicroW is the FPGA power in microwatts; 0 takes 40 W. Its max
+	// and crit thresholds: 0 takes 60 and 70 W.
+	PowerMicroW, PowerMaxMicroW, PowerCritMicroW int64
+	// PortsNum is what the FME's ports_num reads; 0 takes 1, the fake's
+	// one port.
+	PortsNum int
+}
+
+// withDefaults fills the zero readings with a healthy card's.
+func (h Health) withDefaults() Health {
+	def := func(v *int64, d int64) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	def(&h.TempMilliC, 45000)
+	def(&h.TempMaxMilliC, 90000)
+	def(&h.TempCritMilliC, 100000)
+	def(&h.TempEmergencyMilliC, 105000)
+	def(&h.PowerMicroW, 40000000)
+	def(&h.PowerMaxMicroW, 60000000)
+	def(&h.PowerCritMicroW, 70000000)
+	if h.PortsNum == 0 {
+		h.PortsNum = 1
+	}
+	return h
 }
 
 // cardState is a card with the numbers the kernel gave its sysfs entries
@@ -56,9 +113,10 @@ type cardState struct {
 	MgrError string
 	// Instance numbers: DFL base region, FME PR region, FME, port,
 	// manager; intel-fpga device, FME, port. VFs get a region or device
-	// and a port each.
+	// and a port each. DFL FMEs have a thermal and a power hwmon device.
 	Region, FMERegion, FME, Port, Mgr, IOMMU int
 	VFRegion, VFPort                         []int
+	Hwmon                                    []int `json:",omitempty"`
 }
 
 type state struct {
@@ -142,6 +200,7 @@ func (t *Tree) AddCard(c Card) error {
 	if c.Stack == fpga.StackDFL {
 		cs.Region, cs.FMERegion = t.next("region"), t.next("region")
 		cs.FME, cs.Port, cs.Mgr = t.next("dfl-fme"), t.next("dfl-port"), t.next("fpga")
+		cs.Hwmon = []int{t.next("hwmon"), t.next("hwmon")}
 	} else {
 		cs.Region = t.next("intel-fpga-dev")
 		cs.FME, cs.Port = t.next("intel-fpga-fme"), t.next("intel-fpga-port")
@@ -235,6 +294,12 @@ func (t *Tree) SetCrashed(pci string, crashed bool) error {
 // SetPortErrors makes port 0 log errors (its errors/errors value).
 func (t *Tree) SetPortErrors(pci string, errs uint64) error {
 	return t.update(pci, func(c *cardState) error { c.PortErrs = errs; return nil })
+}
+
+// SetHealth sets what the card's error registers and sensors read, to
+// make a sick card (or a healthy one again).
+func (t *Tree) SetHealth(pci string, h Health) error {
+	return t.update(pci, func(c *cardState) error { c.Health = h; return nil })
 }
 
 // SetPortBusy makes port 0 look open by another process.

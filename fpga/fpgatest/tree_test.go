@@ -2,6 +2,7 @@ package fpgatest_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -195,5 +196,142 @@ func TestAddCardErrors(t *testing.T) {
 				t.Errorf("AddCard: %v, want an error about %s", err, tc.want)
 			}
 		})
+	}
+}
+
+// A VM that holds the whole PF (vfio-pci) takes the card's FPGA features
+// with it, as on hardware: no FME, port, regions, hwmon or device nodes
+// remain, discovery shows no interface or AFU ID, and giving the PF back
+// restores the tree exactly.
+func TestPFHeldByVM(t *testing.T) {
+	for _, stack := range []fpga.Stack{fpga.StackDFL, fpga.StackIntelFPGA} {
+		t.Run(string(stack), func(t *testing.T) {
+			tr := fpgatest.NewTree(t.TempDir())
+			c := card(stack)
+			if err := tr.AddCard(c); err != nil {
+				t.Fatal(err)
+			}
+			before := listing(t, tr.Root())
+			if err := tr.BindPF(c.PCI, "vfio-pci"); err != nil {
+				t.Fatal(err)
+			}
+			held := listing(t, tr.Root())
+			for _, l := range held {
+				for _, gone := range []string{"dfl-fme", "dfl-port", "intel-fpga", "fpga_region/", "fpga_manager/", "hwmon", "/errors/"} {
+					if strings.Contains(l, gone) {
+						t.Errorf("with the PF in a VM the tree still has %s", l)
+					}
+				}
+			}
+			if _, err := os.Stat(filepath.Join(tr.Root(), "dev/vfio/0")); err != nil {
+				t.Errorf("vfio group node: %v", err)
+			}
+			devs, err := fpga.NewSysfsHost(tr.Root(), nil).Discover(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			d := devs[0]
+			if d.Driver != "vfio-pci" || d.InterfaceID != "" || d.AFUID() != "" || len(d.Ports) != 0 || len(d.Health.Sensors) != 0 || !d.Health.OK() {
+				t.Errorf("PF in a VM discovered as %+v", d)
+			}
+			if err := tr.BindPF(c.PCI, ""); err != nil {
+				t.Fatal(err)
+			}
+			if after := listing(t, tr.Root()); !reflect.DeepEqual(after, before) {
+				t.Errorf("tree after the PF came back differs:\n got %q\nwant %q", after, before)
+			}
+		})
+	}
+}
+
+// The health a test sets is written where and how each driver writes it.
+func TestSetHealthFiles(t *testing.T) {
+	sick := fpgatest.Health{CatFatal: 0x1, FMEErrors: 0x2, PortFirstError: 0x4, PowerState: 1, AP2Event: true,
+		TempMilliC: 101500, PowerMicroW: 75000000, PortsNum: 2}
+	for _, tc := range []struct {
+		stack fpga.Stack
+		files map[string]string
+	}{
+		{fpga.StackDFL, map[string]string{
+			"fpga_region/region0/dfl-fme.0/errors/catfatal_errors":        "0x1",
+			"fpga_region/region0/dfl-fme.0/errors/fme_errors":             "0x2",
+			"fpga_region/region0/dfl-fme.0/ports_num":                     "2",
+			"fpga_region/region0/dfl-fme.0/hwmon/hwmon0/name":             "dfl_fme_thermal",
+			"fpga_region/region0/dfl-fme.0/hwmon/hwmon0/temp1_input":      "101500",
+			"fpga_region/region0/dfl-fme.0/hwmon/hwmon0/temp1_crit_alarm": "1",
+			"fpga_region/region0/dfl-fme.0/hwmon/hwmon1/power1_input":     "75000000",
+			"fpga_region/region0/dfl-port.0/errors/first_error":           "0x4",
+			"fpga_region/region0/dfl-port.0/power_state":                  "0x1",
+			"fpga_region/region0/dfl-port.0/ap2_event":                    "1",
+		}},
+		{fpga.StackIntelFPGA, map[string]string{
+			"fpga/intel-fpga-dev.0/intel-fpga-fme.0/errors/catfatal_errors":   "0x1",
+			"fpga/intel-fpga-dev.0/intel-fpga-fme.0/errors/fme-errors/errors": "0x2",
+			"fpga/intel-fpga-dev.0/intel-fpga-fme.0/thermal_mgmt/temperature": "101",
+			"fpga/intel-fpga-dev.0/intel-fpga-fme.0/thermal_mgmt/threshold2":  "100",
+			"fpga/intel-fpga-dev.0/intel-fpga-fme.0/power_mgmt/consumed":      "0x4b",
+			"fpga/intel-fpga-dev.0/intel-fpga-port.0/errors/first_error":      "0x4",
+			"fpga/intel-fpga-dev.0/intel-fpga-port.0/power_state":             "0x1",
+		}},
+	} {
+		t.Run(string(tc.stack), func(t *testing.T) {
+			tr := fpgatest.NewTree(t.TempDir())
+			c := card(tc.stack)
+			if err := tr.AddCard(c); err != nil {
+				t.Fatal(err)
+			}
+			healthy := listing(t, tr.Root())
+			if err := tr.SetHealth(c.PCI, sick); err != nil {
+				t.Fatal(err)
+			}
+			pf := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0")
+			for f, want := range tc.files {
+				b, err := os.ReadFile(filepath.Join(pf, f))
+				if err != nil || strings.TrimSpace(string(b)) != want {
+					t.Errorf("%s = %q (%v), want %q", f, b, err, want)
+				}
+			}
+			if err := tr.SetHealth(c.PCI, fpgatest.Health{}); err != nil {
+				t.Fatal(err)
+			}
+			if again := listing(t, tr.Root()); !reflect.DeepEqual(again, healthy) {
+				t.Errorf("healthy again, the tree differs from the new card's")
+			}
+		})
+	}
+}
+
+// Ports show the userclk interface except DFL ports that hide it
+// (NoUserClock), and SetUserClock on such a port says it has none.
+func TestUserClockInterface(t *testing.T) {
+	for _, tc := range []struct {
+		stack   fpga.Stack
+		hide    bool
+		port    string
+		present bool
+	}{
+		{fpga.StackDFL, false, "fpga_region/region0/dfl-port.0", true},
+		{fpga.StackDFL, true, "fpga_region/region0/dfl-port.0", false},
+		{fpga.StackIntelFPGA, true, "fpga/intel-fpga-dev.0/intel-fpga-port.0", true},
+	} {
+		tr := fpgatest.NewTree(t.TempDir())
+		c := card(tc.stack)
+		c.NoUserClock = tc.hide
+		if err := tr.AddCard(c); err != nil {
+			t.Fatal(err)
+		}
+		dir := filepath.Join(tr.Root(), "sys/devices/pci0000:5e/0000:5e:00.0", tc.port)
+		_, err := os.Stat(filepath.Join(dir, "userclk_freqcmd"))
+		if (err == nil) != tc.present {
+			t.Errorf("%s hide=%v: userclk_freqcmd present %v, want %v", tc.stack, tc.hide, err == nil, tc.present)
+		}
+		err = tr.SetUserClock(dir, tc.stack, fpga.UserClock{High: 300, Low: 150})
+		got, _ := tr.Card(c.PCI)
+		switch {
+		case tc.present && (err != nil || got.UserClockHigh != 300 || got.UserClockLow != 150):
+			t.Errorf("%s: SetUserClock: %v, card clocks %d/%d", tc.stack, err, got.UserClockHigh, got.UserClockLow)
+		case !tc.present && !errors.Is(err, fpga.ErrUserClockUnavailable):
+			t.Errorf("%s hidden: SetUserClock: %v, want ErrUserClockUnavailable", tc.stack, err)
+		}
 	}
 }
