@@ -22,6 +22,7 @@ type agentFlags struct {
 	insecure                                    bool
 	maxImage                                    int64
 	maxUploads, maxImagesInMemory               int
+	skipUserClocks                              bool
 }
 
 func newAgentCommand(s streams) *cobra.Command {
@@ -76,6 +77,7 @@ the agent last read of each card survives a restart.`,
 	fs.Int64Var(&f.maxImage, "max-image-bytes", agent.DefaultMaxImageBytes, "largest bitstream image accepted")
 	fs.IntVar(&f.maxUploads, "max-uploads", agent.DefaultMaxUploads, "program requests in flight at once; more are answered 503")
 	fs.IntVar(&f.maxImagesInMemory, "max-images-in-memory", agent.DefaultMaxImagesInMemory, "verified images held in memory for programming at once")
+	fs.BoolVar(&f.skipUserClocks, "skip-user-clocks", false, "leave the cards' user clocks as they are after programming, as OPAE's\nfpgaconf --skip-usrclk does (a host without OPAE's userclk tool)")
 	return c
 }
 
@@ -132,5 +134,6 @@ func (f *agentFlags) check() (agent.Server, *tls.Config, *agent.Memory, error) {
 	return agent.Server{
 		MaxImageBytes: f.maxImage, FetchAllow: allow,
 		MaxUploads: f.maxUploads, MaxImagesInMemory: f.maxImagesInMemory,
+		SkipUserClocks: f.skipUserClocks,
 	}, conf, mem, nil
 }

@@ -67,6 +67,10 @@ type Server struct {
 	// TempDir is where images are spooled while they are hashed; "" means
 	// os.TempDir().
 	TempDir string
+	// SkipUserClocks leaves a card's user clocks as they are after
+	// programming (fpga.ProgramOptions.SkipUserClock): for hosts without
+	// OPAE's userclk, whose images need none.
+	SkipUserClocks bool
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
 
@@ -271,7 +275,7 @@ func (s *Server) programSpooled(ctx context.Context, h fpga.Host, lim *limits, p
 	if _, err := bitstream.Parse(image); err != nil {
 		return Errorf(http.StatusBadRequest, CodeBadRequest, "%s: %v", what, err)
 	}
-	if err := h.Program(ctx, pci, image, fpga.ProgramOptions{SHA256: req.SHA256, Force: req.Force}); err != nil {
+	if err := h.Program(ctx, pci, image, fpga.ProgramOptions{SHA256: req.SHA256, Force: req.Force, SkipUserClock: s.SkipUserClocks}); err != nil {
 		return fmt.Errorf("program: %w", err)
 	}
 	return nil

@@ -435,3 +435,17 @@ func TestBoundsArePerNode(t *testing.T) {
 	wantAnswer(t, <-first, 200, "")
 	wantAnswer(t, upload("c"), 404, agent.CodeNotFound)
 }
+
+// The agent sets the user clocks an image asks for unless it is told to
+// leave them, and says so to the host.
+func TestSkipUserClocks(t *testing.T) {
+	image, bs := agenttest.Image(t)
+	for _, skip := range []bool{false, true} {
+		h := agenttest.NewMemHost()
+		url := serve(t, h, agent.Server{SkipUserClocks: skip})
+		wantAnswer(t, call(t, "POST", uploadURL(url, agenttest.CardPCI, bs.SHA256), "application/octet-stream", bytes.NewReader(image)), 200, "")
+		if got := h.LastOptions().SkipUserClock; got != skip {
+			t.Errorf("SkipUserClocks %v: the host was asked with SkipUserClock %v", skip, got)
+		}
+	}
+}

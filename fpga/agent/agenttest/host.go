@@ -26,6 +26,7 @@ type MemHost struct {
 	mu       sync.Mutex
 	dev      fpga.Device
 	programs int
+	last     fpga.ProgramOptions
 }
 
 // NewMemHost returns a host with one N3000 at CardPCI.
@@ -52,9 +53,10 @@ func (h *MemHost) SetVFs(_ context.Context, pci string, n int) error {
 	return nil
 }
 
-func (h *MemHost) Program(_ context.Context, pci string, image []byte, _ fpga.ProgramOptions) error {
+func (h *MemHost) Program(_ context.Context, pci string, image []byte, opts fpga.ProgramOptions) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	h.last = opts
 	if pci != h.dev.PCI {
 		return fpga.ErrNoCard
 	}
@@ -72,6 +74,13 @@ func (h *MemHost) Programs() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.programs
+}
+
+// LastOptions are the options of the last program asked for.
+func (h *MemHost) LastOptions() fpga.ProgramOptions {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.last
 }
 
 // Image builds a GBS for MemHost's card, and the Bitstream that names it.
