@@ -300,10 +300,9 @@ func (c *cardPlan) resetSteps(blocking []string) []string {
 		p.After = pl.val(plans.Value{Bitstream: bs.Name, SHA256: bs.SHA256, AFUID: bs.AFUID})
 		p.Reason = card.Slot + " runs AFU " + short(dev.AFUID()) + "; " + bindingNames(c.pair.Bindings) + " " + bs.Name + " (AFU " + short(bs.AFUID) + ")"
 		p.DependsOn = last
-		if dev.InterfaceID != "" && bs.InterfaceID != "" && dev.InterfaceID != bs.InterfaceID {
-			p.Held = &plans.Hold{Gate: plans.GateInterface, Why: fmt.Sprintf("the card's PR interface is %s, bitstream %s is built for %s; it is never programmed",
-				dev.InterfaceID, bs.Name, bs.InterfaceID)}
-			c.resetHold = p.Held
+		if h := c.interfaceHold(len(blocking) > 0); h != nil {
+			p.Held = h
+			c.resetHold = h
 		}
 		c.program = p
 		last = []string{p.ID}
@@ -321,6 +320,34 @@ func (c *cardPlan) resetSteps(blocking []string) []string {
 		last = []string{s.ID}
 	}
 	return last
+}
+
+// interfaceHold holds the program of a bitstream built for another PR
+// interface than the card's. The card's interface is what it reports, or,
+// when a VM holds its PF and the host cannot read it, what the repository
+// declares. When either side is unknown, the program is held if running
+// VMs would lose the card first (disrupts): the interface is a
+// precondition checked before the first disruption, never after it.
+func (c *cardPlan) interfaceHold(disrupts bool) *plans.Hold {
+	card, dev, bs := c.card, c.dev, c.bs
+	ifc := dev.InterfaceID
+	if ifc == "" {
+		ifc = card.InterfaceID
+	}
+	switch {
+	case ifc != "" && bs.InterfaceID != "" && ifc != bs.InterfaceID:
+		return &plans.Hold{Gate: plans.GateInterface, Why: fmt.Sprintf("the card's PR interface is %s, bitstream %s is built for %s; it is never programmed",
+			ifc, bs.Name, bs.InterfaceID)}
+	case !disrupts:
+		return nil // the agent checks at programming time; nothing is lost
+	case ifc == "":
+		return &plans.Hold{Gate: plans.GateInterface, Why: fmt.Sprintf("the card's PR interface is unknown (a VM holds its PF, and its agent has not read it): "+
+			"cannot check that %s fits before taking the card from its VM; declare interfaceID on card %s", bs.Name, card.Slot)}
+	case bs.InterfaceID == "":
+		return &plans.Hold{Gate: plans.GateInterface, Why: fmt.Sprintf("bitstream %s declares no PR interface: cannot check that it fits card %s "+
+			"before taking the card from its VM; declare its interfaceID", bs.Name, card.Slot)}
+	}
+	return nil
 }
 
 // attaches gives each binding's function to its VM, after the reset (last)

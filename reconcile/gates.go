@@ -202,3 +202,39 @@ func holdDependents(changes []plans.Change, idx map[string]int) {
 		visit(i)
 	}
 }
+
+// holdDetachesForHeldEnds holds every disruptive detach whose purpose is
+// held: a detach that frees a function or a card only for changes that
+// will not run (an attach to a VM that is missing, a program whose
+// interface does not fit) would disrupt a VM for nothing. It runs on the
+// flattened plan, after holdDependents.
+func holdDetachesForHeldEnds(changes []plans.Change) {
+	dependents := map[string][]int{}
+	for i := range changes {
+		for _, d := range changes[i].DependsOn {
+			dependents[d] = append(dependents[d], i)
+		}
+	}
+	for i := range changes {
+		c := &changes[i]
+		if c.Action != plans.ActionDetach || !c.Disruptive || c.Held != nil {
+			continue
+		}
+		ends := dependents[c.ID]
+		if len(ends) == 0 {
+			continue // a prune: it serves only itself
+		}
+		var held *plans.Change
+		for _, j := range ends {
+			if changes[j].Held == nil {
+				held = nil
+				break
+			}
+			held = &changes[j]
+		}
+		if held != nil {
+			c.Held = &plans.Hold{Gate: plans.GateDependency,
+				Why: fmt.Sprintf("only needed for %s, which is held (%s): %s", held.ID, held.Held.Gate, held.Held.Why)}
+		}
+	}
+}

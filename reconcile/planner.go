@@ -88,6 +88,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		return nil, fmt.Errorf("plan: %w", duplicateIDs(changes))
 	}
 	holdDependents(changes, idx)
+	holdDetachesForHeldEnds(changes)
 	budget := pol.Budget()
 	waves := assignWaves(changes, idx, budget)
 
