@@ -48,3 +48,26 @@ type Counts struct {
 	PendingRestart int `json:"pendingRestart"`
 	NotRun         int `json:"notRun,omitempty"`
 }
+
+// Compensation is one thing the executor did to put back what a failed
+// card chain took away: VFs turned on again, the previous bitstream
+// programmed again, a VM given its function back.
+type Compensation struct {
+	// Change is the change whose failure it answers.
+	Change string `json:"change"`
+	// What says what was done ("attach vnf-a vf0 0000:5e:00.1").
+	What  string `json:"what"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+}
+
+// Degraded is a VM that a run left without a function it held before the
+// run: fpgaops took it away for a change that failed, and could not give
+// it back. The next run restores it, whatever the drift mode.
+type Degraded struct {
+	Node     string `json:"node"`
+	VM       string `json:"vm"`
+	Card     string `json:"card"`
+	Function string `json:"function"`
+	Reason   string `json:"reason"`
+}

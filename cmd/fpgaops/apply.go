@@ -78,7 +78,7 @@ Exit codes: 0 applied (or nothing to do), 1 error or a change failed.`,
 			if f.output == "json" {
 				return errors.Join(writeIndented(s.out, out.Report), runErr)
 			}
-			render.Applied(s.out, out.Report.Counts, out.Report.Results, runErr == nil)
+			render.Applied(s.out, out.Report, runErr == nil)
 			render.Failures(s.err, out.Report.Results)
 			return runErr
 		},

@@ -19,6 +19,9 @@ type metrics struct {
 	suspended   prometheus.Gauge
 	webhooks    *prometheus.CounterVec
 	failed      *prometheus.CounterVec
+	// nodesUnknown and vmsDegraded are the last run's.
+	nodesUnknown prometheus.Gauge
+	vmsDegraded  prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -54,8 +57,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		failed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fpgaops_change_failures_total", Help: "Changes that failed, by action.",
 		}, []string{"action"}),
+		nodesUnknown: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fpgaops_nodes_unknown", Help: "Nodes the last run could not observe.",
+		}),
+		vmsDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fpgaops_vms_degraded", Help: "VMs the last run left without a function they held before it.",
+		}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed} {
+	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -76,14 +76,22 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	default:
 		c.failures++
 		reason := ReasonReconcileFailed
-		if run.Outcome == state.OutcomeFetchFailed {
+		switch {
+		case run.Outcome == state.OutcomeFetchFailed:
 			reason = ReasonFetchFailed
+		case stage == "observe":
+			reason = ReasonNodesUnknown
 		}
 		st.setCondition(Ready, "False", reason, run.Error+"; "+inForce, end)
 		st.setCondition(Stalled, "False", reason, "retrying", end)
 	}
 	if run.Nodes != nil {
 		st.Nodes, st.Violations, st.Drift = run.Nodes, run.Violations, run.Drift
+		st.Unknown, st.Degraded = run.Unknown, run.Degraded
+		st.setCondition(NodesObserved, boolStatus(run.Unknown == 0), reasonUnknown(run.Unknown), unknownMessage(run), end)
+		st.setCondition(Degraded, boolStatus(len(run.Degraded) > 0), reasonDegraded(len(run.Degraded)), degradedMessage(run.Degraded), end)
+		c.metrics.nodesUnknown.Set(float64(run.Unknown))
+		c.metrics.vmsDegraded.Set(float64(len(run.Degraded)))
 	}
 	st.setCondition(Reconciling, "False", ReasonIdle, "", end)
 	st.ConsecutiveFailures = c.failures
@@ -144,7 +152,8 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
 	r := res.Run
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
-	run.Violations, run.Drift, run.Nodes = r.Violations, r.Drift, r.Nodes
+	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
+	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
 	c.metrics.countChanges(r.Applied, r.Failed)
 	switch {
 	case res.Interrupted || (err != nil && ctx.Err() != nil):
@@ -157,6 +166,11 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		run.Outcome = state.OutcomeFailed
 		run.Error = fmt.Sprintf("revision %s: %v", rev.Commit, err)
 		return rev, "reconcile", err
+	case len(r.Nodes) > 0 && r.Unknown == len(r.Nodes):
+		// Nothing was observed, so nothing was applied: not a success.
+		err := fmt.Errorf("no node of the fleet could be observed (%d unknown; %s: %s)", r.Unknown, r.Nodes[0].Name, r.Nodes[0].Reason)
+		run.Outcome, run.Error = state.OutcomeFailed, err.Error()
+		return rev, "observe", err
 	}
 	run.Outcome = state.OutcomeApplied
 	return rev, "", nil

@@ -1,9 +1,12 @@
 package controller
 
 import (
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 )
 
@@ -16,6 +19,12 @@ const (
 	// Stalled is True when retrying will not help until the repository
 	// changes: the revision is invalid or not signed by a trusted key.
 	Stalled = "Stalled"
+	// NodesObserved is False when the last run could not observe some
+	// nodes: nothing was planned for them.
+	NodesObserved = "NodesObserved"
+	// Degraded is True when the last run left VMs without a function they
+	// held before it (a failed change fpgaops could not undo).
+	Degraded = "Degraded"
 )
 
 // Reasons a condition carries.
@@ -28,6 +37,10 @@ const (
 	ReasonReconcileFailed    = "ReconcileFailed"
 	ReasonInterrupted        = "Interrupted"
 	ReasonIdle               = "Idle"
+	ReasonNodesUnknown       = "NodesUnknown"
+	ReasonAllObserved        = "AllNodesObserved"
+	ReasonVMsDegraded        = "VMsDegraded"
+	ReasonNoneDegraded       = "NoVMDegraded"
 )
 
 // Condition is one aspect of the controller's state.
@@ -56,12 +69,16 @@ type Status struct {
 	Conditions            []Condition `json:"conditions"`
 	// Nodes, Violations and Drift are from the last run that reached the
 	// fleet.
-	Nodes               []state.NodeSummary `json:"nodes,omitempty"`
-	Violations          int                 `json:"violations"`
-	Drift               int                 `json:"drift"`
-	ConsecutiveFailures int                 `json:"consecutiveFailures"`
-	NextRunAt           *time.Time          `json:"nextRunAt,omitempty"`
-	LastRun             *state.Run          `json:"lastRun,omitempty"`
+	Nodes      []state.NodeSummary `json:"nodes,omitempty"`
+	Violations int                 `json:"violations"`
+	Drift      int                 `json:"drift"`
+	// Unknown counts the nodes the last run could not observe; Degraded
+	// lists the VMs it left without a function they held before.
+	Unknown             int              `json:"unknown"`
+	Degraded            []plans.Degraded `json:"degraded,omitempty"`
+	ConsecutiveFailures int              `json:"consecutiveFailures"`
+	NextRunAt           *time.Time       `json:"nextRunAt,omitempty"`
+	LastRun             *state.Run       `json:"lastRun,omitempty"`
 }
 
 // Condition returns the condition of this type.
@@ -89,16 +106,65 @@ func (s *Status) setCondition(typ, status, reason, msg string, now time.Time) {
 		return
 	}
 	s.Conditions = append(s.Conditions, Condition{typ, status, reason, msg, now})
-	order := map[string]int{Ready: 0, Reconciling: 1, Stalled: 2}
+	order := map[string]int{Ready: 0, Reconciling: 1, Stalled: 2, NodesObserved: 3, Degraded: 4}
 	slices.SortFunc(s.Conditions, func(a, b Condition) int { return order[a.Type] - order[b.Type] })
 }
 
 func (s Status) clone() Status {
 	s.Conditions = slices.Clone(s.Conditions)
 	s.Nodes = slices.Clone(s.Nodes)
+	s.Degraded = slices.Clone(s.Degraded)
 	if s.LastRun != nil {
 		r := *s.LastRun
 		s.LastRun = &r
 	}
 	return s
+}
+
+func boolStatus(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+func reasonUnknown(n int) string {
+	if n > 0 {
+		return ReasonNodesUnknown
+	}
+	return ReasonAllObserved
+}
+
+// unknownMessage names the unknown nodes, a few of them, and why.
+func unknownMessage(r *state.Run) string {
+	if r.Unknown == 0 {
+		return ""
+	}
+	var names []string
+	for _, n := range r.Nodes {
+		if n.State != "ok" && len(names) < 5 {
+			names = append(names, n.Name+" ("+n.Reason+")")
+		}
+	}
+	msg := fmt.Sprintf("%d of %d node(s) could not be observed, nothing was planned for them: %s", r.Unknown, len(r.Nodes), strings.Join(names, ", "))
+	if r.Unknown > len(names) {
+		msg += fmt.Sprintf(" and %d more", r.Unknown-len(names))
+	}
+	return msg
+}
+
+func reasonDegraded(n int) string {
+	if n > 0 {
+		return ReasonVMsDegraded
+	}
+	return ReasonNoneDegraded
+}
+
+// degradedMessage names the degraded VMs and why.
+func degradedMessage(d []plans.Degraded) string {
+	var parts []string
+	for _, v := range d {
+		parts = append(parts, fmt.Sprintf("%s on %s lacks %s %s: %s", v.VM, v.Node, v.Card, v.Function, v.Reason))
+	}
+	return strings.Join(parts, "; ")
 }

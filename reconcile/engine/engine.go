@@ -23,6 +23,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/policy"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/reconcile"
@@ -231,7 +232,13 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		return nil, ErrNotApplicable
 	}
 	started := e.now()
+	pol, err := policy.Compile(p.Desired)
+	if err != nil {
+		return nil, err
+	}
 	ex := &execute.Executor{
+		Policy:         pol,
+		Now:            e.now,
 		Provider:       p.t.provider,
 		Backends:       map[string]providers.Planner{},
 		Images:         execute.RepoImages{Root: p.Desired.Root},
@@ -256,7 +263,10 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if e.Store == nil {
 		return out, runErr
 	}
-	err := e.Store.RecordApplied(rep.Converged)
+	// A card fpgaops changed but did not finish is forgotten: the next
+	// plan finishes it (or, after a revert, puts it back) whatever the
+	// drift mode, since the difference is fpgaops's own doing.
+	err = errors.Join(e.Store.RecordApplied(rep.Converged), e.Store.Forget(halfDone(p.Plan, rep)...))
 	if opts.Trigger != "" {
 		run := out.Run
 		run.Trigger, run.Revision = opts.Trigger, p.Desired.Revision
@@ -273,4 +283,22 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		out.Run.ID = run.ID
 	}
 	return out, errors.Join(runErr, err)
+}
+
+// halfDone lists the cards a run changed without converging them.
+func halfDone(p *plans.Plan, rep *execute.Report) []string {
+	var out []string
+	seen := map[string]bool{}
+	for i := range p.Changes {
+		c := &p.Changes[i]
+		id := plans.CardID(c.Node, c.Card)
+		if c.Card == "" || seen[id] || !rep.Results[i].Status.Done() {
+			continue
+		}
+		if _, ok := rep.Converged[id]; !ok {
+			seen[id] = true
+			out = append(out, id)
+		}
+	}
+	return out
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
@@ -334,5 +335,70 @@ func TestApplyIsRecorded(t *testing.T) {
 	inv, err := store.Applied()
 	if err != nil || len(inv) != 1 {
 		t.Fatalf("inventory %v, %v", inv, err)
+	}
+}
+
+// Scenario: a bitstream change fails after fpgaops took vnf-a's function,
+// and giving it back fails too. `git revert` then restores vnf-a under the
+// default drift mode report: the card fpgaops left half-changed is
+// forgotten by the inventory, so its difference is planned, not reported
+// as drift.
+func TestRevertRestoresWhatAFailedRunTook(t *testing.T) {
+	v1, obs := oneCard("compute-01", spec.Policy{Name: "default"})
+	v1.Bitstreams = append(v1.Bitstreams, spec.Bitstream{Name: "v1", URL: "https://images.example/v1.gbs", SHA256: strings.Repeat("1", 64), InterfaceID: iface, AFUID: afuOld})
+	v1.Bindings[0].Bitstream = "v1"
+	v2 := *v1
+	v2.Bindings = []spec.Binding{v1.Bindings[0]}
+	v2.Bindings[0].Bitstream = "v2"
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	fake := reconciletest.New(obs)
+	e := fakeEngine(fake, time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
+	e.Store = store
+	run := func(desired *spec.Fleet) *engine.Outcome {
+		t.Helper()
+		p, err := e.Plan(context.Background(), desired, engine.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, _ := e.Apply(context.Background(), p, engine.ApplyOptions{Trigger: "apply"})
+		return out
+	}
+	// v1 converged and recorded.
+	if out := run(v1); out.Run.Results.Applied != 0 {
+		t.Fatalf("v1 is what runs: %+v", out.Run)
+	}
+	if err := store.RecordApplied(map[string]string{"node/compute-01/fpga/pac0": reconcile.CardDigests(v1)["node/compute-01/fpga/pac0"]}); err != nil {
+		t.Fatal(err)
+	}
+	// v2: the program fails, and so does giving vnf-a its VF back.
+	fake.Fail("program", "compute-01", "0000:5e:00.0", errors.New("PR error: EIO"), 1)
+	fake.Fail("attach", "compute-01", "", errors.New("libvirt: domain busy"), 1)
+	out := run(&v2)
+	if len(out.Run.Degraded) != 1 || out.Run.Degraded[0].VM != "vnf-a" {
+		t.Fatalf("degraded = %+v", out.Run.Degraded)
+	}
+	// The revert: the card's difference is a change, not drift.
+	p, err := e.Plan(context.Background(), v1, engine.PlanOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, ok := p.Plan.Change("node/compute-01/fpga/pac0/vf0/vm/vnf-a:attach")
+	if !ok || !a.Runnable() || a.Drift {
+		t.Fatalf("after the revert, vnf-a's attach is %+v; want it planned", a)
+	}
+	if out, err := e.Apply(context.Background(), p, engine.ApplyOptions{}); err != nil || len(out.Run.Degraded) != 0 {
+		t.Fatalf("the revert: %v, %+v", err, out.Run)
+	}
+	snap := fake.Snapshot()
+	n, _ := snap.Node("compute-01")
+	if len(n.VMs[0].Hostdevs) != 1 || n.FPGAs[0].AFUID() != afuOld {
+		t.Fatalf("after the revert: vnf-a holds %+v, the card runs %s", n.VMs[0].Hostdevs, n.FPGAs[0].AFUID())
+	}
+	if v := fake.Violations(); len(v) > 0 {
+		t.Fatalf("violations: %v", v)
 	}
 }

@@ -12,7 +12,7 @@ import (
 // and per node: the history's record of a run, without its trigger,
 // revision and times.
 func summarise(desired *spec.Fleet, obs *observed.Fleet, p *plans.Plan, rep *execute.Report) state.Run {
-	run := state.Run{Plan: p.Summary, Results: rep.Counts}
+	run := state.Run{Plan: p.Summary, Results: rep.Counts, Degraded: rep.Degraded, Compensations: rep.Compensations, Stopped: rep.Stopped}
 	per := map[string]*state.NodeSummary{}
 	for _, n := range desired.Nodes {
 		per[n.Name] = &state.NodeSummary{Name: n.Name, State: string(observed.NodeOK), Cards: len(n.FPGAs)}
@@ -20,6 +20,9 @@ func summarise(desired *spec.Fleet, obs *observed.Fleet, p *plans.Plan, rep *exe
 	for _, n := range obs.Nodes {
 		if s, ok := per[n.Name]; ok {
 			s.State, s.Reason = string(n.State), n.Reason
+			if n.State != observed.NodeOK {
+				run.Unknown++
+			}
 		}
 	}
 	// What belongs to no node (a cloud's shared objects) counts for the

@@ -86,6 +86,12 @@ type Executor struct {
 	// RestartTimeout bounds one restart of a VM (a guest may ignore the
 	// shutdown request); 0 means DefaultRestartTimeout.
 	RestartTimeout time.Duration
+	// Policy, when set, is asked before each wave that disrupts a VM
+	// whether its windows still allow it: a long apply stops at the wave
+	// that would start outside them, and what is left is held.
+	Policy *policy.Policy
+	// Now is the clock for Policy; nil means time.Now.
+	Now func() time.Time
 	// Sleep waits between retries; tests replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
@@ -99,6 +105,12 @@ type Report struct {
 	Results   []plans.Result    `json:"results"`
 	Converged map[string]string `json:"converged"`
 	plans.Counts
+	// Compensations are what was done to put back what failed chains took
+	// away; Degraded the VMs left without a function they held before.
+	Compensations []plans.Compensation `json:"compensations,omitempty"`
+	Degraded      []plans.Degraded     `json:"degraded,omitempty"`
+	// Stopped says why the run stopped before its last wave, when it did.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 func (r *Report) failed() int { return r.Failed + r.Blocked }
@@ -121,6 +133,7 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *plans.Plan
 	}
 	x.defaults()
 	x.indexDesired()
+	x.dependents = dependentsOf(p.Changes)
 	for i := range p.Changes {
 		x.index[p.Changes[i].ID] = i
 		x.results[i] = plans.Result{ID: p.Changes[i].ID, Status: plans.StatusNotRun}
@@ -141,6 +154,12 @@ func (e *Executor) Apply(ctx context.Context, desired *spec.Fleet, p *plans.Plan
 		}
 	}
 	for w := 1; w <= p.Waves && ctx.Err() == nil; w++ {
+		if why := x.windowClosed(waves[w]); why != "" {
+			x.stopped = fmt.Sprintf("stopped before wave %d of %d: %s", w, p.Waves, why)
+			x.holdFrom(waves[w:], plans.Hold{Gate: plans.GateWindow, Why: why})
+			x.Log.Warn("the maintenance window closed during the run: the rest is held", "wave", w, "why", why)
+			break
+		}
 		x.wave(ctx, waves[w])
 	}
 	rep := x.report()
@@ -165,8 +184,14 @@ type run struct {
 	plan       *plans.Plan
 	results    []plans.Result
 	index      map[string]int
-	mu         sync.Mutex // guards images
+	mu         sync.Mutex // guards images, degraded, compensations
 	images     map[string]providers.Image
+	// stopped says why the run stopped before its last wave.
+	stopped string
+	// dependents maps each change ID to what depends on it.
+	dependents    map[string][]int
+	degraded      []plans.Degraded
+	compensations []plans.Compensation
 }
 
 func (x *run) indexDesired() {
@@ -205,6 +230,9 @@ func (x *run) defaults() {
 	}
 	if c.Log == nil {
 		c.Log = slog.New(slog.DiscardHandler)
+	}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	x.Executor = &c
 }

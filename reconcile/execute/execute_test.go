@@ -282,29 +282,41 @@ func TestIndependentFailureDoesNotStopOtherCards(t *testing.T) {
 // TestFailureMidChainNeverProgramsUnderVM fails each step of a card's chain
 // in turn: the fake refuses (and counts) any program or VF change while a
 // running VM holds the card, and no step after the failed one may run.
+// A failure in the middle of a card's chain never leaves the card
+// programmed under a running VM, and never leaves a VM worse off than
+// before the run: what the chain took away is put back where it can be
+// (VFs on again, the previous bitstream programmed again when partial
+// reconfiguration left the region empty, the VM's function attached
+// again), and where it cannot the VM is reported degraded. Independent
+// cards converge regardless.
 func TestFailureMidChainNeverProgramsUnderVM(t *testing.T) {
 	const card = "0000:5e:00.0"
 	tests := []struct {
-		name     string
-		inject   func(*reconciletest.Fleet)
-		failed   string
-		notAfter string // no call on the card may start with this after the failure
+		name   string
+		inject func(*reconciletest.Fleet)
+		failed string
+		// back: vnf-a holds vf0 after the run, on a card that runs v1 with
+		// its VF on; otherwise it is reported degraded.
+		back bool
+		// put is what the executor did to put things back.
+		put []string
 	}{
 		{"detach fails", func(f *reconciletest.Fleet) {
 			f.Fail("detach", "compute-01", "0000:5e:00.1", errors.New("libvirt: domain busy"), -1)
-		},
-			"node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach", "set-vfs"},
+		}, "node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach", true, nil},
 		{"VFs off fails", func(f *reconciletest.Fleet) {
-			f.Fail("set-vfs", "compute-01", card, errors.New("sriov_numvfs: EBUSY"), -1)
-		},
-			"node/compute-01/fpga/pac0:vfs-off", "program"},
+			f.Fail("set-vfs", "compute-01", card, errors.New("sriov_numvfs: EBUSY"), 1)
+		}, "node/compute-01/fpga/pac0:vfs-off", true, []string{"attach vnf-a vf0 0000:5e:00.1"}},
 		{"program fails", func(f *reconciletest.Fleet) { f.Fail("program", "compute-01", card, errors.New("PR error: EIO"), -1) },
-			"node/compute-01/fpga/pac0:program", "set-vfs compute-01 0000:5e:00.0 1"},
-		{"verify fails", func(f *reconciletest.Fleet) { f.LoadWrongAFU("compute-01", card) },
-			"node/compute-01/fpga/pac0:program", "set-vfs compute-01 0000:5e:00.0 1"},
-		{"VFs on fails", func(f *reconciletest.Fleet) {
-			f.Fail("set-vfs", "compute-01", card, errors.New("sriov_numvfs: EIO"), -1)
-		}, "node/compute-01/fpga/pac0:vfs-off", "attach compute-01 vnf-a"},
+			"node/compute-01/fpga/pac0:program", true, []string{"set 1 VF(s) on 0000:5e:00.0 again", "attach vnf-a vf0 0000:5e:00.1"}},
+		{"program leaves the region empty", func(f *reconciletest.Fleet) { f.FailProgramEmptying("compute-01", card, 1) },
+			"node/compute-01/fpga/pac0:program", true,
+			[]string{"program 0000:5e:00.0 with nfv-fw-v1 again", "set 1 VF(s) on 0000:5e:00.0 again", "attach vnf-a vf0 0000:5e:00.1"}},
+		{"verify fails, and so does programming v1 again", func(f *reconciletest.Fleet) { f.LoadWrongAFU("compute-01", card) },
+			"node/compute-01/fpga/pac0:program", false, []string{"program 0000:5e:00.0 with nfv-fw-v1 again"}},
+		{"VFs on fails, and so does turning them on again", func(f *reconciletest.Fleet) {
+			f.Fail("set-vfs", "compute-01", card+"=1", errors.New("sriov_numvfs: EIO"), -1)
+		}, "node/compute-01/fpga/pac0:vfs-on", false, []string{"set 1 VF(s) on 0000:5e:00.0 again"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -319,23 +331,39 @@ func TestFailureMidChainNeverProgramsUnderVM(t *testing.T) {
 			if got := statusOf(t, rep, tt.failed); got != plans.StatusFailed {
 				t.Errorf("%s: %s, want failed", tt.failed, got)
 			}
-			for _, c := range fake.Calls() {
-				if strings.HasPrefix(c, tt.notAfter) && strings.Contains(c, "compute-01") && strings.Contains(c, "0000:5e:00") {
-					t.Errorf("%q ran after the chain failed", c)
+			var put []string
+			for _, c := range rep.Compensations {
+				if c.Change != tt.failed {
+					t.Errorf("compensation %+v answers another change than %s", c, tt.failed)
 				}
+				put = append(put, c.What)
 			}
-			// Whatever was left, no running VM holds a card that runs a
-			// bitstream other than the one it had when the VM got it.
+			if !slices.Equal(put, tt.put) {
+				t.Errorf("put back %q, want %q", put, tt.put)
+			}
 			snap := fake.Snapshot()
 			n, _ := snap.Node("compute-01")
+			pac0 := n.FPGAs[0]
+			holds := false
 			for _, vm := range n.VMs {
 				for _, h := range vm.Hostdevs {
-					if vm.Running && strings.HasPrefix(h.PCI, "0000:5e:00") {
-						if afu := n.FPGAs[0].AFUID(); afu != afuV1 {
-							t.Errorf("%s holds %s while the card runs %s", vm.Name, h.PCI, afu)
-						}
+					if !vm.Running || !strings.HasPrefix(h.PCI, "0000:5e:00") {
+						continue
 					}
+					// No running VM holds a card that runs a bitstream
+					// other than the one it had when the VM got it.
+					if afu := pac0.AFUID(); afu != afuV1 {
+						t.Errorf("%s holds %s while the card runs %s", vm.Name, h.PCI, afu)
+					}
+					holds = holds || vm.Name == "vnf-a" && h.PCI == "0000:5e:00.1"
 				}
+			}
+			degraded := len(rep.Degraded) == 1 && rep.Degraded[0].VM == "vnf-a" && rep.Degraded[0].Function == "vf0" && rep.Degraded[0].Reason != ""
+			switch {
+			case tt.back && (!holds || pac0.NumVFs != 1 || len(rep.Degraded) != 0):
+				t.Errorf("vnf-a holds its VF: %v, VFs %d, degraded %+v; want it back as it was", holds, pac0.NumVFs, rep.Degraded)
+			case !tt.back && (holds || !degraded):
+				t.Errorf("vnf-a holds its VF: %v, degraded %+v; want it reported degraded", holds, rep.Degraded)
 			}
 			// The other cards converge regardless.
 			if got := statusOf(t, rep, "node/compute-01/fpga/pac1/vf0/vm/vnf-b:attach"); got != plans.StatusApplied {

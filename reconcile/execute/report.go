@@ -3,7 +3,7 @@ package execute
 import "github.com/fpgaops/fpgaops/plans"
 
 func (x *run) report() *Report {
-	rep := &Report{Results: x.results, Converged: map[string]string{}}
+	rep := &Report{Results: x.results, Converged: map[string]string{}, Compensations: x.compensations, Degraded: x.degraded, Stopped: x.stopped}
 	pending := map[string]bool{}
 	for i := range x.plan.Changes {
 		c := &x.plan.Changes[i]

@@ -13,7 +13,8 @@ import (
 )
 
 // group runs one group's changes in order; a change whose dependency did
-// not complete is blocked.
+// not complete is blocked. When one fails, what the group took away from
+// running VMs is put back where it can be (compensate).
 func (x *run) group(ctx context.Context, members []int) {
 	for _, i := range members {
 		c := &x.plan.Changes[i]
@@ -59,6 +60,7 @@ func (x *run) group(ctx context.Context, members []int) {
 		x.Log.Info("applied", "change", c.ID, "attempts", attempts)
 		x.Progress.Finished(c, *r)
 	}
+	x.compensate(ctx, members)
 }
 
 func (x *run) fail(c *plans.Change, r *plans.Result, err error) {
@@ -147,20 +149,7 @@ func (x *run) step(ctx context.Context, c *plans.Change) error {
 	case plans.ActionSetVFs:
 		return p.SetVFs(ctx, node, c.CardPCI, *c.After.VFs)
 	case plans.ActionProgram:
-		bs := x.bitstreams[c.After.Bitstream]
-		img, err := x.image(ctx, *bs)
-		if err != nil {
-			return err
-		}
-		if err := p.Program(ctx, node, c.CardPCI, img); err != nil {
-			return fmt.Errorf("program: %w", err)
-		}
-		// The card is programmed now: a run cancelled from here on must
-		// still verify and journal it, or the next run would program it
-		// again.
-		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
-		defer cancel()
-		return x.verify(vctx, node, c)
+		return x.program(ctx, node, c)
 	case plans.ActionAttach:
 		pci := c.After.PCI
 		if pci == "" {
@@ -174,21 +163,56 @@ func (x *run) step(ctx context.Context, c *plans.Change) error {
 	return fmt.Errorf("action %q cannot run", c.Action)
 }
 
-// verifyTimeout bounds the read-back of a card that was just programmed,
-// which outlives the run's cancellation.
+// program loads the change's bitstream unless the card runs it already,
+// then reads it back. Each attempt reads the card first, so a retry after
+// a program that took effect but whose answer was lost, or a resumed run,
+// never programs the card again: on hardware each program is an outage.
+func (x *run) program(ctx context.Context, node *spec.Node, c *plans.Change) error {
+	dev, err := x.card(ctx, node, c.CardPCI)
+	if err != nil {
+		return fmt.Errorf("read before program: %w", err)
+	}
+	if dev.AFUID() == c.After.AFUID {
+		x.Log.Info("not programmed: the card runs the bitstream already", "change", c.ID)
+		return nil
+	}
+	img, err := x.image(ctx, *x.bitstreams[c.After.Bitstream])
+	if err != nil {
+		return err
+	}
+	if err := x.Provider.Program(ctx, node, c.CardPCI, img); err != nil {
+		return fmt.Errorf("program: %w", err)
+	}
+	// The card is programmed now: a run stopped from here on must still
+	// verify and journal it, or the next run would program it again.
+	vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), verifyTimeout)
+	defer cancel()
+	return x.verify(vctx, node, c)
+}
+
+// verifyTimeout bounds the read-back of a card that was just programmed.
 const verifyTimeout = time.Minute
 
 // verify reads the card back after programming; a different AFU ID stops
-// the card's chain. A read that fails passingly is retried with the step.
+// the card's chain. A read that fails passingly is retried on its own,
+// never by programming again.
 func (x *run) verify(ctx context.Context, node *spec.Node, c *plans.Change) error {
-	dev, err := x.card(ctx, node, c.CardPCI)
-	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+	for n := 1; ; n++ {
+		dev, err := x.card(ctx, node, c.CardPCI)
+		if err == nil {
+			if got := dev.AFUID(); got != c.After.AFUID {
+				return fmt.Errorf("verify: card runs AFU %s after programming, want %s", got, c.After.AFUID)
+			}
+			return nil
+		}
+		if !providers.IsTransient(err) || n >= x.Retry.Attempts {
+			return fmt.Errorf("verify: %w", err)
+		}
+		x.Log.Warn("retrying the read-back", "change", c.ID, "attempt", n, "err", err)
+		if serr := x.Sleep(ctx, x.Retry.backoff(n)); serr != nil {
+			return fmt.Errorf("verify: %w", errors.Join(err, serr))
+		}
 	}
-	if got := dev.AFUID(); got != c.After.AFUID {
-		return fmt.Errorf("verify: card runs AFU %s after programming, want %s", got, c.After.AFUID)
-	}
-	return nil
 }
 
 // resolveVF finds a VF's address once VFs are on: SR-IOV numbering is the

@@ -2,6 +2,7 @@ package execute
 
 import (
 	"context"
+	"slices"
 	"sort"
 
 	"github.com/fpgaops/fpgaops/plans"
@@ -117,4 +118,26 @@ func topoSort(changes []plans.Change, group []int, index map[string]int) []int {
 		}
 	}
 	return out
+}
+
+// windowClosed says why the wave may not start, when it would disrupt a
+// VM and the policy's windows no longer allow it; "" when it may.
+func (x *run) windowClosed(members []int) string {
+	if x.Policy == nil || !slices.ContainsFunc(members, func(i int) bool { return x.plan.Changes[i].Disruptive }) {
+		return ""
+	}
+	if ok, why := x.Policy.DisruptionAllowed(x.Now()); !ok {
+		return why
+	}
+	return ""
+}
+
+// holdFrom marks the changes of the waves left as held, with why.
+func (x *run) holdFrom(waves [][]int, h plans.Hold) {
+	for _, members := range waves {
+		for _, i := range members {
+			r := &x.results[i]
+			r.Status, r.Error = plans.StatusHeld, "held by "+string(h.Gate)+": "+h.Why
+		}
+	}
 }

@@ -38,6 +38,9 @@ type Fleet struct {
 	// wrongAFU makes Program load something else than asked on these cards
 	// ("node/pci"), as a bad image or a flaky PR would.
 	wrongAFU map[string]bool
+	// emptying counts, per card ("node/pci"), the programs still to fail
+	// leaving the PR region empty.
+	emptying map[string]int
 }
 
 type node struct {
@@ -67,7 +70,7 @@ type vm struct {
 // New builds the fleet from an observation: the fake starts in exactly
 // that state. Unknown nodes stay unreachable.
 func New(obs *observed.Fleet) *Fleet {
-	f := &Fleet{nodes: map[string]*node{}, wrongAFU: map[string]bool{}}
+	f := &Fleet{nodes: map[string]*node{}, wrongAFU: map[string]bool{}, emptying: map[string]int{}}
 	for _, on := range obs.Nodes {
 		n := &node{name: on.Name, cards: map[string]*card{}, vms: map[string]*vm{}}
 		if on.State != observed.NodeOK {
@@ -101,9 +104,10 @@ func vfPCI(pf string, index int) string {
 }
 
 // Fail makes the next times calls of op ("observe", "set-vfs", "program",
-// "attach", "detach") on node and target (a PCI address, or "" for any)
-// fail with err; times < 0 fails forever. Wrap err with
-// providers.Transient for a passing fault.
+// "attach", "detach") on node and target (a PCI address, or "" for any;
+// for set-vfs also "PCI=N", the calls that set N VFs) fail with err;
+// times < 0 fails forever. Wrap err with providers.Transient for a
+// passing fault.
 func (f *Fleet) Fail(op, nodeName, target string, err error, times int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -116,6 +120,15 @@ func (f *Fleet) LoadWrongAFU(nodeName, pci string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.wrongAFU[nodeName+"/"+pci] = true
+}
+
+// FailProgramEmptying makes the next times programs of this card fail as
+// a partial reconfiguration can on hardware: with an error, leaving the
+// PR region empty (its AFU ID reads as nothing).
+func (f *Fleet) FailProgramEmptying(nodeName, pci string, times int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.emptying[nodeName+"/"+pci] = times
 }
 
 // KillAfter lets n more mutations succeed; the one after cancels the run
@@ -171,13 +184,8 @@ func (f *Fleet) enter(ctx context.Context, op, nodeName, target string, mutates 
 	if n.down != nil {
 		return nil, providers.Transient(fmt.Errorf("node %s: %w", nodeName, n.down))
 	}
-	for _, ft := range f.faults {
-		if ft.op == op && ft.node == nodeName && (ft.target == "" || ft.target == target) && ft.times != 0 {
-			if ft.times > 0 {
-				ft.times--
-			}
-			return nil, ft.err
-		}
+	if err := f.fault(op, nodeName, target); err != nil {
+		return nil, err
 	}
 	if mutates && f.kill != nil {
 		if f.killAfter == 0 {
@@ -188,6 +196,20 @@ func (f *Fleet) enter(ctx context.Context, op, nodeName, target string, mutates 
 		f.killAfter--
 	}
 	return n, nil
+}
+
+// fault returns the error of the first fault that matches, and counts
+// it.
+func (f *Fleet) fault(op, nodeName, target string) error {
+	for _, ft := range f.faults {
+		if ft.op == op && ft.node == nodeName && (ft.target == "" || ft.target == target) && ft.times != 0 {
+			if ft.times > 0 {
+				ft.times--
+			}
+			return ft.err
+		}
+	}
+	return nil
 }
 
 // errKilled is what every call of a killed run gets.
@@ -276,6 +298,9 @@ func (n *node) devices() []fpga.Device {
 func (f *Fleet) SetVFs(ctx context.Context, sn *spec.Node, pci string, num int) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if err := f.fault("set-vfs", sn.Name, fmt.Sprintf("%s=%d", pci, num)); err != nil {
+		return err
+	}
 	n, err := f.enter(ctx, "set-vfs", sn.Name, pci, true)
 	if err != nil {
 		return err
@@ -331,6 +356,12 @@ func (f *Fleet) Program(ctx context.Context, sn *spec.Node, pci string, img prov
 	}
 	if c.dev.InterfaceID != "" && c.dev.InterfaceID != bs.InterfaceID {
 		return f.violate("program %s on %s (interface %s) with %s built for %s", pci, sn.Name, c.dev.InterfaceID, bs.Name, bs.InterfaceID)
+	}
+	if f.emptying[sn.Name+"/"+pci] > 0 {
+		f.emptying[sn.Name+"/"+pci]--
+		c.afu = ""
+		f.calls = append(f.calls, fmt.Sprintf("program %s %s %s (failed, region empty)", sn.Name, pci, bs.Name))
+		return errors.New("PR error: the region is left unprogrammed")
 	}
 	c.afu = bs.AFUID
 	if f.wrongAFU[sn.Name+"/"+pci] {

@@ -60,6 +60,14 @@ type Run struct {
 	// Drift counts the objects found changed since the last apply.
 	Drift int           `json:"drift"`
 	Nodes []NodeSummary `json:"nodes,omitempty"`
+	// Unknown counts the nodes that could not be observed.
+	Unknown int `json:"unknown,omitempty"`
+	// Degraded are the VMs the run left without a function they held
+	// before it, with why; Compensations what it did to avoid that.
+	Degraded      []plans.Degraded     `json:"degraded,omitempty"`
+	Compensations []plans.Compensation `json:"compensations,omitempty"`
+	// Stopped says why the apply stopped before its last wave.
+	Stopped string `json:"stopped,omitempty"`
 }
 
 // Problem is one validation error of a revision, at its position in the
