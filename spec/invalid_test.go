@@ -67,12 +67,12 @@ func TestInvalid(t *testing.T) {
 // loadErrors loads dir and returns its errors, one per line.
 func loadErrors(t *testing.T, dir string, opts loadOptions) string {
 	t.Helper()
-	root, err := os.OpenRoot(dir)
+	r, err := OpenRepo(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer root.Close()
-	f, err := load(os.DirFS(dir), root.FS(), opts)
+	defer r.Close()
+	f, err := r.load(opts)
 	if err == nil {
 		t.Fatalf("loaded %d nodes and %d bindings without an error", len(f.Nodes), len(f.Bindings))
 	}
@@ -178,7 +178,10 @@ func TestQuickAgreesWithCUE(t *testing.T) {
 	collect := func(where string, data []byte) {
 		for _, c := range splitDocuments(data) {
 			n, kind, ok := parseForTest(c.text)
-			if ok && !tooBig(n, maxDocumentValues) {
+			if !ok {
+				continue
+			}
+			if _, expanded := documentSize(n, DefaultMaxDocumentValues); expanded <= DefaultMaxDocumentValues {
 				docs = append(docs, doc{where, kind, n})
 			}
 		}
