@@ -239,8 +239,13 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 				errs = append(errs, d.errorf([]string{"node"}, "%s: node %s is not declared", who, b.Node))
 			}
 		}
+		// A bitstream declared only by a ghost still has its name, which
+		// is all a card's PR region needs.
+		bsDeclared := false
 		if d.ok("bitstream") {
-			if bd = bitstreams[b.Bitstream]; bd == nil && undeclared(KindBitstream, b.Bitstream) {
+			bd = bitstreams[b.Bitstream]
+			bsDeclared = bd != nil || !undeclared(KindBitstream, b.Bitstream)
+			if !bsDeclared {
 				errs = append(errs, d.errorf([]string{"bitstream"}, "%s: bitstream %s is not declared", who, b.Bitstream))
 			}
 		}
@@ -299,7 +304,7 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 				}
 			}
 		}
-		if bd == nil {
+		if !bsDeclared {
 			continue
 		}
 		switch {
@@ -307,6 +312,9 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 			c.bitstream, c.by = b.Bitstream, d
 		case c.bitstream != b.Bitstream:
 			errs = append(errs, d.errorf([]string{"bitstream"}, "%s: card %s has one PR region, and binding %s loads bitstream %s into it, not %s", who, id, c.by.name(), c.bitstream, b.Bitstream))
+		}
+		if bd == nil {
+			continue
 		}
 		bs := bd.bitstream
 		if fpga.InterfaceID != "" && bs.InterfaceID != "" && fpga.InterfaceID != bs.InterfaceID {

@@ -26,8 +26,8 @@ var update = flag.Bool("update", false, "rewrite the want sections of testdata/i
 //
 //   - "NAME.gbs" holding JSON: the GBS metadata; the file written is a GBS
 //     image of it with a short payload (bitstream.Build);
-//   - "NAME.gbs.hex" holding hex digits (spaces and newlines ignored): the
-//     raw bytes of NAME.gbs, for broken images;
+//   - "NAME.hex" holding hex digits (spaces and newlines ignored): the raw
+//     bytes of NAME, for broken images and bytes a text file cannot hold;
 //   - ${sha256:PATH} anywhere in a YAML file: the digest of PATH as written;
 //   - "want": the loader's output, one error per line.
 func TestInvalid(t *testing.T) {
@@ -96,7 +96,7 @@ func writeRepo(t *testing.T, ar *txtar.Archive) string {
 		switch {
 		case name == "want":
 			continue
-		case strings.HasSuffix(name, ".gbs.hex"):
+		case strings.HasSuffix(name, ".hex"):
 			name = strings.TrimSuffix(name, ".hex")
 			raw, err := hex.DecodeString(strings.Join(strings.Fields(string(data)), ""))
 			if err != nil {

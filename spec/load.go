@@ -359,7 +359,7 @@ func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Wei
 	if !fleetFile(trees, broken) {
 		res.errs = append(res.errs, Error{
 			Pos:   Pos{File: file, Line: 1, Col: 1},
-			Msg:   fmt.Sprintf("not a fleet file: no document in it has apiVersion %s or a kind of %s; list it in %s if it is not part of the fleet", APIVersion, strings.Join(kinds, ", "), IgnoreFile),
+			Msg:   fmt.Sprintf("not a fleet file: none of its documents has apiVersion %s or kind %s or %s; list it in %s if it is not part of the fleet", APIVersion, strings.Join(kinds[:len(kinds)-1], ", "), kinds[len(kinds)-1], IgnoreFile),
 			stage: stageYAML,
 		})
 		return res

@@ -206,3 +206,62 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+// TestOtherYAML: a repository holding other tools' YAML loads once hidden
+// files are skipped and .fpgaopsignore lists the rest.
+func TestOtherYAML(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string // the errors, or "" when the fleet loads
+	}{
+		{
+			name:  "hidden files are skipped",
+			files: map[string]string{".gitlab-ci.yml": "stages: [validate]\n", "nodes/.draft.yaml": "kind: Node\n"},
+		},
+		{
+			name: "ignored files are skipped",
+			files: map[string]string{
+				IgnoreFile:                 "# docs tooling\n/mkdocs.yml\ncharts/\n",
+				"mkdocs.yml":               "site_name: Fleet\n",
+				"charts/fleet/values.yaml": "replicas: 2\n",
+			},
+		},
+		{
+			name: "a negated pattern keeps a file",
+			files: map[string]string{
+				IgnoreFile:   "*.yml\n!policy.yml\n",
+				"mkdocs.yml": "site_name: Fleet\n",
+				"policy.yml": "apiVersion: fpgaops/v1\nkind: Policy\nname: second\n",
+			},
+			want: "policy.yml:3:7: policy second: a fleet has at most one Policy, and dc1 is declared at policy.yaml:4:7",
+		},
+		{
+			name:  "a file of other YAML is one error",
+			files: map[string]string{"mkdocs.yml": "site_name: Fleet\n---\nnav: []\n"},
+			want:  "mkdocs.yml:1:1: not a fleet file: none of its documents has apiVersion fpgaops/v1 or kind Node, Bitstream, Binding or Policy; list it in .fpgaopsignore if it is not part of the fleet",
+		},
+		{
+			name:  "an ignore file that is not a regular file",
+			files: map[string]string{IgnoreFile + "/x": ""},
+			want:  ".fpgaopsignore: a directory, not a regular file",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := exampleRepo(t)
+			for name, text := range c.files {
+				writeFile(t, filepath.Join(repo, filepath.FromSlash(name)), []byte(text))
+			}
+			f, err := Load(repo)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatal(err)
+			case c.want == "" && len(f.Nodes) != 3:
+				t.Errorf("%d nodes", len(f.Nodes))
+			case c.want != "" && (err == nil || err.Error() != c.want):
+				t.Errorf("got  %v\nwant %s", err, c.want)
+			}
+		})
+	}
+}
