@@ -51,7 +51,7 @@ func checkBitstream(r *Repo, d *document, max int64) ErrorList {
 	case errors.As(err, &fe):
 		msg := fmt.Sprintf("bitstream %s: file %s", name, fe.Error())
 		if _, _, ok := fe.TooLarge(); ok {
-			msg += " (the Policy's limits.maxBitstreamBytes)"
+			msg += ", the Policy's limits.maxBitstreamBytes"
 		}
 		return ErrorList{d.errorf(at, "%s", msg)}
 	case err != nil:
@@ -228,7 +228,8 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 	functions := make(map[functionKey]*document, len(bindings))
 	vmNode := map[string]*document{}
 	undeclared := func(kind, name string) bool {
-		return !ghosts[declared{kind, name}] && !ghosts[declared{"", name}] && !ghosts[declared{kind, anyName}]
+		return !ghosts[declared{kind, name}] && !ghosts[declared{"", name}] &&
+			!ghosts[declared{kind, anyName}] && !ghosts[declared{"", anyName}]
 	}
 	for _, d := range bindings {
 		b := d.binding

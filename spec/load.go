@@ -108,6 +108,10 @@ func (r *Repo) load(opts loadOptions) (*Fleet, error) {
 	}
 	var docs []*document
 	ghosts := map[declared]bool{}
+	if len(errs) > 0 {
+		// A file the walk could not follow may declare anything.
+		ghosts[declared{"", anyName}] = true
+	}
 	for _, res := range results {
 		errs = append(errs, res.errs...)
 		docs = append(docs, res.docs...)
@@ -342,9 +346,12 @@ func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Wei
 	if w.viaLink {
 		open = r.open
 	}
+	// A file that is not read may declare anything.
+	unread := declared{"", anyName}
 	f, size, err := open(file, o.MaxYAMLBytes)
 	if err != nil {
-		res.errs = append(res.errs, fileError(err, ""))
+		res.errs = append(res.errs, yamlFileError(err))
+		res.ghosts = append(res.ghosts, unread)
 		return res
 	}
 	_ = parsing.Acquire(context.Background(), max(size, 1))
@@ -352,7 +359,8 @@ func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Wei
 	data, err := readAll(file, f, size, o.MaxYAMLBytes)
 	f.Close()
 	if err != nil {
-		res.errs = append(res.errs, fileError(err, ""))
+		res.errs = append(res.errs, yamlFileError(err))
+		res.ghosts = append(res.ghosts, unread)
 		return res
 	}
 	trees, broken, errs := parseDocuments(file, data)
@@ -374,6 +382,14 @@ func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Wei
 		loadDocument(&res, file, n.Content[0], v, o)
 	}
 	return res
+}
+
+// yamlFileError places an error reading a YAML file.
+func yamlFileError(err error) Error {
+	if errors.Is(err, ErrTooLarge) {
+		return fileError(err, " for a YAML file")
+	}
+	return fileError(err, "")
 }
 
 // loadDocument checks and decodes one document.

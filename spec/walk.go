@@ -90,20 +90,17 @@ func (r *Repo) yamlFiles(ignore gitignore.Matcher) ([]walked, ErrorList) {
 }
 
 func (w *walker) fail(err error) {
-	w.errs = append(w.errs, fileError(err, "list it in "+IgnoreFile+" if it is not part of the fleet"))
+	w.errs = append(w.errs, fileError(err, "; list it in "+IgnoreFile+" if it is not part of the fleet"))
 }
 
-// fileError places an error about a whole file of the repository, with a
-// hint on what to do.
-func fileError(err error, hint string) Error {
+// fileError places an error about a whole file of the repository, with
+// more to say after it.
+func fileError(err error, more string) Error {
 	var fe *FileError
 	if !errors.As(err, &fe) {
 		return Error{Msg: err.Error(), stage: stageRepo}
 	}
-	msg := strings.TrimPrefix(fe.Why, "is ")
-	if hint != "" {
-		msg += "; " + hint
-	}
+	msg := strings.TrimPrefix(fe.Why, "is ") + more
 	return Error{Pos: Pos{File: fe.Path}, Msg: msg, stage: stageRepo}
 }
 
