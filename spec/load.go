@@ -76,7 +76,7 @@ func (r *Repo) load(opts loadOptions) (*Fleet, error) {
 	if len(files) == 0 && len(errs) == 0 {
 		// Most likely the wrong directory: an empty fleet would plan to
 		// prune everything.
-		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file"}}
+		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file, hidden and ignored ones aside"}}
 	}
 
 	results := make([]fileResult, len(files))
