@@ -566,16 +566,18 @@ func parseDocuments(file string, data []byte) ([]*yaml.Node, []chunk, ErrorList)
 // it stops counting past limit: a few lines of anchors and aliases can
 // stand for billions of values, which checking the document would expand.
 func documentSize(n *yaml.Node, limit int) (written, expanded int) {
+	aliases := false
 	var count func(n *yaml.Node) int
 	count = func(n *yaml.Node) int {
 		c := 1
+		aliases = aliases || n.Kind == yaml.AliasNode
 		for _, k := range n.Content {
 			c += count(k)
 		}
 		return c
 	}
 	written = count(n)
-	if written > limit {
+	if written > limit || !aliases {
 		return written, written
 	}
 	var walk func(n *yaml.Node) bool
