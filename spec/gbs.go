@@ -35,7 +35,7 @@ func (r *Repo) inspectGBS(name string, max int64) (*bitstream.File, error) {
 	h.Write(head)
 	n, err := io.Copy(h, io.LimitReader(f, max+1-int64(len(head))))
 	if err != nil {
-		return nil, &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
+		return nil, cannotRead(name, err)
 	}
 	total := int64(len(head)) + n
 	if total > max {

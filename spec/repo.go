@@ -122,7 +122,12 @@ func (r *Repo) stat(name string) (fs.FileInfo, error) {
 		}
 		return nil, &FileError{Path: name, Why: link + "leading " + ErrOutside.Error(), Err: ErrOutside}
 	}
-	return nil, &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
+	return nil, cannotRead(name, err)
+}
+
+// cannotRead is a FileError for a failed system call.
+func cannotRead(name string, err error) *FileError {
+	return &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
 }
 
 // isEscape reports whether err is os.Root refusing a path that leaves it.
@@ -191,13 +196,13 @@ func (r *Repo) openListed(name string, max int64) (*os.File, int64, error) {
 	// is not waited on; it is refused by the checks below.
 	f, err := r.root.OpenFile(name, openFlags, 0)
 	if err != nil {
-		return nil, 0, &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
+		return nil, 0, cannotRead(name, err)
 	}
 	fi, err := f.Stat()
 	switch {
 	case err != nil:
 		f.Close()
-		return nil, 0, &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
+		return nil, 0, cannotRead(name, err)
 	case !fi.Mode().IsRegular():
 		f.Close()
 		return nil, 0, notRegular(name, fi.Mode())
@@ -216,7 +221,7 @@ func readAll(name string, f io.Reader, size, max int64) ([]byte, error) {
 	buf.Grow(int(size) + bytes.MinRead)
 	n, err := buf.ReadFrom(io.LimitReader(f, max+1))
 	if err != nil {
-		return nil, &FileError{Path: name, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err}
+		return nil, cannotRead(name, err)
 	}
 	if n > max {
 		return nil, errTooLarge(name, n, max)

@@ -1,8 +1,6 @@
 package spec
 
 import (
-	"bufio"
-	"bytes"
 	"errors"
 	"io/fs"
 	"os"
@@ -30,9 +28,8 @@ func (r *Repo) ignoreRules() (gitignore.Matcher, error) {
 		return nil, err
 	}
 	var patterns []gitignore.Pattern
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for sc.Scan() {
-		line := strings.TrimSuffix(sc.Text(), "\r")
+	for line := range strings.Lines(string(data)) {
+		line = strings.TrimRight(line, "\r\n")
 		if strings.HasPrefix(line, "#") || strings.TrimSpace(line) == "" {
 			continue
 		}
@@ -110,13 +107,13 @@ func fileError(err error, more string) Error {
 func (w *walker) walk(dir string, parts []string, ancestors []fs.FileInfo, viaLink bool) {
 	f, err := w.r.root.Open(dir)
 	if err != nil {
-		w.fail(&FileError{Path: dir, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err})
+		w.fail(cannotRead(dir, err))
 		return
 	}
 	entries, err := f.ReadDir(-1)
 	f.Close()
 	if err != nil {
-		w.fail(&FileError{Path: dir, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err})
+		w.fail(cannotRead(dir, err))
 		return
 	}
 	slices.SortFunc(entries, func(a, b os.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
@@ -135,7 +132,7 @@ func (w *walker) walk(dir string, parts []string, ancestors []fs.FileInfo, viaLi
 			}
 			fi, err := e.Info()
 			if err != nil {
-				w.fail(&FileError{Path: p, Why: "cannot be read: " + unwrapPath(err).Error(), Err: err})
+				w.fail(cannotRead(p, err))
 				continue
 			}
 			w.dirs = append(w.dirs, fi)
