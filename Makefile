@@ -18,13 +18,16 @@ demo: build
 bench:
 	./scripts/bench.sh
 
-# FUZZTIME per target; the GBS parser and the GBS/AOCX image parser.
+# FUZZTIME per target; the GBS parser, the GBS/AOCX image parser and the
+# fleet loader. Almost every input to the loader reaches new code in CUE
+# and yaml.v3: minimising each for the default 60s leaves no time to fuzz.
 FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bitstream
 	$(GO) test -run '^$$' -fuzz '^FuzzParseImage$$' -fuzztime $(FUZZTIME) ./bitstream
 	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) ./fpga/agent
 	$(GO) test -run '^$$' -fuzz '^FuzzWebhooks$$' -fuzztime $(FUZZTIME) ./reconcile/controller
+	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./spec
 
 clean:
 	rm -rf bin

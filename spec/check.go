@@ -3,9 +3,8 @@ package spec
 import (
 	"errors"
 	"fmt"
-	"io/fs"
-	"path"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,123 +13,120 @@ import (
 	_ "time/tzdata"
 
 	"github.com/robfig/cron/v3"
-
-	"github.com/fpgaops/fpgaops/bitstream"
 )
 
 // checkBitstream checks a Bitstream document on its own: where its image
 // is, and for a file in the repository, that the file is a sound GBS image
-// agreeing with what the document declares. It fills in the IDs and size
-// read from the file.
-func checkBitstream(fsys fs.FS, d *document) ErrorList {
+// of at most max bytes agreeing with what the document declares. It fills
+// in the IDs and size read from the file. Fields that failed the schema
+// are not checked again.
+func checkBitstream(r *Repo, d *document, max int64) ErrorList {
 	b := d.bitstream
 	var errs ErrorList
+	name := d.name()
 	switch {
-	case b.File == "" && b.URL == "":
-		return ErrorList{d.errorf(nil, "bitstream %s: set file (a GBS file in the repository) or url", b.Name)}
-	case b.File != "" && b.URL != "":
-		return ErrorList{d.errorf([]string{"url"}, "bitstream %s: set file or url, not both", b.Name)}
-	case b.URL != "":
+	case !d.has("file") && !d.has("url"):
+		return ErrorList{d.errorf(nil, "bitstream %s: set file (a GBS file in the repository) or url", name)}
+	case d.has("file") && d.has("url"):
+		return ErrorList{d.errorf([]string{"url"}, "bitstream %s: set file or url, not both", name)}
+	case d.has("url"):
 		for _, f := range []string{"interfaceID", "afuID"} {
-			if n, _ := lookupYAML(d.root, []string{f}); n == nil {
-				errs = append(errs, d.errorf(nil, "bitstream %s: a bitstream fetched from a url needs %s, which cannot be read from a file here", b.Name, f))
+			if !d.has(f) {
+				errs = append(errs, d.errorf(nil, "bitstream %s: a bitstream fetched from a url needs %s, which cannot be read from a file here", name, f))
 			}
 		}
 		return errs
+	case !d.ok("file"):
+		return nil
 	}
 	at := []string{"file"}
-	clean := path.Clean(strings.ReplaceAll(b.File, `\`, "/"))
-	if path.IsAbs(clean) || clean == ".." || strings.HasPrefix(clean, "../") || !fs.ValidPath(clean) {
-		return ErrorList{d.errorf(at, "bitstream %s: file %s is outside the repository", b.Name, b.File)}
+	clean, err := cleanPath(b.File)
+	if err != nil {
+		return ErrorList{d.errorf(at, "bitstream %s: file %s is outside the repository", name, b.File)}
 	}
 	b.File = clean
-	data, err := fs.ReadFile(fsys, clean)
-	if err != nil {
-		switch {
-		case errors.Is(err, fs.ErrNotExist):
-			return ErrorList{d.errorf(at, "bitstream %s: file %s does not exist", b.Name, b.File)}
-		case strings.Contains(err.Error(), "escapes"):
-			return ErrorList{d.errorf(at, "bitstream %s: file %s is outside the repository", b.Name, b.File)}
+	gbs, err := r.inspectGBS(clean, max)
+	var fe *FileError
+	switch {
+	case errors.As(err, &fe):
+		msg := fmt.Sprintf("bitstream %s: file %s", name, fe.Error())
+		if _, _, ok := fe.TooLarge(); ok {
+			msg += ", the Policy's limits.maxBitstreamBytes"
 		}
-		return ErrorList{d.errorf(at, "bitstream %s: file %s: %v", b.Name, b.File, unwrapPath(err))}
+		return ErrorList{d.errorf(at, "%s", msg)}
+	case err != nil:
+		return ErrorList{d.errorf(at, "bitstream %s: file %s: %v", name, b.File, err)}
 	}
-	gbs, err := bitstream.Parse(data)
-	if err != nil {
-		return ErrorList{d.errorf(at, "bitstream %s: file %s: %v", b.Name, b.File, err)}
-	}
-	if gbs.SHA256 != b.SHA256 {
-		errs = append(errs, d.errorf([]string{"sha256"}, "bitstream %s: sha256 does not match file %s, which has %s", b.Name, b.File, gbs.SHA256))
+	if d.ok("sha256") && gbs.SHA256 != b.SHA256 {
+		errs = append(errs, d.errorf([]string{"sha256"}, "bitstream %s: sha256 does not match file %s, which has %s", name, b.File, gbs.SHA256))
 	}
 	if b.InterfaceID != "" && b.InterfaceID != gbs.InterfaceID() {
-		errs = append(errs, d.errorf([]string{"interfaceID"}, "bitstream %s: interfaceID does not match the GBS metadata's interface-uuid %s", b.Name, gbs.InterfaceID()))
+		errs = append(errs, d.errorf([]string{"interfaceID"}, "bitstream %s: interfaceID does not match the GBS metadata's interface-uuid %s", name, gbs.InterfaceID()))
 	}
 	if b.AFUID != "" && b.AFUID != gbs.AFUID() {
-		errs = append(errs, d.errorf([]string{"afuID"}, "bitstream %s: afuID does not match the GBS metadata's accelerator-type-uuid %s", b.Name, gbs.AFUID()))
+		errs = append(errs, d.errorf([]string{"afuID"}, "bitstream %s: afuID does not match the GBS metadata's accelerator-type-uuid %s", name, gbs.AFUID()))
 	}
 	b.InterfaceID, b.AFUID, b.Size = gbs.InterfaceID(), gbs.AFUID(), gbs.Size
 	return errs
 }
 
-// unwrapPath drops the operation and path an fs error repeats.
-func unwrapPath(err error) error {
-	var pe *fs.PathError
-	if errors.As(err, &pe) {
-		return pe.Err
-	}
-	return err
-}
-
 // assemble checks the documents against each other and builds the fleet.
-func assemble(docs []*document) (*Fleet, ErrorList) {
+// Broken documents take part as far as their good fields allow; ghosts
+// are names declared by documents that could not be read.
+func assemble(docs []*document, ghosts map[declared]bool) (*Fleet, ErrorList) {
 	var errs ErrorList
 	f := &Fleet{Policy: Policy{Drift: DriftReport}}
-	type declared struct{ kind, name string }
 	first := make(map[declared]*document, len(docs))
 	nodes := map[string]*document{}
 	bitstreams := map[string]*document{}
 	var bindings, policies []*document
 	for _, d := range docs {
-		if d.broken && d.name() == "" {
-			continue
+		name := d.name()
+		if name == "" || !d.ok("name") {
+			// Any reference to its kind may be meant for it.
+			ghosts[declared{d.kind, anyName}] = true
 		}
-		key := declared{d.kind, d.name()}
+		if name == "" {
+			continue // reported as missing
+		}
+		key := declared{d.kind, name}
 		if prev, ok := first[key]; ok {
-			errs = append(errs, d.errorf([]string{"name"}, "%s %s is already declared at %s", strings.ToLower(d.kind), d.name(), prev.pos("name")))
+			errs = append(errs, d.errorf([]string{"name"}, "%s %s is already declared at %s", strings.ToLower(d.kind), name, prev.pos("name")))
 			continue
 		}
 		first[key] = d
-		if d.broken {
-			switch d.kind {
-			case KindNode:
-				nodes[d.name()] = d
-			case KindBitstream:
-				bitstreams[d.name()] = d
-			}
-			continue
-		}
 		switch d.kind {
 		case KindNode:
-			nodes[d.node.Name] = d
-			f.Nodes = append(f.Nodes, *d.node)
+			nodes[name] = d
 		case KindBitstream:
-			bitstreams[d.bitstream.Name] = d
-			f.Bitstreams = append(f.Bitstreams, *d.bitstream)
+			bitstreams[name] = d
 		case KindBinding:
 			bindings = append(bindings, d)
 		case KindPolicy:
 			policies = append(policies, d)
 		}
+		if d.broken {
+			continue
+		}
+		switch d.kind {
+		case KindNode:
+			f.Nodes = append(f.Nodes, *d.node)
+		case KindBitstream:
+			f.Bitstreams = append(f.Bitstreams, *d.bitstream)
+		}
 	}
 	for i, d := range policies {
 		if i > 0 {
-			errs = append(errs, d.errorf([]string{"name"}, "policy %s: a fleet has at most one Policy, and %s is declared at %s", d.policy.Name, policies[0].policy.Name, policies[0].pos("name")))
+			errs = append(errs, d.errorf([]string{"name"}, "policy %s: a fleet has at most one Policy, and %s is declared at %s", d.name(), policies[0].name(), policies[0].pos("name")))
 			continue
 		}
 		f.Policy = *d.policy
 	}
-	errs = append(errs, checkBindings(bindings, nodes, bitstreams)...)
+	errs = append(errs, checkBindings(bindings, nodes, bitstreams, ghosts)...)
 	for _, d := range bindings {
-		f.Bindings = append(f.Bindings, *d.binding)
+		if !d.broken {
+			f.Bindings = append(f.Bindings, *d.binding)
+		}
 	}
 	slices.SortFunc(f.Nodes, func(a, b Node) int { return strings.Compare(a.Name, b.Name) })
 	for i := range f.Nodes {
@@ -141,52 +137,64 @@ func assemble(docs []*document) (*Fleet, ErrorList) {
 	return f, errs
 }
 
-// checkNode checks a node's cards against each other and their boards.
+// checkNode checks a node's cards against each other and their boards,
+// leaving out the fields that failed the schema.
 func checkNode(d *document) ErrorList {
 	var errs ErrorList
 	n := d.node
+	name := d.name()
 	slots := map[string]int{}
 	pcis := map[string]int{}
 	for i, c := range n.FPGAs {
-		at := func(field string) []string { return []string{"fpgas", fmt.Sprint(i), field} }
-		if j, ok := slots[c.Slot]; ok {
-			errs = append(errs, d.errorf(at("slot"), "node %s: slot %s is already used by fpgas[%d]", n.Name, c.Slot, j))
-		} else {
-			slots[c.Slot] = i
+		idx := strconv.Itoa(i)
+		at := func(field string) []string { return []string{"fpgas", idx, field} }
+		if d.ok(at("slot")...) {
+			if j, ok := slots[c.Slot]; ok {
+				errs = append(errs, d.errorf(at("slot"), "node %s: slot %s is already used by fpgas[%d]", name, c.Slot, j))
+			} else {
+				slots[c.Slot] = i
+			}
 		}
-		if j, ok := pcis[c.PCI]; ok {
-			errs = append(errs, d.errorf(at("pci"), "node %s fpga %s: PCI address %s is already used by fpgas[%d] (%s)", n.Name, c.Slot, c.PCI, j, n.FPGAs[j].Slot))
-		} else {
-			pcis[c.PCI] = i
+		if d.ok(at("pci")...) {
+			if j, ok := pcis[c.PCI]; ok {
+				errs = append(errs, d.errorf(at("pci"), "node %s fpga %s: PCI address %s is already used by fpgas[%d] (%s)", name, c.Slot, c.PCI, j, n.FPGAs[j].Slot))
+			} else {
+				pcis[c.PCI] = i
+			}
 		}
-		if info, ok := LookupBoard(c.Board); ok && c.VFs > info.MaxVFs {
-			errs = append(errs, d.errorf(at("vfs"), "node %s fpga %s: vfs %d is more than the %s supports (%d)", n.Name, c.Slot, c.VFs, c.Board, info.MaxVFs))
+		if info, ok := LookupBoard(c.Board); ok && d.ok(at("vfs")...) && c.VFs > info.MaxVFs {
+			errs = append(errs, d.errorf(at("vfs"), "node %s fpga %s: vfs %d is more than the %s supports (%d)", name, c.Slot, c.VFs, c.Board, info.MaxVFs))
 		}
 	}
 	return errs
 }
 
 // checkPolicy parses what the schema can only shape-check: cron
-// expressions and time zones.
+// expressions and time zones, leaving out the fields that failed the
+// schema.
 func checkPolicy(d *document) ErrorList {
 	var errs ErrorList
 	p := d.policy
+	name := d.name()
 	if p.Schedule != "" {
 		if _, err := cron.ParseStandard(p.Schedule); err != nil {
-			errs = append(errs, d.errorf([]string{"schedule"}, "policy %s: schedule %q: %v", p.Name, p.Schedule, err))
+			errs = append(errs, d.errorf([]string{"schedule"}, "policy %s: schedule %q: %v", name, p.Schedule, err))
 		}
 	}
 	for i, w := range p.Windows {
-		at := func(field string) []string { return []string{"windows", fmt.Sprint(i), field} }
-		if _, err := cron.ParseStandard(w.Schedule); err != nil {
-			errs = append(errs, d.errorf(at("schedule"), "policy %s: windows[%d]: schedule %q: %v", p.Name, i, w.Schedule, err))
+		idx := strconv.Itoa(i)
+		at := func(field string) []string { return []string{"windows", idx, field} }
+		if d.ok(at("schedule")...) {
+			if _, err := cron.ParseStandard(w.Schedule); err != nil {
+				errs = append(errs, d.errorf(at("schedule"), "policy %s: windows[%d]: schedule %q: %v", name, i, w.Schedule, err))
+			}
 		}
-		if w.Duration <= 0 {
-			errs = append(errs, d.errorf(at("duration"), "policy %s: windows[%d]: duration must be more than 0", p.Name, i))
+		if d.ok(at("duration")...) && w.Duration <= 0 {
+			errs = append(errs, d.errorf(at("duration"), "policy %s: windows[%d]: duration must be more than 0", name, i))
 		}
 		if w.TimeZone != "" {
 			if _, err := time.LoadLocation(w.TimeZone); err != nil {
-				errs = append(errs, d.errorf(at("timezone"), "policy %s: windows[%d]: unknown time zone %s", p.Name, i, w.TimeZone))
+				errs = append(errs, d.errorf(at("timezone"), "policy %s: windows[%d]: unknown time zone %s", name, i, w.TimeZone))
 			}
 		}
 	}
@@ -198,7 +206,13 @@ func checkPolicy(d *document) ErrorList {
 // once, VFs within the card's count, a PF binding only on a card without
 // VFs, a bitstream built for the card's PR interface, and each VM on one
 // node.
-func checkBindings(bindings []*document, nodes, bitstreams map[string]*document) ErrorList {
+//
+// A check runs when every field it needs passed the schema, in the binding
+// and in the documents it names; a name declared only by a document that
+// could not be read (a ghost) is not reported as undeclared. So a broken
+// document is checked as far as it can be, and its mistakes do not
+// cascade.
+func checkBindings(bindings []*document, nodes, bitstreams map[string]*document, ghosts map[declared]bool) ErrorList {
 	var errs ErrorList
 	type card struct {
 		bitstream string
@@ -213,73 +227,95 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 	cards := make(map[cardKey]*card, len(bindings))
 	functions := make(map[functionKey]*document, len(bindings))
 	vmNode := map[string]*document{}
+	undeclared := func(kind, name string) bool {
+		return !ghosts[declared{kind, name}] && !ghosts[declared{"", name}] &&
+			!ghosts[declared{kind, anyName}] && !ghosts[declared{"", anyName}]
+	}
 	for _, d := range bindings {
 		b := d.binding
-		who := "binding " + b.Name
-		nd, ok := nodes[b.Node]
-		if !ok {
-			errs = append(errs, d.errorf([]string{"node"}, "%s: node %s is not declared", who, b.Node))
+		who := "binding " + d.name()
+		var nd, bd *document
+		if d.ok("node") {
+			if nd = nodes[b.Node]; nd == nil && undeclared(KindNode, b.Node) {
+				errs = append(errs, d.errorf([]string{"node"}, "%s: node %s is not declared", who, b.Node))
+			}
 		}
-		bd, bok := bitstreams[b.Bitstream]
-		if !bok {
-			errs = append(errs, d.errorf([]string{"bitstream"}, "%s: bitstream %s is not declared", who, b.Bitstream))
+		// A bitstream declared only by a ghost still has its name, which
+		// is all a card's PR region needs.
+		bsDeclared := false
+		if d.ok("bitstream") {
+			bd = bitstreams[b.Bitstream]
+			bsDeclared = bd != nil || !undeclared(KindBitstream, b.Bitstream)
+			if !bsDeclared {
+				errs = append(errs, d.errorf([]string{"bitstream"}, "%s: bitstream %s is not declared", who, b.Bitstream))
+			}
 		}
-		if b.VM != "" {
+		if b.VM != "" && d.ok("node") {
 			if prev, seen := vmNode[b.VM]; seen && prev.binding.Node != b.Node {
-				errs = append(errs, d.errorf([]string{"vm"}, "%s: vm %s runs on node %s (binding %s at %s), not on node %s", who, b.VM, prev.binding.Node, prev.binding.Name, prev.pos("vm"), b.Node))
+				errs = append(errs, d.errorf([]string{"vm"}, "%s: vm %s runs on node %s (binding %s at %s), not on node %s", who, b.VM, prev.binding.Node, prev.name(), prev.pos("vm"), b.Node))
 			} else if !seen {
 				vmNode[b.VM] = d
 			}
 		}
-		if !ok || nd.broken {
+		if nd == nil || !d.ok("fpga") {
 			continue
 		}
-		fpga, ok := nd.node.FPGA(b.FPGA)
-		if !ok {
-			errs = append(errs, d.errorf([]string{"fpga"}, "%s: node %s has no fpga in slot %s", who, b.Node, b.FPGA))
+		slot := slices.IndexFunc(nd.node.FPGAs, func(c FPGA) bool { return c.Slot == b.FPGA })
+		if slot < 0 {
+			// A node whose cards failed the schema may have the slot.
+			if nd.okUnder("fpgas") {
+				errs = append(errs, d.errorf([]string{"fpga"}, "%s: node %s has no fpga in slot %s", who, b.Node, b.FPGA))
+			}
 			continue
 		}
+		fpga := &nd.node.FPGAs[slot]
+		vfsKnown := nd.ok("fpgas", strconv.Itoa(slot), "vfs")
 		id := CardID(b.Node, b.FPGA)
 		ck := cardKey{b.Node, b.FPGA}
-		fn := functionKey{ck, b.Function}
-		if prev, dup := functions[fn]; dup {
-			errs = append(errs, d.errorf([]string{"function"}, "%s: function %s of %s is already bound by binding %s at %s", who, b.Function, id, prev.binding.Name, prev.pos("function")))
-		} else {
-			functions[fn] = d
-		}
-		if b.Function.PF {
-			if fpga.VFs > 0 {
-				errs = append(errs, d.errorf([]string{"function"}, "%s: pf gives the whole card %s to one user, but the card has vfs: %d (set vfs: 0 at %s)", who, id, fpga.VFs, nd.pos(vfsPath(nd.node, b.FPGA)...)))
-			}
-		} else if b.Function.VF >= fpga.VFs {
-			errs = append(errs, d.errorf([]string{"function"}, "%s: %s is out of range: card %s has vfs: %d", who, b.Function, id, fpga.VFs))
-		}
 		c := cards[ck]
 		if c == nil {
 			c = &card{}
 			cards[ck] = c
 		}
-		if b.Function.PF {
-			if c.vf != nil {
-				errs = append(errs, d.errorf([]string{"function"}, "%s: pf binding on card %s excludes VF bindings such as binding %s", who, id, c.vf.binding.Name))
-			} else if c.pf == nil {
-				c.pf = d
+		if d.ok("function") {
+			fn := functionKey{ck, b.Function}
+			if prev, dup := functions[fn]; dup {
+				errs = append(errs, d.errorf([]string{"function"}, "%s: function %s of %s is already bound by binding %s at %s", who, b.Function, id, prev.name(), prev.pos("function")))
+			} else {
+				functions[fn] = d
 			}
-		} else {
-			if c.pf != nil {
-				errs = append(errs, d.errorf([]string{"function"}, "%s: card %s is bound whole (pf) by binding %s, so its VFs cannot be bound", who, id, c.pf.binding.Name))
-			} else if c.vf == nil {
-				c.vf = d
+			switch {
+			case !vfsKnown:
+			case b.Function.PF && fpga.VFs > 0:
+				errs = append(errs, d.errorf([]string{"function"}, "%s: pf gives the whole card %s to one user, but the card has vfs: %d (set vfs: 0 at %s)", who, id, fpga.VFs, nd.pos(vfsPath(nd.node, b.FPGA)...)))
+			case !b.Function.PF && b.Function.VF >= fpga.VFs:
+				errs = append(errs, d.errorf([]string{"function"}, "%s: %s is out of range: card %s has vfs: %d", who, b.Function, id, fpga.VFs))
+			}
+			if b.Function.PF {
+				if c.vf != nil {
+					errs = append(errs, d.errorf([]string{"function"}, "%s: pf binding on card %s excludes VF bindings such as binding %s", who, id, c.vf.name()))
+				} else if c.pf == nil {
+					c.pf = d
+				}
+			} else {
+				if c.pf != nil {
+					errs = append(errs, d.errorf([]string{"function"}, "%s: card %s is bound whole (pf) by binding %s, so its VFs cannot be bound", who, id, c.pf.name()))
+				} else if c.vf == nil {
+					c.vf = d
+				}
 			}
 		}
-		if !bok || bd.broken {
+		if !bsDeclared {
 			continue
 		}
 		switch {
 		case c.by == nil:
 			c.bitstream, c.by = b.Bitstream, d
 		case c.bitstream != b.Bitstream:
-			errs = append(errs, d.errorf([]string{"bitstream"}, "%s: card %s has one PR region, and binding %s loads bitstream %s into it, not %s", who, id, c.by.binding.Name, c.bitstream, b.Bitstream))
+			errs = append(errs, d.errorf([]string{"bitstream"}, "%s: card %s has one PR region, and binding %s loads bitstream %s into it, not %s", who, id, c.by.name(), c.bitstream, b.Bitstream))
+		}
+		if bd == nil {
+			continue
 		}
 		bs := bd.bitstream
 		if fpga.InterfaceID != "" && bs.InterfaceID != "" && fpga.InterfaceID != bs.InterfaceID {
@@ -294,7 +330,7 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document)
 func vfsPath(n *Node, slot string) []string {
 	for i, c := range n.FPGAs {
 		if c.Slot == slot {
-			return []string{"fpgas", fmt.Sprint(i), "vfs"}
+			return []string{"fpgas", strconv.Itoa(i), "vfs"}
 		}
 	}
 	return nil

@@ -10,14 +10,18 @@ import (
 	"github.com/fpgaops/fpgaops/bitstream"
 )
 
-// decode fills the document's model object. The document has passed the
-// schema, so every field has the type the model expects.
+// decode fills the document's model object. Every field that passed the
+// schema has the type the model expects; the others (d.bad) are left at
+// their zero values.
 func decode(d *document) {
 	pos := d.pos()
 	switch d.kind {
 	case KindNode:
 		n := &Node{Pos: pos}
 		eachField(d.root, func(k string, v *yaml.Node) {
+			if !d.ok(k) {
+				return
+			}
 			switch k {
 			case "name":
 				n.Name = v.Value
@@ -32,8 +36,8 @@ func decode(d *document) {
 				eachField(v, func(k string, v *yaml.Node) { n.Labels[k] = v.Value })
 			case "fpgas":
 				n.FPGAs = make([]FPGA, 0, len(v.Content))
-				for _, item := range v.Content {
-					n.FPGAs = append(n.FPGAs, decodeFPGA(d.file, deref(item)))
+				for i, item := range v.Content {
+					n.FPGAs = append(n.FPGAs, decodeFPGA(d, strconv.Itoa(i), deref(item)))
 				}
 			}
 		})
@@ -41,6 +45,9 @@ func decode(d *document) {
 	case KindBitstream:
 		b := &Bitstream{Pos: pos}
 		eachField(d.root, func(k string, v *yaml.Node) {
+			if !d.ok(k) {
+				return
+			}
 			switch k {
 			case "name":
 				b.Name = v.Value
@@ -60,6 +67,9 @@ func decode(d *document) {
 	case KindBinding:
 		b := &Binding{Pos: pos}
 		eachField(d.root, func(k string, v *yaml.Node) {
+			if !d.ok(k) {
+				return
+			}
 			switch k {
 			case "name":
 				b.Name = v.Value
@@ -81,6 +91,9 @@ func decode(d *document) {
 	case KindPolicy:
 		p := &Policy{Pos: pos, Drift: DriftReport}
 		eachField(d.root, func(k string, v *yaml.Node) {
+			if !d.ok(k) {
+				return
+			}
 			switch k {
 			case "name":
 				p.Name = v.Value
@@ -91,10 +104,14 @@ func decode(d *document) {
 			case "vmRestart":
 				p.VMRestart = boolOf(v)
 			case "windows":
-				for _, item := range v.Content {
+				for i, item := range v.Content {
 					item = deref(item)
 					w := Window{Pos: Pos{File: d.file, Line: item.Line, Col: item.Column}}
+					at := strconv.Itoa(i)
 					eachField(item, func(k string, v *yaml.Node) {
+						if !d.ok("windows", at, k) {
+							return
+						}
 						switch k {
 						case "kind":
 							w.Kind = WindowKind(v.Value)
@@ -111,6 +128,9 @@ func decode(d *document) {
 				}
 			case "budget":
 				eachField(v, func(k string, v *yaml.Node) {
+					if !d.ok("budget", k) {
+						return
+					}
 					switch k {
 					case "maxDisruptedVMs":
 						p.Budget.MaxDisruptedVMs = atoi(v)
@@ -120,6 +140,9 @@ func decode(d *document) {
 				})
 			case "prune":
 				eachField(v, func(k string, v *yaml.Node) {
+					if !d.ok("prune", k) {
+						return
+					}
 					switch k {
 					case "enabled":
 						p.Prune.Enabled = boolOf(v)
@@ -129,15 +152,27 @@ func decode(d *document) {
 						p.Prune.AllowEmpty = boolOf(v)
 					}
 				})
+			case "limits":
+				eachField(v, func(k string, v *yaml.Node) {
+					if k == "maxBitstreamBytes" && d.ok("limits", k) {
+						_ = v.Decode(&p.Limits.MaxBitstreamBytes)
+					}
+				})
 			}
 		})
 		d.policy = p
 	}
 }
 
-func decodeFPGA(file string, m *yaml.Node) FPGA {
-	f := FPGA{Pos: Pos{File: file, Line: m.Line, Col: m.Column}}
+func decodeFPGA(d *document, i string, m *yaml.Node) FPGA {
+	f := FPGA{Pos: Pos{File: d.file, Line: m.Line, Col: m.Column}}
+	if !d.ok("fpgas", i) {
+		return f
+	}
 	eachField(m, func(k string, v *yaml.Node) {
+		if !d.ok("fpgas", i, k) {
+			return
+		}
 		switch k {
 		case "slot":
 			f.Slot = v.Value

@@ -9,7 +9,23 @@ import (
 type Error struct {
 	Pos Pos
 	Msg string
+	// stage is the check that found the mistake; see Sort.
+	stage stage
 }
+
+// stage orders mistakes so that a cause comes before its effects: a file
+// that cannot be read before a document that is not there, a syntax error
+// before a schema error, a document's own mistakes before those found
+// across documents.
+type stage int
+
+const (
+	stageRepo     stage = iota // files, symlinks, sizes, .fpgaopsignore
+	stageYAML                  // syntax and the shape of documents
+	stageSchema                // the CUE schema
+	stageDocument              // one document's own checks, its GBS file
+	stageFleet                 // checks across documents
+)
 
 func (e Error) Error() string {
 	if p := e.Pos.String(); p != "" {
@@ -18,7 +34,7 @@ func (e Error) Error() string {
 	return e.Msg
 }
 
-// ErrorList is every mistake found in one load, sorted by position.
+// ErrorList is every mistake found in one load, sorted.
 type ErrorList []Error
 
 func (l ErrorList) Error() string {
@@ -32,12 +48,24 @@ func (l ErrorList) Error() string {
 	return b.String()
 }
 
-// Sort orders the list by file, line, column and message, and drops exact
-// duplicates.
+// at sets the stage of every error of the list.
+func (l ErrorList) at(s stage) ErrorList {
+	for i := range l {
+		l[i].stage = s
+	}
+	return l
+}
+
+// Sort orders the list by the check that found each mistake, so that
+// causes come before their effects, then by file, line, column and
+// message; it drops exact duplicates.
 func (l *ErrorList) Sort() {
 	s := *l
 	sort.SliceStable(s, func(i, j int) bool {
 		a, b := s[i], s[j]
+		if a.stage != b.stage {
+			return a.stage < b.stage
+		}
 		if a.Pos.File != b.Pos.File {
 			return a.Pos.File < b.Pos.File
 		}

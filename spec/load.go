@@ -2,12 +2,10 @@ package spec
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path"
 	"regexp"
 	"runtime"
 	"strconv"
@@ -15,38 +13,42 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/sync/semaphore"
 	"gopkg.in/yaml.v3"
 )
 
-// Load reads every *.yaml and *.yml file under dir (hidden directories such
-// as .git are skipped), checks each document against the schema and all of
-// them against each other, and returns the fleet. On failure the error is
-// an ErrorList holding every mistake, with files relative to dir.
+// Load reads the fleet repository at dir with the default limits: see
+// LoadWith.
+func Load(dir string) (*Fleet, error) { return LoadWith(dir, Options{}) }
+
+// LoadWith reads every *.yaml and *.yml file of the repository at dir
+// (hidden files and folders such as .git, and what .fpgaopsignore lists,
+// are left out), checks each document against the schema and all of them
+// against each other and against the GBS files they name, and returns the
+// fleet. On failure the error is an ErrorList holding every mistake, with
+// files relative to dir, causes before their effects.
 //
-// Bitstream files, whose paths the documents name, are opened through an
-// os.Root, so that neither ".." nor a symlink leads the loader out of the
-// repository. YAML files are found by walking the tree, which does not
-// follow symlinks (a YAML file that is a symlink is not read), and read
-// directly, which is faster.
-func Load(dir string) (*Fleet, error) {
-	root, err := os.OpenRoot(dir)
+// Every file is read through a Repo: symlinks are followed inside the
+// repository only, only regular files are read, and each is bounded by a
+// limit checked before reading (opts for YAML files, the Policy's
+// limits.maxBitstreamBytes for GBS files, which are read through once for
+// their digest and never held whole).
+func LoadWith(dir string, opts Options) (*Fleet, error) {
+	r, err := OpenRepo(dir)
 	if err != nil {
 		return nil, fmt.Errorf("load fleet: %w", err)
 	}
-	defer root.Close()
-	f, err := load(os.DirFS(dir), root.FS(), loadOptions{})
+	defer r.Close()
+	f, err := r.load(loadOptions{Options: opts})
 	if f != nil {
 		f.Root = dir
 	}
 	return f, err
 }
 
-// LoadFS is Load on a file system whose root is the repository. Whether a
-// symlink in fsys may lead outside the repository is up to fsys.
-func LoadFS(fsys fs.FS) (*Fleet, error) { return load(fsys, fsys, loadOptions{}) }
-
-// loadOptions tune the loader for tests.
+// loadOptions add to Options what tests tune.
 type loadOptions struct {
+	Options
 	// noQuick checks every document with CUE.
 	noQuick bool
 	// validators, when set, are used instead of compiling the schema: one
@@ -54,62 +56,96 @@ type loadOptions struct {
 	validators []*validator
 }
 
-// load reads the YAML files of fsys and the bitstream files of files.
-func load(fsys, files fs.FS, opts loadOptions) (*Fleet, error) {
-	names, err := yamlFiles(fsys)
+// load reads and checks the repository in four steps: list the YAML
+// files; parse and check each file on its own, in parallel; check the GBS
+// files, with the Policy's limit now known; check the documents against
+// each other.
+func (r *Repo) load(opts loadOptions) (*Fleet, error) {
+	o := opts.Options.withDefaults()
+	var errs ErrorList
+	ignore, err := r.ignoreRules()
 	if err != nil {
-		return nil, fmt.Errorf("load fleet: %w", err)
+		errs = append(errs, fileError(err, ""))
 	}
-	if len(names) == 0 {
+	var files []walked
+	if ignore != nil {
+		var werrs ErrorList
+		files, werrs = r.yamlFiles(ignore)
+		errs = append(errs, werrs...)
+	}
+	if len(files) == 0 && len(errs) == 0 {
 		// Most likely the wrong directory: an empty fleet would plan to
 		// prune everything.
-		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file"}}
+		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file, hidden and ignored ones aside"}}
 	}
-	results := make([]fileResult, len(names))
-	workers := min(runtime.GOMAXPROCS(0), max(len(names), 1))
+
+	results := make([]fileResult, len(files))
+	workers := min(runtime.GOMAXPROCS(0), max(len(files), 1))
 	if len(opts.validators) > 0 {
 		workers = len(opts.validators)
 	}
-	var next atomic.Int64
-	var g errgroup.Group
-	for w := range workers {
-		g.Go(func() error {
-			// CUE values are not shared between goroutines: each worker
-			// compiles the schema into its own context.
-			var v *validator
-			if len(opts.validators) > 0 {
-				v = opts.validators[w]
-			} else {
-				var err error
-				if v, err = newValidator(); err != nil {
-					return err
-				}
+	// yaml.v3 trees take many times the size of their file: parse at most
+	// one largest file's worth of YAML at a time, whatever the number of
+	// workers.
+	parsing := semaphore.NewWeighted(o.MaxYAMLBytes)
+	err = forEach(len(files), workers, func(w int) (func(i int), error) {
+		// CUE values are not shared between goroutines: each worker
+		// compiles the schema into its own context.
+		var v *validator
+		if len(opts.validators) > 0 {
+			v = opts.validators[w]
+		} else {
+			var err error
+			if v, err = newValidator(); err != nil {
+				return nil, err
 			}
-			v.noQuick = opts.noQuick
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(names) {
-					return nil
-				}
-				results[i] = loadFile(fsys, files, names[i], v)
-			}
-		})
-	}
-	if err := g.Wait(); err != nil {
+		}
+		v.noQuick = opts.noQuick
+		return func(i int) { results[i] = loadFile(r, files[i], v, o, parsing) }, nil
+	})
+	if err != nil {
 		return nil, err
 	}
-	var errs ErrorList
-	n := 0
-	for _, r := range results {
-		errs = append(errs, r.errs...)
-		n += len(r.docs)
+	var docs []*document
+	ghosts := map[declared]bool{}
+	if len(errs) > 0 {
+		// A file the walk could not follow may declare anything.
+		ghosts[declared{"", anyName}] = true
 	}
-	all := make([]*document, 0, n)
-	for _, r := range results {
-		all = append(all, r.docs...)
+	for _, res := range results {
+		errs = append(errs, res.errs...)
+		docs = append(docs, res.docs...)
+		for _, g := range res.ghosts {
+			ghosts[g] = true
+		}
 	}
-	fleet, cerrs := assemble(all)
-	errs = append(errs, cerrs...)
+
+	var bitstreams []*document
+	for _, d := range docs {
+		if d.bitstream != nil {
+			bitstreams = append(bitstreams, d)
+		}
+	}
+	maxGBS := policyLimit(docs)
+	gbsErrs := make([]ErrorList, len(bitstreams))
+	err = forEach(len(bitstreams), min(runtime.GOMAXPROCS(0), max(len(bitstreams), 1)), func(int) (func(i int), error) {
+		return func(i int) {
+			d := bitstreams[i]
+			gbsErrs[i] = checkBitstream(r, d, maxGBS).at(stageDocument)
+			if !d.broken {
+				d.release()
+			}
+		}, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range gbsErrs {
+		errs = append(errs, e...)
+	}
+
+	fleet, cerrs := assemble(docs, ghosts)
+	errs = append(errs, cerrs.at(stageFleet)...)
 	if len(errs) > 0 {
 		errs.Sort()
 		return nil, errs
@@ -117,25 +153,38 @@ func load(fsys, files fs.FS, opts loadOptions) (*Fleet, error) {
 	return fleet, nil
 }
 
-// yamlFiles lists the repository's YAML files in lexical order.
-func yamlFiles(fsys fs.FS) ([]string, error) {
-	var files []string
-	err := fs.WalkDir(fsys, ".", func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if p != "." && strings.HasPrefix(d.Name(), ".") {
-				return fs.SkipDir
+// forEach calls the function start gives each of workers goroutines for
+// the indices 0 to n-1, each index once.
+func forEach(n, workers int, start func(worker int) (func(i int), error)) error {
+	var next atomic.Int64
+	var g errgroup.Group
+	for w := range workers {
+		g.Go(func() error {
+			fn, err := start(w)
+			if err != nil {
+				return err
 			}
-			return nil
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return nil
+				}
+				fn(i)
+			}
+		})
+	}
+	return g.Wait()
+}
+
+// policyLimit is the GBS limit of the repository's Policy (the first one,
+// if there are several), or the default.
+func policyLimit(docs []*document) int64 {
+	for _, d := range docs {
+		if d.policy != nil {
+			return d.policy.MaxBitstreamBytes()
 		}
-		if ext := path.Ext(p); (ext == ".yaml" || ext == ".yml") && d.Type().IsRegular() {
-			files = append(files, p)
-		}
-		return nil
-	})
-	return files, err
+	}
+	return DefaultMaxBitstreamBytes
 }
 
 // document is one YAML document of the repository, checked against the
@@ -150,10 +199,15 @@ type document struct {
 	saved []savedPos
 	label string // the name, once root is dropped
 
-	// broken documents failed the schema: their names count as declared,
-	// so that references to them do not cascade into more errors, but
-	// they are not checked further.
+	// broken documents failed the schema or hold a repeated field. They
+	// are decoded and checked all the same, leaving out the fields in
+	// bad: their names count as declared, so that references to them do
+	// not cascade into more errors, and the checks that need a bad field
+	// are skipped.
 	broken bool
+	// bad holds the dotted paths ("fpgas.0.board") of the fields that are
+	// wrong or missing; "" stands for the whole document.
+	bad map[string]bool
 
 	node      *Node
 	bitstream *Bitstream
@@ -169,6 +223,47 @@ func (d *document) name() string {
 		return n.Value
 	}
 	return ""
+}
+
+// ok reports whether the field at path, and every field holding it,
+// passed the schema.
+func (d *document) ok(path ...string) bool {
+	if len(d.bad) == 0 {
+		return true
+	}
+	if d.bad[""] {
+		return false
+	}
+	key := ""
+	for i, p := range path {
+		if i > 0 {
+			key += "."
+		}
+		key += p
+		if d.bad[key] {
+			return false
+		}
+	}
+	return true
+}
+
+// okUnder reports whether every field under path passed the schema.
+func (d *document) okUnder(path string) bool {
+	if !d.ok(path) {
+		return false
+	}
+	for k := range d.bad {
+		if strings.HasPrefix(k, path+".") {
+			return false
+		}
+	}
+	return true
+}
+
+// has reports whether the document sets a field, right or wrong.
+func (d *document) has(field string) bool {
+	n, _ := lookupYAML(d.root, []string{field})
+	return n != nil
 }
 
 // savedPos is a position kept after the tree is dropped.
@@ -227,88 +322,219 @@ func (d *document) errorf(field []string, format string, args ...any) Error {
 	return Error{Pos: d.pos(field...), Msg: fmt.Sprintf(format, args...)}
 }
 
+// declared is a name a document declares. A ghost is one declared by a
+// document that could not be read as one, such as a document with a
+// syntax error (kind "" when its kind is not known, name anyName when its
+// name is not): a reference to it is not reported as undeclared.
+type declared struct{ kind, name string }
+
+// anyName stands for every name of a kind: a document whose name is
+// missing or wrong may be the one a reference means.
+const anyName = "\x00any"
+
 type fileResult struct {
-	docs []*document
-	errs ErrorList
+	docs   []*document
+	ghosts []declared
+	errs   ErrorList
 }
 
-// loadFile parses, checks and decodes every document of one file.
-func loadFile(fsys, files fs.FS, file string, v *validator) fileResult {
-	var r fileResult
-	data, err := fs.ReadFile(fsys, file)
+// loadFile reads, parses, checks and decodes every document of one file.
+func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Weighted) fileResult {
+	var res fileResult
+	file := w.name
+	open := r.openListed
+	if w.viaLink {
+		open = r.open
+	}
+	// A file that is not read may declare anything.
+	unread := declared{"", anyName}
+	f, size, err := open(file, o.MaxYAMLBytes)
 	if err != nil {
-		r.errs = append(r.errs, Error{Pos: Pos{File: file}, Msg: fmt.Sprintf("read: %v", err)})
-		return r
+		res.errs = append(res.errs, yamlFileError(err))
+		res.ghosts = append(res.ghosts, unread)
+		return res
 	}
-	trees, errs := parseDocuments(file, data)
-	r.errs = append(r.errs, errs...)
+	_ = parsing.Acquire(context.Background(), max(size, 1))
+	defer parsing.Release(max(size, 1))
+	data, err := readAll(file, f, size, o.MaxYAMLBytes)
+	f.Close()
+	if err != nil {
+		res.errs = append(res.errs, yamlFileError(err))
+		res.ghosts = append(res.ghosts, unread)
+		return res
+	}
+	trees, broken, errs := parseDocuments(file, data)
+	if !fleetFile(trees, broken) {
+		res.errs = append(res.errs, Error{
+			Pos:   Pos{File: file, Line: 1, Col: 1},
+			Msg:   fmt.Sprintf("not a fleet file: none of its documents has apiVersion %s or kind %s or %s; list it in %s if it is not part of the fleet", APIVersion, strings.Join(kinds[:len(kinds)-1], ", "), kinds[len(kinds)-1], IgnoreFile),
+			stage: stageYAML,
+		})
+		return res
+	}
+	res.errs = append(res.errs, errs...)
+	for _, c := range broken {
+		if g, ok := ghostOf(c); ok {
+			res.ghosts = append(res.ghosts, g)
+		}
+	}
 	for _, n := range trees {
-		root := n.Content[0]
-		errf := func(at *yaml.Node, format string, args ...any) {
-			r.errs = append(r.errs, Error{Pos: Pos{File: file, Line: at.Line, Col: at.Column}, Msg: fmt.Sprintf(format, args...)})
-		}
-		if root.Kind != yaml.MappingNode {
-			errf(root, "a document must be a mapping with apiVersion, kind and name, got %s", gotText(root))
-			continue
-		}
-		if tooBig(root, maxDocumentValues) {
-			errf(root, "the document holds more than %d values once its aliases are expanded", maxDocumentValues)
-			continue
-		}
-		dups := duplicateKeys(root, nil)
-		for _, k := range dups {
-			errf(k, "duplicate field %s", k.Value)
-		}
-		kindNode, _ := lookupYAML(root, []string{"kind"})
-		switch {
-		case kindNode == nil:
-			errf(root, "missing required field kind (one of %s)", strings.Join(kinds, ", "))
-			continue
-		case kindNode.Kind != yaml.ScalarNode || !knownKind(kindNode.Value):
-			errf(kindNode, "kind: want one of %s, got %s", strings.Join(kinds, ", "), gotText(kindNode))
-			continue
-		}
-		d := &document{file: file, kind: kindNode.Value, root: root}
-		ferrs := v.validate(d.kind, root)
-		who := ""
-		if n, _ := lookupYAML(root, []string{"name"}); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
-			who = strings.ToLower(d.kind) + " " + n.Value + ": "
-		}
-		for _, fe := range ferrs {
-			errf(fe.node, "%s%s", who, fe.msg)
-		}
-		if len(ferrs) > 0 || len(dups) > 0 {
-			d.broken = true
-			r.docs = append(r.docs, d)
-			continue
-		}
-		decode(d)
-		switch {
-		case d.node != nil:
-			r.errs = append(r.errs, checkNode(d)...)
-		case d.bitstream != nil:
-			r.errs = append(r.errs, checkBitstream(files, d)...)
-		case d.policy != nil:
-			r.errs = append(r.errs, checkPolicy(d)...)
-		}
-		d.release()
-		r.docs = append(r.docs, d)
+		loadDocument(&res, file, n.Content[0], v, o)
 	}
-	return r
+	return res
+}
+
+// yamlFileError places an error reading a YAML file.
+func yamlFileError(err error) Error {
+	if errors.Is(err, ErrTooLarge) {
+		return fileError(err, " for a YAML file")
+	}
+	return fileError(err, "")
+}
+
+// loadDocument checks and decodes one document.
+func loadDocument(res *fileResult, file string, root *yaml.Node, v *validator, o Options) {
+	errf := func(s stage, at *yaml.Node, format string, args ...any) {
+		res.errs = append(res.errs, Error{Pos: Pos{File: file, Line: at.Line, Col: at.Column}, Msg: fmt.Sprintf(format, args...), stage: s})
+	}
+	if root.Kind != yaml.MappingNode {
+		errf(stageYAML, root, "a document must be a mapping with apiVersion, kind and name, got %s", gotText(root))
+		return
+	}
+	ghost := func(kind string) {
+		if n, _ := lookupYAML(root, []string{"name"}); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+			res.ghosts = append(res.ghosts, declared{kind, n.Value})
+		}
+	}
+	kindNode, _ := lookupYAML(root, []string{"kind"})
+	knownKind := kindNode != nil && kindNode.Kind == yaml.ScalarNode && knownKind(kindNode.Value)
+	if written, expanded := documentSize(root, o.MaxDocumentValues); written > o.MaxDocumentValues {
+		errf(stageYAML, root, "the document holds %d values, more than the limit of %d values per document", written, o.MaxDocumentValues)
+		ghost(kindOrAny(knownKind, kindNode))
+		return
+	} else if expanded > o.MaxDocumentValues {
+		errf(stageYAML, root, "the document holds %d values as written, and more than %d, the limit per document, once its aliases are expanded", written, o.MaxDocumentValues)
+		ghost(kindOrAny(knownKind, kindNode))
+		return
+	}
+	dups := duplicateKeys(root, nil, nil)
+	for _, k := range dups {
+		errf(stageYAML, k.key, "duplicate field %s", k.key.Value)
+	}
+	switch {
+	case kindNode == nil:
+		errf(stageSchema, root, "missing required field kind (one of %s)", strings.Join(kinds, ", "))
+		ghost("")
+		return
+	case !knownKind:
+		errf(stageSchema, kindNode, "kind: want one of %s, got %s", strings.Join(kinds, ", "), gotText(kindNode))
+		ghost("")
+		return
+	}
+	d := &document{file: file, kind: kindNode.Value, root: root}
+	ferrs := v.validate(d.kind, root)
+	who := ""
+	if n, _ := lookupYAML(root, []string{"name"}); n != nil && n.Kind == yaml.ScalarNode && n.Value != "" {
+		who = strings.ToLower(d.kind) + " " + n.Value + ": "
+	}
+	for _, fe := range ferrs {
+		errf(stageSchema, fe.node, "%s%s", who, fe.msg)
+	}
+	if len(ferrs) > 0 || len(dups) > 0 {
+		d.broken = true
+		d.bad = make(map[string]bool, len(ferrs)+len(dups))
+		for _, fe := range ferrs {
+			if !fe.unknown {
+				d.bad[strings.Join(fe.path, ".")] = true
+			}
+		}
+		for _, k := range dups {
+			d.bad[k.path] = true
+		}
+	}
+	decode(d)
+	switch {
+	case d.node != nil:
+		res.errs = append(res.errs, checkNode(d).at(stageDocument)...)
+	case d.policy != nil:
+		res.errs = append(res.errs, checkPolicy(d).at(stageDocument)...)
+	}
+	// A bitstream's file is checked once the Policy's limit is known;
+	// broken documents keep their trees for the checks across documents.
+	if d.bitstream == nil && !d.broken {
+		d.release()
+	}
+	res.docs = append(res.docs, d)
+}
+
+func kindOrAny(known bool, n *yaml.Node) string {
+	if known {
+		return n.Value
+	}
+	return ""
+}
+
+// fleetFile reports whether a file holds fleet documents: any document
+// with an apiVersion of fpgaops or a kind of one, read or not. A file
+// with no document at all (only comments) is not refused.
+func fleetFile(trees []*yaml.Node, broken []chunk) bool {
+	if len(trees) == 0 && len(broken) == 0 {
+		return true
+	}
+	for _, t := range trees {
+		root := t.Content[0]
+		if root.Kind != yaml.MappingNode {
+			continue
+		}
+		if a, _ := lookupYAML(root, []string{"apiVersion"}); a != nil && strings.HasPrefix(a.Value, "fpgaops") {
+			return true
+		}
+		if k, _ := lookupYAML(root, []string{"kind"}); k != nil && knownKind(k.Value) {
+			return true
+		}
+	}
+	for _, c := range broken {
+		if fleetText.Match(c.text) {
+			return true
+		}
+	}
+	return false
+}
+
+var (
+	// fleetText finds a fleet document's marks in text that does not parse.
+	fleetText = regexp.MustCompile(`(?m)^(apiVersion:[ \t]*["']?fpgaops|kind:[ \t]*["']?(Node|Bitstream|Binding|Policy)\b)`)
+	kindLine  = regexp.MustCompile(`(?m)^kind:[ \t]*["']?([A-Za-z]+)`)
+	nameLine  = regexp.MustCompile(`(?m)^name:[ \t]*["']?([-a-zA-Z0-9._]+)`)
+)
+
+// ghostOf reads what a document that does not parse declares, from its
+// top-level kind: and name: lines.
+func ghostOf(c chunk) (declared, bool) {
+	m := nameLine.FindSubmatch(c.text)
+	if m == nil {
+		return declared{}, false
+	}
+	g := declared{name: string(m[1])}
+	if k := kindLine.FindSubmatch(c.text); k != nil && knownKind(string(k[1])) {
+		g.kind = string(k[1])
+	}
+	return g, true
 }
 
 // parseDocuments parses a file's documents. A file is parsed in one go;
 // only when that fails is it cut into documents, so that a syntax error in
 // one document does not hide the documents after it. Documents holding
-// only comments are left out.
-func parseDocuments(file string, data []byte) ([]*yaml.Node, ErrorList) {
+// only comments are left out. It returns the documents that parse, the
+// chunks that do not, and their errors.
+func parseDocuments(file string, data []byte) ([]*yaml.Node, []chunk, ErrorList) {
 	var trees []*yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	for {
 		n := new(yaml.Node)
 		err := dec.Decode(n)
 		if errors.Is(err, io.EOF) {
-			return trees, nil
+			return trees, nil, nil
 		}
 		if err != nil {
 			break
@@ -319,10 +545,12 @@ func parseDocuments(file string, data []byte) ([]*yaml.Node, ErrorList) {
 	}
 	trees = trees[:0]
 	var errs ErrorList
+	var broken []chunk
 	for _, c := range splitDocuments(data) {
 		n := new(yaml.Node)
 		if err := yaml.Unmarshal(c.text, n); err != nil {
 			errs = append(errs, syntaxError(file, c, err))
+			broken = append(broken, c)
 			continue
 		}
 		if len(n.Content) > 0 {
@@ -330,21 +558,31 @@ func parseDocuments(file string, data []byte) ([]*yaml.Node, ErrorList) {
 			trees = append(trees, n)
 		}
 	}
-	return trees, errs
+	return trees, broken, errs
 }
 
-// maxDocumentValues bounds the size of one document with its aliases
-// expanded. A node with 16 cards is about 100 values.
-const maxDocumentValues = 10000
-
-// tooBig reports whether a document holds more than max values once its
-// aliases are expanded: a few lines of anchors and aliases can stand for
-// billions of values, which checking the document would expand.
-func tooBig(n *yaml.Node, max int) bool {
-	left := max
+// documentSize counts a document's values (mappings, lists, scalars) as
+// written, each alias counting one, and with its aliases expanded, which
+// it stops counting past limit: a few lines of anchors and aliases can
+// stand for billions of values, which checking the document would expand.
+func documentSize(n *yaml.Node, limit int) (written, expanded int) {
+	aliases := false
+	var count func(n *yaml.Node) int
+	count = func(n *yaml.Node) int {
+		c := 1
+		aliases = aliases || n.Kind == yaml.AliasNode
+		for _, k := range n.Content {
+			c += count(k)
+		}
+		return c
+	}
+	written = count(n)
+	if written > limit || !aliases {
+		return written, written
+	}
 	var walk func(n *yaml.Node) bool
 	walk = func(n *yaml.Node) bool {
-		if left--; left < 0 {
+		if expanded++; expanded > limit {
 			return false
 		}
 		if n.Kind == yaml.AliasNode && n.Alias != nil {
@@ -357,7 +595,8 @@ func tooBig(n *yaml.Node, max int) bool {
 		}
 		return true
 	}
-	return !walk(n)
+	walk(n)
+	return written, expanded
 }
 
 // chunk is one document's text and the file line it starts on.
@@ -394,30 +633,6 @@ func isMarker(l []byte) bool {
 	return bytes.HasPrefix(l, []byte("---")) && (len(l) == 3 || l[3] == '\n' || l[3] == '\r' || l[3] == ' ' || l[3] == '\t')
 }
 
-var yamlLine = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
-// syntaxError places a yaml.v3 error. yaml.v3 reports a line but no column;
-// the column given is the line's first non-blank character.
-func syntaxError(file string, c chunk, err error) Error {
-	msg := err.Error()
-	line := 0
-	if m := yamlLine.FindStringSubmatch(msg); m != nil {
-		line, _ = strconv.Atoi(m[1])
-		msg = m[2]
-	} else {
-		msg = strings.TrimPrefix(msg, "yaml: ")
-	}
-	if line == 0 {
-		line = 1
-	}
-	col := 1
-	lines := bytes.Split(c.text, []byte("\n"))
-	if line <= len(lines) {
-		col = len(lines[line-1]) - len(bytes.TrimLeft(lines[line-1], " \t")) + 1
-	}
-	return Error{Pos: Pos{File: file, Line: c.line + line - 1, Col: col}, Msg: "YAML syntax: " + msg}
-}
-
 // shift moves every position of a tree down by lines.
 func shift(n *yaml.Node, lines int) {
 	if lines == 0 {
@@ -429,21 +644,37 @@ func shift(n *yaml.Node, lines int) {
 	}
 }
 
+// dupKey is a key that repeats an earlier key of its mapping, and the
+// dotted path of its field.
+type dupKey struct {
+	key  *yaml.Node
+	path string
+}
+
 // duplicateKeys returns the second and later keys of every mapping in the
-// tree that repeat an earlier key.
-func duplicateKeys(n *yaml.Node, out []*yaml.Node) []*yaml.Node {
-	if n.Kind == yaml.MappingNode {
-		for i := 2; i < len(n.Content); i += 2 {
+// tree that repeat an earlier key. path is the tree's path, reused as the
+// walk goes down: a path is written out only for a duplicate.
+func duplicateKeys(n *yaml.Node, path []string, out []dupKey) []dupKey {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
 			for j := 0; j < i; j += 2 {
-				if n.Content[i].Value == n.Content[j].Value {
-					out = append(out, n.Content[i])
+				if n.Content[j].Value == k.Value {
+					out = append(out, dupKey{k, strings.Join(append(path, k.Value), ".")})
 					break
 				}
 			}
+			if v := n.Content[i+1]; len(v.Content) > 0 {
+				out = duplicateKeys(v, append(path, k.Value), out)
+			}
 		}
-	}
-	for _, c := range n.Content {
-		out = duplicateKeys(c, out)
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			if len(c.Content) > 0 {
+				out = duplicateKeys(c, append(path, strconv.Itoa(i)), out)
+			}
+		}
 	}
 	return out
 }

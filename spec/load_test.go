@@ -7,9 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
-	"testing/fstest"
 )
 
 const exampleDir = "../examples/fleet"
@@ -87,9 +85,11 @@ func TestLoadExampleModel(t *testing.T) {
 // TestPolicyDefaults: without a Policy document, drift is reported and
 // nothing is pruned.
 func TestPolicyDefaults(t *testing.T) {
-	fsys := exampleFS(t)
-	delete(fsys, "policy.yaml")
-	f, err := LoadFS(fsys)
+	repo := exampleRepo(t)
+	if err := os.Remove(filepath.Join(repo, "policy.yaml")); err != nil {
+		t.Fatal(err)
+	}
+	f, err := Load(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,11 +100,9 @@ func TestPolicyDefaults(t *testing.T) {
 
 // TestPolicyVMRestart: vmRestart is read from the policy.
 func TestPolicyVMRestart(t *testing.T) {
-	fsys := exampleFS(t)
-	pol := fsys["policy.yaml"]
-	pol.Data = append(append([]byte(nil), pol.Data...), "vmRestart: true\n"...)
-	fsys["policy.yaml"] = pol
-	f, err := LoadFS(fsys)
+	repo := exampleRepo(t)
+	appendFile(t, filepath.Join(repo, "policy.yaml"), "vmRestart: true\n")
+	f, err := Load(repo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,42 +111,10 @@ func TestPolicyVMRestart(t *testing.T) {
 	}
 }
 
-// TestSymlinkOutOfRepository: a bitstream file that is a symlink leading
-// out of the repository is refused, not read.
-func TestSymlinkOutOfRepository(t *testing.T) {
-	outside := t.TempDir()
-	repo := t.TempDir()
-	for name, data := range exampleFS(t) {
-		p := filepath.Join(repo, filepath.FromSlash(name))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data.Data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	gbs := filepath.Join(repo, "bitstreams", "dma-afu-a10.gbs")
-	if err := os.Rename(gbs, filepath.Join(outside, "dma-afu-a10.gbs")); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink(filepath.Join(outside, "dma-afu-a10.gbs"), gbs); err != nil {
-		t.Fatal(err)
-	}
-	_, err := Load(repo)
-	var list ErrorList
-	if !errors.As(err, &list) || len(list) != 1 {
-		t.Fatalf("got %v, want one error", err)
-	}
-	want := "bitstreams/bitstreams.yaml:31:7: bitstream dma-afu: file bitstreams/dma-afu-a10.gbs is outside the repository"
-	if list[0].Error() != want {
-		t.Errorf("got  %s\nwant %s", list[0], want)
-	}
-}
-
-// exampleFS is examples/fleet in memory.
-func exampleFS(t testing.TB) fstest.MapFS {
+// exampleRepo is a copy of examples/fleet in a new directory.
+func exampleRepo(t testing.TB) string {
 	t.Helper()
-	fsys := fstest.MapFS{}
+	repo := t.TempDir()
 	err := filepath.WalkDir(exampleDir, func(p string, d fs.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return err
@@ -158,23 +124,47 @@ func exampleFS(t testing.TB) fstest.MapFS {
 			return err
 		}
 		rel, _ := filepath.Rel(exampleDir, p)
-		fsys[filepath.ToSlash(rel)] = &fstest.MapFile{Data: data}
-		return nil
+		dst := filepath.Join(repo, rel)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		return os.WriteFile(dst, data, 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return fsys
+	return repo
+}
+
+// appendFile adds text to the end of a file.
+func appendFile(t testing.TB, path, text string) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(text); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // FuzzLoad adds one YAML file to the example fleet: the loader must not
 // panic, and must either load the fleet or place every error in a file.
 func FuzzLoad(f *testing.F) {
-	base := exampleFS(f)
-	for name, file := range base {
-		if strings.HasSuffix(name, ".yaml") {
-			f.Add(file.Data)
+	repo := exampleRepo(f)
+	seeds, err := filepath.Glob(filepath.Join(exampleDir, "*", "*.yaml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, p := range append(seeds, filepath.Join(exampleDir, "policy.yaml")) {
+		data, err := os.ReadFile(p)
+		if err != nil {
+			f.Fatal(err)
 		}
+		f.Add(data)
 	}
 	f.Add([]byte("---\n--- {kind: Node}\n...\n"))
 	f.Add([]byte("a: &x [*x]\n"))
@@ -185,12 +175,20 @@ func FuzzLoad(f *testing.F) {
 		f.Fatal(err)
 	}
 	opts := loadOptions{validators: []*validator{v}}
+	extra := filepath.Join(repo, "extra", "fuzz.yaml")
+	if err := os.MkdirAll(filepath.Dir(extra), 0o755); err != nil {
+		f.Fatal(err)
+	}
+	r, err := OpenRepo(repo)
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		fsys := fstest.MapFS{"extra/fuzz.yaml": &fstest.MapFile{Data: data}}
-		for k, v := range base {
-			fsys[k] = v
+		if err := os.WriteFile(extra, data, 0o644); err != nil {
+			t.Fatal(err)
 		}
-		fleet, err := load(fsys, fsys, opts)
+		fleet, err := r.load(opts)
 		if err == nil {
 			if fleet == nil || len(fleet.Nodes) < 3 {
 				t.Fatalf("loaded %v without an error", fleet)
@@ -207,4 +205,63 @@ func FuzzLoad(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestOtherYAML: a repository holding other tools' YAML loads once hidden
+// files are skipped and .fpgaopsignore lists the rest.
+func TestOtherYAML(t *testing.T) {
+	cases := []struct {
+		name  string
+		files map[string]string
+		want  string // the errors, or "" when the fleet loads
+	}{
+		{
+			name:  "hidden files are skipped",
+			files: map[string]string{".gitlab-ci.yml": "stages: [validate]\n", "nodes/.draft.yaml": "kind: Node\n"},
+		},
+		{
+			name: "ignored files are skipped",
+			files: map[string]string{
+				IgnoreFile:                 "# docs tooling\n/mkdocs.yml\ncharts/\n",
+				"mkdocs.yml":               "site_name: Fleet\n",
+				"charts/fleet/values.yaml": "replicas: 2\n",
+			},
+		},
+		{
+			name: "a negated pattern keeps a file",
+			files: map[string]string{
+				IgnoreFile:   "*.yml\n!policy.yml\n",
+				"mkdocs.yml": "site_name: Fleet\n",
+				"policy.yml": "apiVersion: fpgaops/v1\nkind: Policy\nname: second\n",
+			},
+			want: "policy.yml:3:7: policy second: a fleet has at most one Policy, and dc1 is declared at policy.yaml:4:7",
+		},
+		{
+			name:  "a file of other YAML is one error",
+			files: map[string]string{"mkdocs.yml": "site_name: Fleet\n---\nnav: []\n"},
+			want:  "mkdocs.yml:1:1: not a fleet file: none of its documents has apiVersion fpgaops/v1 or kind Node, Bitstream, Binding or Policy; list it in .fpgaopsignore if it is not part of the fleet",
+		},
+		{
+			name:  "an ignore file that is not a regular file",
+			files: map[string]string{IgnoreFile + "/x": ""},
+			want:  ".fpgaopsignore: a directory, not a regular file",
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			repo := exampleRepo(t)
+			for name, text := range c.files {
+				writeFile(t, filepath.Join(repo, filepath.FromSlash(name)), []byte(text))
+			}
+			f, err := Load(repo)
+			switch {
+			case c.want == "" && err != nil:
+				t.Fatal(err)
+			case c.want == "" && len(f.Nodes) != 3:
+				t.Errorf("%d nodes", len(f.Nodes))
+			case c.want != "" && (err == nil || err.Error() != c.want):
+				t.Errorf("got  %v\nwant %s", err, c.want)
+			}
+		})
+	}
 }

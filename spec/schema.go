@@ -107,7 +107,13 @@ func newValidator() (*validator, error) {
 // fieldError is a schema violation at a node of the document's tree.
 type fieldError struct {
 	node *yaml.Node
+	// path is the field's path in the document: the wrong field, or the
+	// missing one.
+	path []string
 	msg  string
+	// unknown: the field is not in the schema, which takes nothing away
+	// from the rest of the document.
+	unknown bool
 }
 
 // maxPasses bounds how often a document is re-checked after removing the
@@ -155,7 +161,9 @@ func (v *validator) full(kind string, doc *yaml.Node) []fieldError {
 			// the same path: the first one describes them all.
 			skip[key] = true
 			found = true
-			out = append(out, describe(u, doc, path, raw))
+			fe := describe(u, doc, path, raw)
+			fe.path = path
+			out = append(out, fe)
 		}
 		if !found {
 			break
@@ -174,20 +182,20 @@ func describe(u cue.Value, doc *yaml.Node, path []string, raw string) fieldError
 			// Point at the key, where the reader's eye is.
 			node = keyNode(parent, path[len(path)-1])
 		}
-		return fieldError{orDoc(node, doc), fmt.Sprintf("unknown field %s", field)}
+		return fieldError{node: orDoc(node, doc), msg: fmt.Sprintf("unknown field %s", field), unknown: true}
 	case strings.Contains(raw, "required but not present"):
 		at := parent
 		if at == nil {
 			at = doc
 		}
-		return fieldError{at, fmt.Sprintf("missing required field %s", field)}
+		return fieldError{node: at, msg: fmt.Sprintf("missing required field %s", field)}
 	}
 	attr := u.LookupPath(cuePath(path)).Attribute("want")
 	want, err := attr.String(0)
 	if err == nil && node != nil {
-		return fieldError{node, fmt.Sprintf("%s: want %s, got %s", field, want, gotText(node))}
+		return fieldError{node: node, msg: fmt.Sprintf("%s: want %s, got %s", field, want, gotText(node))}
 	}
-	return fieldError{orDoc(node, doc), fmt.Sprintf("%s: %s", field, raw)}
+	return fieldError{node: orDoc(node, doc), msg: fmt.Sprintf("%s: %s", field, raw)}
 }
 
 func orDoc(n, doc *yaml.Node) *yaml.Node {

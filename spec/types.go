@@ -235,7 +235,9 @@ type Policy struct {
 	// for the VM's next restart. A restart is disruptive: it happens only
 	// within the maintenance windows and counts against the budget.
 	VMRestart bool `json:"vmRestart,omitempty"`
-	Pos       Pos  `json:"-"`
+	// Limits bound what the fleet's files may hold.
+	Limits Limits `json:"limits,omitzero"`
+	Pos    Pos    `json:"-"`
 }
 
 // WindowKind says whether a window allows or denies disruptive changes.

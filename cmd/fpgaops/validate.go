@@ -12,16 +12,19 @@ import (
 
 func newValidateCommand(s streams) *cobra.Command {
 	var output string
+	var opts spec.Options
 	cmd := &cobra.Command{
 		Use:   "validate [DIR]",
 		Short: "Check a fleet repository and report every mistake",
 		Long: `Validate loads every YAML file of the fleet repository DIR (default: the
-current directory), checks each document against the schema and all of them
-against each other, and opens every GBS file the bitstreams name.
+current directory), except hidden files and what DIR/.fpgaopsignore lists,
+checks each document against the schema and all of them against each other,
+and reads every GBS file the bitstreams name. Symlinks are followed while
+they stay inside DIR; files are bounded in size (docs/format.md, Limits).
 
 A valid repository gets a one-line summary. Otherwise every error is printed
-as path:line:col: message, with paths relative to DIR, and the exit code is 1.
-Nothing is contacted and nothing is changed.`,
+as path:line:col: message, with paths relative to DIR, causes first, and the
+exit code is 1. Nothing is contacted and nothing is changed.`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			dir := "."
@@ -33,7 +36,7 @@ Nothing is contacted and nothing is changed.`,
 			default:
 				return fmt.Errorf("-o %q: want text or json", output)
 			}
-			fleet, err := spec.Load(dir)
+			fleet, err := spec.LoadWith(dir, opts)
 			var list spec.ErrorList
 			if err != nil && !errors.As(err, &list) {
 				return err
@@ -53,6 +56,8 @@ Nothing is contacted and nothing is changed.`,
 		},
 	}
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.Flags().Int64Var(&opts.MaxYAMLBytes, "max-yaml-bytes", spec.DefaultMaxYAMLBytes, "largest YAML file read")
+	cmd.Flags().IntVar(&opts.MaxDocumentValues, "max-document-values", spec.DefaultMaxDocumentValues, "most values in one YAML document, aliases expanded")
 	return cmd
 }
 

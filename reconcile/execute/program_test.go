@@ -55,7 +55,6 @@ func (a *afterProgram) ObserveCards(ctx context.Context, n *spec.Node) ([]fpga.D
 	return a.Fleet.ObserveCards(ctx, n)
 }
 
-
 // A read-back that fails passingly after programming is retried on its
 // own: the card is programmed once.
 func TestReadBackIsRetriedWithoutProgrammingAgain(t *testing.T) {

@@ -57,4 +57,3 @@ type Journal interface {
 	// Pending lists the completed steps of the unfinished run.
 	Pending() ([]string, error)
 }
-
