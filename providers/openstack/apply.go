@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -128,10 +126,17 @@ func (b *Backend) readBitstream(ctx context.Context, desired *spec.Fleet, v *pla
 	var data []byte
 	switch file, url := v.Attrs[attrFile], v.Attrs[attrURL]; {
 	case file != "":
-		if desired == nil || !filepath.IsLocal(filepath.FromSlash(file)) {
-			return nil, fmt.Errorf("bitstream file %q is not inside the repository", file)
+		// Through the repository's reader: never out of it, never past
+		// the fleet's size limit, and only with the declared digest.
+		if desired == nil {
+			return nil, fmt.Errorf("bitstream file %q: no repository", file)
 		}
-		d, err := os.ReadFile(filepath.Join(desired.Root, filepath.FromSlash(file)))
+		repo, err := spec.OpenRepo(desired.Root)
+		if err != nil {
+			return nil, err
+		}
+		defer repo.Close()
+		d, err := repo.ReadBitstream(spec.Bitstream{Name: v.Bitstream, File: file, SHA256: v.SHA256}, desired.Policy.MaxBitstreamBytes())
 		if err != nil {
 			return nil, err
 		}

@@ -405,8 +405,8 @@ func TestCreateImageChecksTheDigest(t *testing.T) {
 		image   *plans.Change
 		wantErr string
 	}{
-		{"file whose digest differs", image("a", "a.gbs", "", sha(data)), "digest mismatch"},
-		{"file outside the repository", image("b", "../a.gbs", "", sha(data)), "not inside the repository"},
+		{"file whose digest differs", image("a", "a.gbs", "", sha(data)), "not the declared"},
+		{"file outside the repository", image("b", "../a.gbs", "", sha(data)), "outside the repository"},
 		{"url whose digest differs", image("c", "", srv.URL, sha([]byte("other"))), "digest mismatch"},
 		{"url with the declared digest", image("d", "", srv.URL, sha(data)), ""},
 	}

@@ -241,7 +241,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		Now:            e.now,
 		Provider:       p.t.provider,
 		Backends:       map[string]providers.Planner{},
-		Images:         execute.RepoImages{Root: p.Desired.Root},
+		Images:         execute.RepoImages{Root: p.Desired.Root, Max: p.Desired.Policy.MaxBitstreamBytes()},
 		Resume:         p.Resume,
 		Progress:       opts.Progress,
 		Concurrency:    e.Concurrency,

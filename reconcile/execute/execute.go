@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -18,23 +16,32 @@ import (
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-// ImageSource gives the image to program for a bitstream.
+// ImageSource gives the image to program for a bitstream; its errors name
+// the bitstream.
 type ImageSource interface {
 	Image(ctx context.Context, bs spec.Bitstream) (providers.Image, error)
 }
 
-// RepoImages reads bitstreams that live in the repository from its
-// directory; a bitstream with a URL is passed on without data, for the
-// node to fetch and check.
+// RepoImages reads bitstreams that live in the repository through the
+// repository's reader (spec.Repo): never out of it, never a file that is
+// not regular, never more than Max bytes (0: the default), and only with
+// the declared digest. A bitstream with a URL is passed on without data,
+// for the node to fetch and check.
 type RepoImages struct {
 	Root string
+	Max  int64
 }
 
 func (r RepoImages) Image(_ context.Context, bs spec.Bitstream) (providers.Image, error) {
 	if bs.File == "" {
 		return providers.Image{Bitstream: bs}, nil
 	}
-	data, err := os.ReadFile(filepath.Join(r.Root, filepath.FromSlash(bs.File)))
+	repo, err := spec.OpenRepo(r.Root)
+	if err != nil {
+		return providers.Image{}, err
+	}
+	defer repo.Close()
+	data, err := repo.ReadBitstream(bs, r.Max)
 	if err != nil {
 		return providers.Image{}, err
 	}

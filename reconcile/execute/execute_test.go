@@ -489,7 +489,7 @@ func TestValidateRefusesBeforeTouching(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(fx.root, "bitstreams/nfv-fw-v2.gbs"), []byte("not a bitstream"), 0o644); err != nil {
 				t.Fatal(err)
 			}
-		}, []string{"node/compute-01/fpga/pac0:program: bitstream nfv-fw-v2: digest is"}},
+		}, []string{"node/compute-01/fpga/pac0:program: bitstream nfv-fw-v2: file bitstreams/nfv-fw-v2.gbs has sha256 "}},
 		{"missing image", func(t *testing.T, fx *fixture) {
 			if err := os.Remove(filepath.Join(fx.root, "bitstreams/nfv-fw-v1.gbs")); err != nil {
 				t.Fatal(err)

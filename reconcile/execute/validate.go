@@ -121,7 +121,7 @@ func (x *run) image(ctx context.Context, bs spec.Bitstream) (providers.Image, er
 	}
 	img, err := x.Images.Image(ctx, bs)
 	if err != nil {
-		return providers.Image{}, fmt.Errorf("bitstream %s: %w", bs.Name, err)
+		return providers.Image{}, err // it names the bitstream
 	}
 	if img.Data != nil {
 		sum := sha256.Sum256(img.Data)
