@@ -6,7 +6,11 @@
 // holds data and canonical IDs only: no planning, no I/O.
 package plans
 
-import "time"
+import (
+	"time"
+
+	"github.com/fpgaops/fpgaops/spec"
+)
 
 // FormatVersion is the version of the plan's JSON format (docs/plan-format.md).
 // It changes only when a field changes meaning or goes away.
@@ -367,8 +371,9 @@ func (p *Plan) Change(id string) (*Change, bool) {
 	return nil, false
 }
 
-// CardID is the canonical ID of a card as an object of a plan.
-func CardID(node, slot string) string { return "node/" + node + "/fpga/" + slot }
+// CardID is the canonical ID of a card as an object of a plan, the same
+// in every message: spec.CardID.
+func CardID(node, slot string) string { return spec.CardID(node, slot) }
 
 // AttachmentID is the canonical ID of "this function of this card, held by
 // this VM". fn is "pf" or "vfN".

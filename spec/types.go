@@ -161,8 +161,9 @@ func (f *Function) UnmarshalText(b []byte) error {
 // errors.
 func (b Binding) ID() string { return "binding/" + b.Name }
 
-// CardID is the canonical ID of a card: "node/slot".
-func CardID(node, slot string) string { return node + "/" + slot }
+// CardID is the canonical ID of a card, in plans, logs and errors alike:
+// "node/compute-01/fpga/pac0".
+func CardID(node, slot string) string { return "node/" + node + "/fpga/" + slot }
 
 // Board is a supported FPGA card model.
 type Board string
