@@ -54,13 +54,19 @@ func acquire(dir, what string) (*os.File, error) {
 	return f, nil
 }
 
+// readHolder reads who holds the lock. The holder writes itself just
+// after it takes the lock, so a writer refused in between waits a moment
+// for the name.
 func readHolder(f *os.File) string {
-	data, err := io.ReadAll(io.NewSectionReader(f, 0, 4096))
-	var h Holder
-	if err != nil || json.Unmarshal(data, &h) != nil || h.PID == 0 {
-		return "holder unknown"
+	for range 10 {
+		data, err := io.ReadAll(io.NewSectionReader(f, 0, 4096))
+		var h Holder
+		if err == nil && json.Unmarshal(data, &h) == nil && h.PID != 0 {
+			return h.String()
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	return h.String()
+	return "holder unknown"
 }
 
 // LockHolder reads who holds, or last held, the directory's lock.
