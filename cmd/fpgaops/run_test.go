@@ -20,6 +20,7 @@ import (
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source/gittest"
 )
@@ -316,5 +317,66 @@ func TestRunCredentialsFromEnvironment(t *testing.T) {
 	code, out = run()
 	if code != 0 || !strings.Contains(out, "Applied revision "+c) || strings.Contains(out, "pw-from-env-42") {
 		t.Fatalf("password from the environment: exit %d\n%s", code, out)
+	}
+}
+
+// With every node unreachable, a run observed nothing and applied
+// nothing: run --once exits 1, the status is not Ready and counts the
+// unknown nodes, and the last applied revision does not move.
+func TestRunWithEveryNodeUnreachable(t *testing.T) {
+	simLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	simURL := "http://" + simLn.Addr().String()
+	remote := gittest.NewRemote(t, "fleet")
+	v1, sum1 := e2eGBS(t, "fw-v1", "aa11b2c3d4e5f60718293a4b5c6d7e01")
+	remote.Commit("compute-01: vnf-a on fw-v1", map[string][]byte{
+		"nodes.yaml":           []byte(e2eNodes(simURL, "pac-n3000")),
+		"bitstreams.yaml":      []byte("apiVersion: fpgaops/v1\nkind: Bitstream\nname: fw-v1\nfile: bitstreams/fw-v1.gbs\nsha256: " + sum1 + "\n"),
+		"bitstreams/fw-v1.gbs": v1,
+		"bindings.yaml":        []byte(e2eBinding("fw-v1")),
+	}, nil)
+	fleet, err := spec.Load(remote.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := sim.New(fleet, sim.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { fs.Close() })
+	for _, n := range fleet.Nodes {
+		if err := fs.SetDown(n.Name, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	simSrv := &http.Server{Handler: fs.Handler()}
+	go simSrv.Serve(simLn)
+	t.Cleanup(func() { simSrv.Close() })
+
+	stateDir := t.TempDir()
+	var out, errb bytes.Buffer
+	root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &errb})
+	root.SetArgs([]string{"run", "--once", "--git", remote.FileURL(), "--state-dir", stateDir, "--insecure", "--node-timeout", "2s"})
+	if code := exitCode(&errb, root.ExecuteContext(context.Background())); code != 1 || !strings.Contains(errb.String(), "no node of the fleet could be observed") {
+		t.Fatalf("run --once: exit %d\n%s\n%s", code, out.String(), errb.String())
+	}
+	store, err := state.Open(stateDir, state.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st controller.Status
+	if _, err := store.Status(&st); err != nil {
+		t.Fatal(err)
+	}
+	ready, _ := st.Condition(controller.Ready)
+	observedAll, _ := st.Condition(controller.NodesObserved)
+	if ready.Status != "False" || ready.Reason != controller.ReasonNodesUnknown || observedAll.Status != "False" ||
+		st.Unknown != len(fleet.Nodes) || st.LastAppliedRevision != "" || st.LastAppliedAt != nil {
+		t.Fatalf("status: Ready %+v, NodesObserved %+v, unknown %d, last applied %q", ready, observedAll, st.Unknown, st.LastAppliedRevision)
+	}
+	if stats := fs.Stats(); stats.Programs+stats.Attaches != 0 {
+		t.Fatalf("something changed: %+v", stats)
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/fpgaops/fpgaops/spec/source/gittest"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // loadFake stands in for spec.Load: fleet.yaml starting with "bad" is
@@ -555,5 +557,50 @@ func TestRunOfAKilledControllerIsRecordedInterrupted(t *testing.T) {
 	st := c.Status()
 	if cond, _ := st.Condition(Ready); cond.Status != "False" || cond.Reason != ReasonInterrupted {
 		t.Fatalf("Ready = %+v", cond)
+	}
+}
+
+// unknownReconciler observes none of its nodes, and leaves a VM degraded.
+type unknownReconciler struct{ unknown, nodes int }
+
+func (u unknownReconciler) Reconcile(context.Context, source.Revision, *spec.Fleet) (Result, error) {
+	r := state.Run{Unknown: u.unknown, Degraded: []plans.Degraded{{Node: "n0", VM: "vm", Card: "pac0", Function: "pf", Reason: "PR error"}}}
+	for i := range u.nodes {
+		st := "ok"
+		if i < u.unknown {
+			st = "unknown"
+		}
+		r.Nodes = append(r.Nodes, state.NodeSummary{Name: fmt.Sprintf("n%d", i), State: st, Reason: "agent unreachable"})
+	}
+	return Result{Run: r}, nil
+}
+
+// The status and the metrics say how many nodes a run could not observe
+// and which VMs it left degraded; a run that observed none is a failure.
+func TestUnknownNodesAndDegradedVMs(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		unknown int
+		outcome state.Outcome
+		ready   string
+	}{{1, state.OutcomeApplied, "True"}, {3, state.OutcomeFailed, "False"}} {
+		reg := prometheus.NewRegistry()
+		h := newHarness(t, "", func(o *Options) { o.Reconciler = unknownReconciler{unknown: tc.unknown, nodes: 3}; o.Registry = reg })
+		h.remote.Commit("three nodes", fleetFile("nodes: [n0, n1, n2]"), nil)
+		run := h.c.RunOnce(context.Background(), "manual")
+		st := h.c.Status()
+		ready, _ := st.Condition(Ready)
+		observedAll, _ := st.Condition(NodesObserved)
+		degraded, _ := st.Condition(Degraded)
+		if run.Outcome != tc.outcome || ready.Status != tc.ready || observedAll.Status != "False" || st.Unknown != tc.unknown ||
+			degraded.Status != "True" || !strings.Contains(degraded.Message, "vm on n0 lacks pac0 pf: PR error") {
+			t.Errorf("%d unknown: outcome %s, Ready %+v, NodesObserved %+v, Degraded %+v", tc.unknown, run.Outcome, ready, observedAll, degraded)
+		}
+		if got := testutil.ToFloat64(h.c.metrics.nodesUnknown); got != float64(tc.unknown) {
+			t.Errorf("fpgaops_nodes_unknown = %v, want %d", got, tc.unknown)
+		}
+		if got := testutil.ToFloat64(h.c.metrics.vmsDegraded); got != 1 {
+			t.Errorf("fpgaops_vms_degraded = %v, want 1", got)
+		}
 	}
 }
