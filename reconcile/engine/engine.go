@@ -302,3 +302,14 @@ func halfDone(p *plans.Plan, rep *execute.Report) []string {
 	}
 	return out
 }
+
+// Observe observes the fleet the desired state names, as Plan does,
+// without planning: what `fpgaops observe --out` saves and `--observed`
+// reads back, and what `fpgaops import` adopts.
+func (e *Engine) Observe(ctx context.Context, desired *spec.Fleet) (*observed.Fleet, error) {
+	t, err := e.connect(desired, false)
+	if err != nil {
+		return nil, err
+	}
+	return e.observe(ctx, t)
+}
