@@ -122,8 +122,8 @@ type Value struct {
 }
 
 // Gate names the rule that holds a change back. What fpgaops cannot change
-// at all (an unknown node, an unhealthy or missing card) is not held but
-// reported (ActionReport).
+// at all (an unknown node, a missing card or another board) is not held
+// but reported (ActionReport).
 type Gate string
 
 const (
@@ -150,6 +150,10 @@ const (
 	// running server holds the card, servers boot with the device
 	// profile); a backend holds it so.
 	GateInUse Gate = "in-use"
+	// GateHealth: the card reports a problem (a fatal error register, a
+	// temperature at its critical limit) or is quarantined: it is neither
+	// programmed nor given to VMs.
+	GateHealth Gate = "health"
 )
 
 // Restart says how an attach or detach to a running VM whose platform

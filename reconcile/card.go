@@ -110,6 +110,11 @@ func (pl *planner) card(v *nodeView, cp *cardPair) (*chain, error) {
 		c.other = append(c.other, r)
 		return c.chain, nil
 	}
+	sick := pl.healthHold(cid, c.dev)
+	if sick != nil {
+		pl.sick[cid] = sick
+		c.other = append(c.other, c.healthReport(sick))
+	}
 	if pl.opts.Owned[n.Name] != "" {
 		// The node's backend attaches and programs this card; its plan
 		// covers it. Its hostdevs are not ours to prune either.
@@ -120,11 +125,16 @@ func (pl *planner) card(v *nodeView, cp *cardPair) (*chain, error) {
 	last := c.resetSteps(blocking)
 	c.attaches(last)
 	if len(c.detach)+len(c.attach) == 0 && !c.resetting() {
-		c.other = append(c.other, c.noop())
+		if sick == nil {
+			c.other = append(c.other, c.noop())
+		}
 		return c.chain, nil
 	}
 	if drift := c.drift(); drift != nil {
 		return drift, nil
+	}
+	if sick != nil {
+		c.holdSick(sick)
 	}
 	return c.chain, nil
 }
@@ -154,8 +164,8 @@ func (c *cardPlan) change(step plans.Step, action plans.Action, object string) *
 	return ch
 }
 
-// unusable reports a card fpgaops must not touch: not there, another
-// board than declared, or unhealthy. It returns nil for a usable card.
+// unusable reports a card fpgaops must not touch: not there, or another
+// board than declared. It returns nil for a usable card.
 func (c *cardPlan) unusable() *plans.Change {
 	card, dev, pl := c.card, c.dev, c.pl
 	node := c.view.node.Name
@@ -170,12 +180,6 @@ func (c *cardPlan) unusable() *plans.Change {
 		r.Before = pl.val(plans.Value{PCI: dev.PCI, Note: "board " + dev.Board})
 		r.After = pl.val(plans.Value{PCI: card.PCI, Note: "board " + string(card.Board)})
 		r.Reason = fmt.Sprintf("the card at %s is a %s, the repository says %s; nothing is planned for it", card.PCI, dev.Board, card.Board)
-		return r
-	case !dev.Health.OK():
-		r := c.change(plans.StepReport, plans.ActionReport, c.chain.id)
-		r.Before = pl.val(plans.Value{AFUID: dev.AFUID(), Note: "unhealthy: " + strings.Join(dev.Health.Problems, "; ")})
-		r.Reason = fmt.Sprintf("card %s reports problems (%s); it is neither programmed nor given to VMs until it is healthy",
-			card.Slot, strings.Join(dev.Health.Problems, "; "))
 		return r
 	}
 	return nil

@@ -83,13 +83,14 @@ func loadCase(t *testing.T, ar *txtar.Archive) (*spec.Fleet, *observed.Fleet, ti
 	mustJSON(t, ar, "observed.json", &obs, true)
 	mustJSON(t, ar, "applied.json", &opts.Applied, false)
 	// options.json sets the other planner options: the nodes a backend
-	// owns and the changes it planned.
+	// owns, the changes it planned and the quarantined cards.
 	var more struct {
-		Owned   map[string]string `json:"owned"`
-		Backend []plans.Change    `json:"backend"`
+		Owned       map[string]string `json:"owned"`
+		Backend     []plans.Change    `json:"backend"`
+		Quarantined map[string]string `json:"quarantined"`
 	}
 	mustJSON(t, ar, "options.json", &more, false)
-	opts.Owned, opts.Backend = more.Owned, more.Backend
+	opts.Owned, opts.Backend, opts.Quarantined = more.Owned, more.Backend, more.Quarantined
 	nowText, ok := fileOf(ar, "now")
 	if !ok {
 		t.Fatal("case has no now")

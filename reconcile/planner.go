@@ -23,13 +23,18 @@ type Options struct {
 	// Owned maps the nodes whose cards a backend attaches and programs
 	// itself (a cloud's scheduler) to that backend's name. The planner
 	// plans no card chain for them; it still reports what no backend
-	// fixes (an unknown node, a missing, mismatched or unhealthy card).
+	// fixes (an unknown node, a missing, mismatched or unhealthy card),
+	// and holds the backend's changes that would give a sick card work.
 	Owned map[string]string
 	// Backend holds the changes those backends planned for their nodes
 	// and for the objects they share (providers.Planner). The planner
 	// gates them with the card chains: protected bindings, windows,
 	// dependencies and the budget's waves.
 	Backend []plans.Change
+	// Quarantined maps the cards an earlier run found sick to why: they
+	// are held (plans.GateHealth) until an operator clears them, even
+	// when they read healthy again.
+	Quarantined map[string]string
 }
 
 // NewPlan is the planner: from the desired fleet, an observation of the
@@ -56,6 +61,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		opts:       opts,
 		bitstreams: make(map[string]*spec.Bitstream, len(desired.Bitstreams)),
 		byAFU:      make(map[string]string, len(desired.Bitstreams)),
+		sick:       map[string]*plans.Hold{},
 	}
 	for i := range desired.Bitstreams {
 		b := &desired.Bitstreams[i]
@@ -78,6 +84,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		return nil, fmt.Errorf("plan: %w", errors.Join(errs...))
 	}
 
+	pl.gateSickBackend()
 	pl.gatePrune()
 	pl.gateDisruption(now)
 	pl.gateRestart(now)
@@ -114,6 +121,8 @@ type planner struct {
 	byAFU      map[string]string
 	chains     []*chain
 	nodeOnly   []*plans.Change
+	// sick holds the cards fpgaops gives no work, by card ID.
+	sick map[string]*plans.Hold
 	// backend holds the backends' changes, copied.
 	backend []plans.Change
 	changes slab[plans.Change]
