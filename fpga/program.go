@@ -19,6 +19,7 @@ var (
 	ErrInterfaceMismatch = errors.New("PR interface mismatch")
 	ErrPortBusy          = errors.New("port is in use")
 	ErrHeld              = errors.New("function is held by vfio-pci")
+	ErrUnhealthy         = errors.New("card reports a problem")
 	ErrReadBack          = errors.New("AFU ID read back does not match the image")
 	ErrReadOnly          = errors.New("host has no kernel interface to change hardware")
 	// ErrUserClock is a user clock the image asks for that cannot be set.
@@ -38,7 +39,8 @@ const programPort = 0
 //  1. the image's digest must equal opts.SHA256, its header parse, and
 //     the user clocks it asks for be ones OPAE sets;
 //  2. its interface ID must equal the card's PR interface ID;
-//  3. no VF may be bound to vfio-pci (a VM holds it; even with Force), and
+//  3. no VF may be bound to vfio-pci (a VM holds it; even with Force),
+//     the card must report no problem (Health; even with Force), and
 //     the port must not be open elsewhere unless opts.Force;
 //  4. VFs off and ports assigned back to the PF, and errors the port
 //     logged cleared;
@@ -83,6 +85,9 @@ func (h *SysfsHost) Program(ctx context.Context, pci string, image []byte, opts 
 	d := &c.dev
 	if err := checkHeld(d); err != nil {
 		return wrap(err)
+	}
+	if !d.Health.OK() {
+		return wrap(fmt.Errorf("%w: %s", ErrUnhealthy, strings.Join(d.Health.Problems, "; ")))
 	}
 	if c.fmeDev == "" {
 		return wrap(fmt.Errorf("no FME visible (PF driver %q)", d.Driver))

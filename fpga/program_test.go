@@ -129,6 +129,8 @@ func TestProgram(t *testing.T) {
 	dfl, withVF, intel := programCards()
 	heldVF := withVF
 	heldVF.VFDrivers = []string{"vfio-pci"}
+	fatal := dfl
+	fatal.Health.CatFatal = 0x4
 
 	tests := []struct {
 		name    string
@@ -221,6 +223,13 @@ func TestProgram(t *testing.T) {
 			setup:   func(tr *fpgatest.Tree, _ *recorder) { must(t, tr.SetPortBusy("0000:5e:00.0", true)) },
 			calls:   []string{"pr dev/dfl-fme.0 port 0"},
 			wantAFU: afuDMA,
+		},
+		{
+			name: "card with a fatal error refused even when forced", card: fatal, image: good, sum: goodSum, force: true,
+			wantErr: fpga.ErrUnhealthy,
+			wantMsg: "fpga 0000:5e:00.0: program: card reports a problem: fme errors/catfatal_errors = 0x4",
+			wantAFU: afuNLB,
+			wantVFs: 0,
 		},
 		{
 			name: "VF held by vfio-pci refused even when forced", card: heldVF, image: good, sum: goodSum, force: true,

@@ -15,11 +15,11 @@ import (
 // may use.
 func (pl *planner) healthHold(cid string, dev *fpga.Device) *plans.Hold {
 	if dev != nil && !dev.Health.OK() {
-		return &plans.Hold{Gate: plans.GateHealth, Why: fmt.Sprintf("the card reports %s; quarantined until it reads healthy and `fpgaops quarantine clear %s` releases it",
+		return &plans.Hold{Gate: plans.GateHealth, Why: fmt.Sprintf("the card reports %s; quarantined until it reads healthy and `fpgaops quarantine release %s` releases it",
 			strings.Join(dev.Health.Problems, "; "), cid)}
 	}
 	if why, ok := pl.opts.Quarantined[cid]; ok {
-		return &plans.Hold{Gate: plans.GateHealth, Why: fmt.Sprintf("the card is quarantined (%s); `fpgaops quarantine clear %s` releases it", why, cid)}
+		return &plans.Hold{Gate: plans.GateHealth, Why: fmt.Sprintf("the card is quarantined (%s); `fpgaops quarantine release %s` releases it", why, cid)}
 	}
 	return nil
 }

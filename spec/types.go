@@ -165,6 +165,15 @@ func (b Binding) ID() string { return "binding/" + b.Name }
 // "node/compute-01/fpga/pac0".
 func CardID(node, slot string) string { return "node/" + node + "/fpga/" + slot }
 
+// ParseCardID splits a card ID into its node and slot.
+func ParseCardID(id string) (node, slot string, ok bool) {
+	p := strings.Split(id, "/")
+	if len(p) != 4 || p[0] != "node" || p[2] != "fpga" || p[1] == "" || p[3] == "" {
+		return "", "", false
+	}
+	return p[1], p[3], true
+}
+
 // Board is a supported FPGA card model.
 type Board string
 

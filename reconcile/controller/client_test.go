@@ -3,9 +3,12 @@ package controller
 import (
 	"context"
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fpgaops/fpgaops/reconcile/state"
 )
 
 // The client's errors name the server, the request and the HTTP status,
@@ -108,5 +111,39 @@ func TestClientWaitsForTheTriggeredRun(t *testing.T) {
 	}
 	if n := RunsToWaitFor(h.c.Status()); n != 1 {
 		t.Fatalf("runs to wait for when idle: %d, want 1", n)
+	}
+}
+
+// The quarantine is read by anyone and released with the admin token:
+// the named cards, or all of them.
+func TestClientQuarantine(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", nil)
+	t0 := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	qs := []state.Quarantine{
+		{Card: "node/a/fpga/pac0", Since: t0, Reason: "fme errors/catfatal_errors = 0x1"},
+		{Card: "node/a/fpga/pac1", Since: t0, Reason: "temp1 = 101 °C"},
+		{Card: "node/b/fpga/pac0", Since: t0, Reason: "bitstream_id is all ones: firmware crashed"},
+	}
+	if err := h.c.opts.Store.Quarantine(qs...); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	got, err := NewClient(h.srv.URL, nil).Quarantined(ctx)
+	if err != nil || !reflect.DeepEqual(got, qs) {
+		t.Fatalf("quarantined %+v, %v", got, err)
+	}
+	if _, err := NewClient(h.srv.URL, []byte("not-the-token")).Release(ctx, qs[0].Card); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("release with a wrong token: %v", err)
+	}
+	c := NewClient(h.srv.URL, []byte(adminToken))
+	if got, err := c.Release(ctx, qs[0].Card); err != nil || !reflect.DeepEqual(got, qs[:1]) {
+		t.Fatalf("release %s: %+v, %v", qs[0].Card, got, err)
+	}
+	if got, err := c.Release(ctx); err != nil || !reflect.DeepEqual(got, qs[1:]) {
+		t.Fatalf("release all: %+v, %v", got, err)
+	}
+	if got, err := c.Quarantined(ctx); err != nil || len(got) != 0 {
+		t.Fatalf("after releasing all: %+v, %v", got, err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -52,6 +53,9 @@ type Result struct {
 	Run state.Run
 	// Interrupted is set when shutdown kept changes from starting.
 	Interrupted bool
+	// Cards is the health of the cards the run observed; nil when it
+	// observed none.
+	Cards []engine.CardHealth
 }
 
 // Loader loads and checks the fleet in a directory: spec.Load.

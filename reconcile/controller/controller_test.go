@@ -18,7 +18,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -601,6 +603,66 @@ func TestUnknownNodesAndDegradedVMs(t *testing.T) {
 		}
 		if got := testutil.ToFloat64(h.c.metrics.vmsDegraded); got != 1 {
 			t.Errorf("fpgaops_vms_degraded = %v, want 1", got)
+		}
+	}
+}
+
+// cardsReconciler reports the health of the cards it is given.
+type cardsReconciler struct{ cards *[]engine.CardHealth }
+
+func (c cardsReconciler) Reconcile(context.Context, source.Revision, *spec.Fleet) (Result, error) {
+	return Result{Run: state.Run{Nodes: []state.NodeSummary{{Name: "n0", State: "ok"}}}, Cards: *c.cards}, nil
+}
+
+// Each run's observation replaces the cards' health series: registers,
+// sensors, healthy or not; the quarantine is exported beside them.
+func TestCardHealthMetrics(t *testing.T) {
+	t.Parallel()
+	sick := fpga.Health{
+		Problems:  []string{"fme errors/catfatal_errors = 0x1"},
+		Registers: []fpga.Register{{Name: "fme errors/catfatal_errors", Value: 0x1, Severity: fpga.SeverityProblem}},
+		Sensors: []fpga.Sensor{{Name: "dfl_fme_thermal temp1", Kind: fpga.SensorTemperature, Value: 71.5},
+			{Name: "dfl_fme_power power1", Kind: fpga.SensorPower, Value: 41}},
+	}
+	cards := []engine.CardHealth{{Node: "n0", Slot: "pac0", Health: sick}, {Node: "n0", Slot: "pac1"}}
+	h := newHarness(t, "", func(o *Options) { o.Reconciler = cardsReconciler{&cards} })
+	h.remote.Commit("one node", fleetFile("nodes: [n0]"), nil)
+	if err := h.store.Quarantine(state.Quarantine{Card: "node/n0/fpga/pac0", Reason: "fme errors/catfatal_errors = 0x1"}); err != nil {
+		t.Fatal(err)
+	}
+	h.c.RunOnce(context.Background(), "manual")
+	m := h.c.metrics
+	for _, tc := range []struct {
+		name string
+		got  float64
+		want float64
+	}{
+		{"healthy pac0", testutil.ToFloat64(m.cardHealthy.WithLabelValues("n0", "pac0")), 0},
+		{"healthy pac1", testutil.ToFloat64(m.cardHealthy.WithLabelValues("n0", "pac1")), 1},
+		{"register", testutil.ToFloat64(m.cardRegister.WithLabelValues("n0", "pac0", "fme errors/catfatal_errors", "problem")), 1},
+		{"temperature", testutil.ToFloat64(m.cardTemperature.WithLabelValues("n0", "pac0", "dfl_fme_thermal temp1")), 71.5},
+		{"power", testutil.ToFloat64(m.cardPower.WithLabelValues("n0", "pac0", "dfl_fme_power power1")), 41},
+		{"quarantined", testutil.ToFloat64(m.cardQuarantined.WithLabelValues("n0", "pac0")), 1},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s = %v, want %v", tc.name, tc.got, tc.want)
+		}
+	}
+
+	// The card recovers and pac1 leaves the fleet; the release is seen at
+	// once.
+	cards = []engine.CardHealth{{Node: "n0", Slot: "pac0"}}
+	h.c.RunOnce(context.Background(), "manual")
+	if _, err := NewClient(h.srv.URL, []byte(adminToken)).Release(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		c    prometheus.Collector
+		want int
+	}{{"healthy", m.cardHealthy, 1}, {"registers", m.cardRegister, 0}, {"temperatures", m.cardTemperature, 0}, {"quarantined", m.cardQuarantined, 0}} {
+		if got := testutil.CollectAndCount(tc.c); got != tc.want {
+			t.Errorf("%s: %d series, want %d", tc.name, got, tc.want)
 		}
 	}
 }

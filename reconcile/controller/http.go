@@ -27,6 +27,9 @@ const maxDeliveryID = 128
 //	POST /reconcile     run now            (admin token)
 //	POST /suspend       stop running       (admin token)
 //	POST /resume        run again          (admin token)
+//	GET  /quarantine    the quarantined cards
+//	POST /quarantine/release?card=ID&...|all=true
+//	                    release cards      (admin token)
 //
 // Each handler remembers the deliveries it took on its own.
 func (c *Controller) Handler() http.Handler { return c.handler(ServeOptions{}.withDefaults()) }
@@ -55,6 +58,8 @@ func (c *Controller) handler(opts ServeOptions) http.Handler {
 	mux.HandleFunc("POST /resume", c.admin(func(w http.ResponseWriter, r *http.Request) {
 		c.setSuspended(w, false)
 	}))
+	mux.HandleFunc("GET /quarantine", c.serveQuarantine)
+	mux.HandleFunc("POST /quarantine/release", c.admin(c.serveRelease))
 	return mux
 }
 

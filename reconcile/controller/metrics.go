@@ -1,8 +1,11 @@
 package controller
 
 import (
+	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,6 +25,13 @@ type metrics struct {
 	// nodesUnknown and vmsDegraded are the last run's.
 	nodesUnknown prometheus.Gauge
 	vmsDegraded  prometheus.Gauge
+	// The cards' health, as the last run that observed them read it, and
+	// the quarantine.
+	cardHealthy     *prometheus.GaugeVec
+	cardRegister    *prometheus.GaugeVec
+	cardTemperature *prometheus.GaugeVec
+	cardPower       *prometheus.GaugeVec
+	cardQuarantined *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,8 +73,24 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		vmsDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fpgaops_vms_degraded", Help: "VMs the last run left without a function they held before it.",
 		}),
+		cardHealthy: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_card_healthy", Help: "1 when the card reports no problem, 0 when it does (fpgaops gives it no work).",
+		}, []string{"node", "card"}),
+		cardRegister: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_card_error_register", Help: "Non-zero error and status registers of a card, by register; absent when zero.",
+		}, []string{"node", "card", "register", "severity"}),
+		cardTemperature: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_card_temperature_celsius", Help: "A card's temperature sensors.",
+		}, []string{"node", "card", "sensor"}),
+		cardPower: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_card_power_watts", Help: "A card's power sensors.",
+		}, []string{"node", "card", "sensor"}),
+		cardQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_card_quarantined", Help: "1 for each quarantined card: held until an operator releases it.",
+		}, []string{"node", "card"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded} {
+	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded,
+		m.cardHealthy, m.cardRegister, m.cardTemperature, m.cardPower, m.cardQuarantined} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -105,5 +131,43 @@ func (m *metrics) setSuspended(on bool) {
 		m.suspended.Set(1)
 	} else {
 		m.suspended.Set(0)
+	}
+}
+
+// setCards replaces the cards' health series with what a run observed, so
+// that a card gone from the fleet, or a register cleared, leaves no stale
+// series.
+func (m *metrics) setCards(cards []engine.CardHealth) {
+	m.cardHealthy.Reset()
+	m.cardRegister.Reset()
+	m.cardTemperature.Reset()
+	m.cardPower.Reset()
+	for _, c := range cards {
+		healthy := 0.0
+		if c.Health.OK() {
+			healthy = 1
+		}
+		m.cardHealthy.WithLabelValues(c.Node, c.Slot).Set(healthy)
+		for _, r := range c.Health.Registers {
+			m.cardRegister.WithLabelValues(c.Node, c.Slot, r.Name, string(r.Severity)).Set(float64(r.Value))
+		}
+		for _, s := range c.Health.Sensors {
+			switch s.Kind {
+			case fpga.SensorTemperature:
+				m.cardTemperature.WithLabelValues(c.Node, c.Slot, s.Name).Set(s.Value)
+			case fpga.SensorPower:
+				m.cardPower.WithLabelValues(c.Node, c.Slot, s.Name).Set(s.Value)
+			}
+		}
+	}
+}
+
+// setQuarantine replaces the quarantine series.
+func (m *metrics) setQuarantine(qs []state.Quarantine) {
+	m.cardQuarantined.Reset()
+	for _, q := range qs {
+		if node, slot, ok := spec.ParseCardID(q.Card); ok {
+			m.cardQuarantined.WithLabelValues(node, slot).Set(1)
+		}
 	}
 }

@@ -155,6 +155,12 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
 	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
 	c.metrics.countChanges(r.Applied, r.Failed)
+	if res.Cards != nil {
+		c.metrics.setCards(res.Cards)
+	}
+	if qs, qerr := c.opts.Store.Quarantined(); qerr == nil {
+		c.metrics.setQuarantine(qs)
+	}
 	switch {
 	case res.Interrupted || (err != nil && ctx.Err() != nil):
 		run.Outcome = state.OutcomeInterrupted

@@ -23,9 +23,10 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
+	cards := engine.Health(fleet, planned.Observed)
 	out, err := e.Apply(ctx, planned, engine.ApplyOptions{})
 	if out == nil {
-		return Result{Interrupted: ctx.Err() != nil}, err
+		return Result{Interrupted: ctx.Err() != nil, Cards: cards}, err
 	}
-	return Result{Run: out.Run, Interrupted: out.Report.NotRun > 0 && ctx.Err() != nil}, err
+	return Result{Run: out.Run, Interrupted: out.Report.NotRun > 0 && ctx.Err() != nil, Cards: cards}, err
 }

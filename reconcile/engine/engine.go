@@ -186,6 +186,16 @@ func (e *Engine) plan(t *target, obs *observed.Fleet) (*plans.Plan, error) {
 			return nil, err
 		}
 		opts.Applied = applied
+		qs, err := e.Store.Quarantined()
+		if err != nil {
+			return nil, err
+		}
+		for _, q := range qs {
+			if opts.Quarantined == nil {
+				opts.Quarantined = map[string]string{}
+			}
+			opts.Quarantined[q.Card] = q.Why()
+		}
 	}
 	for _, o := range t.sel.Planners {
 		platform, ok := obs.Platforms[o.Name()]
@@ -254,6 +264,11 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	}
 	if e.Store != nil {
 		ex.Journal = e.Store.Journal()
+		// The plan holds a sick card already; the quarantine keeps it
+		// held after it reads healthy, until an operator releases it.
+		if err := e.Store.Quarantine(sick(p.Desired, p.Observed, started)...); err != nil {
+			return nil, err
+		}
 	}
 	rep, runErr := ex.Apply(ctx, p.Desired, p.Plan)
 	if rep == nil {

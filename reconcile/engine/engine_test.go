@@ -402,3 +402,62 @@ func TestRevertRestoresWhatAFailedRunTook(t *testing.T) {
 		t.Fatalf("violations: %v", v)
 	}
 }
+
+// A card that reports a fatal error is quarantined by the apply that sees
+// it: it is not programmed, and it stays held after it reads healthy
+// again, until an operator releases it; then the next apply converges it.
+func TestSickCardIsQuarantinedUntilReleased(t *testing.T) {
+	desired, obs := oneCard("compute-01", spec.Policy{Name: "default"})
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := reconciletest.New(obs)
+	const fatal = "fme errors/catfatal_errors = 0x1"
+	fake.SetProblems("compute-01", "0000:5e:00.0", fatal)
+	e := fakeEngine(fake, time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC))
+	e.Store = store
+	const card = "node/compute-01/fpga/pac0"
+	apply := func(wantHeld bool, why string) {
+		t.Helper()
+		p, err := e.Plan(context.Background(), desired, engine.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		program, ok := p.Plan.Change(card + ":program")
+		switch {
+		case !ok:
+			t.Fatalf("no program of %s planned", card)
+		case wantHeld && (program.Held == nil || program.Held.Gate != plans.GateHealth || !strings.Contains(program.Held.Why, why)):
+			t.Fatalf("program held by %+v, want gate health naming %q", program.Held, why)
+		case !wantHeld && program.Held != nil:
+			t.Fatalf("program held by %+v after the release", program.Held)
+		}
+		if _, err := e.Apply(context.Background(), p, engine.ApplyOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	apply(true, fatal)
+	qs, err := store.Quarantined()
+	if err != nil || len(qs) != 1 || qs[0].Card != card || qs[0].Reason != fatal {
+		t.Fatalf("quarantine %+v, %v", qs, err)
+	}
+
+	fake.SetProblems("compute-01", "0000:5e:00.0") // healthy again
+	apply(true, "quarantined (since 2026-12-01T03:00:00Z: "+fatal+")")
+	if calls := fake.Calls(); len(calls) != 0 {
+		t.Fatalf("a quarantined card was changed: %q", calls)
+	}
+
+	if released, err := store.Release(card); err != nil || len(released) != 1 {
+		t.Fatalf("release: %+v, %v", released, err)
+	}
+	apply(false, "")
+	if v := fake.Violations(); len(v) != 0 {
+		t.Fatalf("violations: %q", v)
+	}
+	p, err := e.Plan(context.Background(), desired, engine.PlanOptions{})
+	if err != nil || p.Plan.HasChanges() {
+		t.Fatalf("after the release the fleet did not converge: %v", err)
+	}
+}

@@ -131,6 +131,18 @@ func (f *Fleet) FailProgramEmptying(nodeName, pci string, times int) {
 	f.emptying[nodeName+"/"+pci] = times
 }
 
+// SetProblems makes the card report these health problems (none: healthy
+// again), as a card does after a fatal error or once it cools down.
+func (f *Fleet) SetProblems(nodeName, pci string, problems ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.nodes[nodeName].cards {
+		if c.dev.PCI == pci {
+			c.dev.Health.Problems = problems
+		}
+	}
+}
+
 // KillAfter lets n more mutations succeed; the one after cancels the run
 // (as a killed process would stop) and fails without changing anything,
 // as does every call after it, until Revive.

@@ -86,3 +86,17 @@ func History(w io.Writer, runs []state.Run) {
 	}
 	tw.Flush()
 }
+
+// Quarantine lists quarantined cards.
+func Quarantine(w io.Writer, qs []state.Quarantine) {
+	if len(qs) == 0 {
+		fmt.Fprintln(w, "No card is quarantined.")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CARD\tSINCE\tREASON")
+	for _, q := range qs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", q.Card, q.Since.UTC().Format(time.RFC3339), q.Reason)
+	}
+	tw.Flush()
+}

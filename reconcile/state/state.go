@@ -2,7 +2,7 @@ package state
 
 // Store is what fpgaops keeps between runs: the history of runs, the last
 // status, the inventory of what converged, the journal of the run in
-// flight. `plan`, `apply` and the controller all go through it. A Store
+// flight, the quarantined cards. `plan`, `apply` and the controller all go through it. A Store
 // opened for writing is held by one process at a time.
 type Store interface {
 	// Journal is the executor's journal.
@@ -30,6 +30,12 @@ type Store interface {
 	// returns (and forgets) the one a process left when it died.
 	Running(r *Run) error
 	Interrupted() (*Run, error)
+	// Quarantine records cards a run found sick (a card already there
+	// keeps its first record); Quarantined lists them; Release takes the
+	// named cards out, every card when none is named, and returns them.
+	Quarantine(q ...Quarantine) error
+	Quarantined() ([]Quarantine, error)
+	Release(cards ...string) ([]Quarantine, error)
 }
 
 // Journal remembers which steps of an unfinished run of a plan completed,

@@ -1,8 +1,8 @@
 // Package state keeps what outlives a run, and is its one owner: the
 // history of runs, the last status, the inventory of what fpgaops
 // converged (the desired digest each card last converged to, which tells
-// drift from new intent), the journal of the run in flight, and the
-// suspended flag. Store is the interface; Local keeps it in a state
+// drift from new intent), the journal of the run in flight, the
+// quarantined cards and the suspended flag. Store is the interface; Local keeps it in a state
 // directory.
 //
 // One process writes a state directory at a time: opening a Local for
