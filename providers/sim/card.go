@@ -31,15 +31,12 @@ type card struct {
 	op sync.Mutex
 
 	pci   string
-	info  spec.BoardInfo
-	stack fpga.Stack
-	// iface is the PR interface ID, normalised; bitstreamID the FIM's.
-	iface       string
-	bitstreamID uint64
+	board *board
+	// iface is the PR interface ID, normalised.
+	iface string
 	// afu is what port 0 runs, normalised.
-	afu      string
-	totalVFs int
-	numVFs   int
+	afu    string
+	numVFs int
 	// released is true while port 0 is released from the PF for VF 0.
 	released bool
 	// pfVFIO is true while the PF is bound to vfio-pci (a VM holds the
@@ -58,6 +55,30 @@ type card struct {
 // maxVFs bounds the VFs a simulated card may have (vfVFIO's bits).
 const maxVFs = 64
 
+// board is what every simulated card of a board model shares.
+type board struct {
+	info  spec.BoardInfo
+	stack fpga.Stack
+	// bitstreamID is the FIM build the cards report.
+	bitstreamID uint64
+	// factoryAFU is what a card runs before fpgaops programs it; iface
+	// the PR interface of a card whose node declares none and whose
+	// bitstream is unknown.
+	factoryAFU, iface string
+}
+
+// newBoard describes a board's simulated cards. Arria 10 cards run the
+// out-of-tree intel-fpga driver, as on the CentOS hosts they shipped
+// with; the others run upstream DFL.
+func newBoard(info spec.BoardInfo) *board {
+	b := &board{info: info, stack: fpga.StackDFL, bitstreamID: boardBitstreamID(info.Board),
+		factoryAFU: derivedID("factory-afu", string(info.Board)), iface: derivedID("interface", string(info.Board))}
+	if info.Board == spec.BoardPACA10 {
+		b.stack = fpga.StackIntelFPGA
+	}
+	return b
+}
+
 // boardBitstreamID is the FIM build a card of the board reports.
 func boardBitstreamID(b spec.Board) uint64 {
 	switch b {
@@ -72,12 +93,14 @@ func boardBitstreamID(b spec.Board) uint64 {
 }
 
 // hostDriver is the PCI driver of the card's stack.
-func (c *card) hostDriver() string { return fpga.HostDriver(c.stack) }
+func (c *card) hostDriver() string { return fpga.HostDriver(c.board.stack) }
+
+func (c *card) totalVFs() int { return c.board.info.MaxVFs }
 
 // portDev is the device node of port 0 (on the PF, or on VF i).
 func (c *card) portDev(vf int) string {
 	prefix := "dev/dfl-port."
-	if c.stack == fpga.StackIntelFPGA {
+	if c.board.stack == fpga.StackIntelFPGA {
 		prefix = "dev/intel-fpga-port."
 	}
 	return prefix + strconv.Itoa(c.portNum+1+vf)
@@ -97,14 +120,15 @@ func vfAddr(pf string, i int) string {
 // (no interface ID, no AFU ID), a VF in a VM a port of unknown AFU.
 func (c *card) device() fpga.Device {
 	d := fpga.Device{
-		PCI: c.pci, Vendor: c.info.Vendor, DeviceID: c.info.PFDevice, Board: string(c.info.Board),
-		NumVFs: c.numVFs, TotalVFs: c.totalVFs, Ports: []fpga.Port{},
+		PCI: c.pci, Vendor: c.board.info.Vendor, DeviceID: c.board.info.PFDevice, Board: string(c.board.info.Board),
+		NumVFs: c.numVFs, TotalVFs: c.totalVFs(), Ports: []fpga.Port{},
 	}
 	if c.pfVFIO {
 		d.Driver = driverVFIO
 	} else {
-		d.Driver, d.Stack = c.hostDriver(), c.stack
-		d.InterfaceID, d.BitstreamID, d.BBSVersion = c.iface, c.bitstreamID, fpga.BBSVersion(c.bitstreamID)
+		id := c.board.bitstreamID
+		d.Driver, d.Stack = c.hostDriver(), c.board.stack
+		d.InterfaceID, d.BitstreamID, d.BBSVersion = c.iface, id, fpga.BBSVersion(id)
 		if !c.released {
 			d.Ports = append(d.Ports, fpga.Port{ID: 0, AFUID: c.afu, Dev: c.portDev(-1)})
 		}
@@ -177,8 +201,8 @@ func (c *card) checkProgram(img *bitstream.File, force bool) error {
 
 // checkVFs is what SetVFs checks before it changes anything.
 func (c *card) checkVFs(n int) error {
-	if n < 0 || n > c.totalVFs {
-		return fmt.Errorf("want 0 to %d (sriov_totalvfs)", c.totalVFs)
+	if n < 0 || n > c.totalVFs() {
+		return fmt.Errorf("want 0 to %d (sriov_totalvfs)", c.totalVFs())
 	}
 	switch {
 	case n == c.numVFs:

@@ -66,7 +66,7 @@ type Sim struct {
 	// bindings holds each node's bindings, by the node's index.
 	bindings   [][]*spec.Binding
 	bitstreams map[string]*spec.Bitstream
-	touched    atomic.Int64
+	boards     map[spec.Board]*board
 	store      *store
 	api        agent.Server
 	handler    http.Handler
@@ -147,7 +147,10 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	}
 	s := &Sim{fleet: fleet, opts: opts, index: make(map[string]int, len(fleet.Nodes)),
 		nodes: make([]node, len(fleet.Nodes)), bindings: make([][]*spec.Binding, len(fleet.Nodes)),
-		bitstreams: make(map[string]*spec.Bitstream, len(fleet.Bitstreams))}
+		bitstreams: make(map[string]*spec.Bitstream, len(fleet.Bitstreams)), boards: map[spec.Board]*board{}}
+	for _, info := range spec.Boards {
+		s.boards[info.Board] = newBoard(info)
+	}
 	for i := range fleet.Nodes {
 		s.index[fleet.Nodes[i].Name] = i
 		s.nodes[i].spec = &fleet.Nodes[i]
@@ -339,8 +342,8 @@ func (s *Sim) build(n *node, bindings []*spec.Binding) error {
 		}
 		// Port device nodes are numbered per driver, across the node's
 		// cards in order, a port per VF after the PF's.
-		c.portNum = ports[c.stack]
-		ports[c.stack] += 1 + c.totalVFs
+		c.portNum = ports[c.board.stack]
+		ports[c.board.stack] += 1 + c.totalVFs()
 	}
 	n.cards = cards
 	for _, b := range bindings {
@@ -359,36 +362,29 @@ func (s *Sim) build(n *node, bindings []*spec.Binding) error {
 		}
 	}
 	n.built = true
-	s.touched.Add(1)
 	return nil
 }
 
 // initCard makes c as a card comes from the factory: the declared PR
 // interface (or the one its bitstream needs, so the fleet can converge),
-// a factory AFU, VFs off. Arria 10 cards run the out-of-tree intel-fpga
-// driver, as on the CentOS hosts they shipped with; the others run
-// upstream DFL.
+// the factory AFU, VFs off.
 func (s *Sim) initCard(c *card, f spec.FPGA, bindings []*spec.Binding) error {
-	info, ok := spec.LookupBoard(f.Board)
+	b, ok := s.boards[f.Board]
 	if !ok {
 		return fmt.Errorf("unknown board %q", f.Board)
 	}
 	if !fpga.IsPCIAddress(f.PCI) {
 		return fmt.Errorf("PCI address %q: want the form 0000:5e:00.0", f.PCI)
 	}
-	if info.MaxVFs > maxVFs {
-		return fmt.Errorf("board %s: %d VFs, the sim models at most %d", f.Board, info.MaxVFs, maxVFs)
+	if b.info.MaxVFs > maxVFs {
+		return fmt.Errorf("board %s: %d VFs, the sim models at most %d", f.Board, b.info.MaxVFs, maxVFs)
 	}
-	c.pci, c.info, c.stack, c.totalVFs = f.PCI, info, fpga.StackDFL, info.MaxVFs
-	c.bitstreamID, c.afu = boardBitstreamID(f.Board), derivedID("factory-afu", string(f.Board))
-	if f.Board == spec.BoardPACA10 {
-		c.stack = fpga.StackIntelFPGA
-	}
+	c.pci, c.board, c.afu = f.PCI, b, b.factoryAFU
 	c.iface = f.InterfaceID
 	if c.iface == "" {
-		for _, b := range bindings {
-			if b.FPGA == f.Slot {
-				if bs, ok := s.bitstreams[b.Bitstream]; ok {
+		for _, bd := range bindings {
+			if bd.FPGA == f.Slot {
+				if bs, ok := s.bitstreams[bd.Bitstream]; ok {
 					c.iface = bs.InterfaceID
 				}
 				break
@@ -396,7 +392,7 @@ func (s *Sim) initCard(c *card, f spec.FPGA, bindings []*spec.Binding) error {
 		}
 	}
 	if c.iface == "" {
-		c.iface = derivedID("interface", string(f.Board))
+		c.iface = b.iface
 	}
 	c.iface = bitstream.NormalizeID(c.iface)
 	return nil

@@ -29,8 +29,14 @@ const (
 // image builds a small GBS for the N3000's PR interface.
 func image(t *testing.T, name, afu string) providers.Image {
 	t.Helper()
+	return imageFor(t, ifaceN3000, name, afu)
+}
+
+// imageFor builds a small GBS for a PR interface.
+func imageFor(t *testing.T, iface, name, afu string) providers.Image {
+	t.Helper()
 	md := bitstream.Metadata{Version: 1, AFUImage: bitstream.AFUImage{
-		MagicNo: bitstream.MagicNo, InterfaceUUID: ifaceN3000,
+		MagicNo: bitstream.MagicNo, InterfaceUUID: iface,
 		AcceleratorClusters: []bitstream.Cluster{{Name: name, TotalContexts: 1, AcceleratorTypeUUID: afu}},
 	}}
 	data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 512))
@@ -39,7 +45,7 @@ func image(t *testing.T, name, afu string) providers.Image {
 	}
 	sum := sha256.Sum256(data)
 	return providers.Image{Data: data, Bitstream: spec.Bitstream{
-		Name: name, SHA256: hex.EncodeToString(sum[:]), InterfaceID: ifaceN3000, AFUID: afu, Size: int64(len(data)),
+		Name: name, SHA256: hex.EncodeToString(sum[:]), InterfaceID: iface, AFUID: afu, Size: int64(len(data)),
 	}}
 }
 
@@ -76,10 +82,12 @@ func start(t *testing.T, fleet *spec.Fleet, opts sim.Options) *fixture {
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		srv.Close()
+		// The sim first: closing it ends the modelled time of requests in
+		// flight, which the server waits for.
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
+		srv.Close()
 	})
 	c := agent.NewClient(srv.Client())
 	return &fixture{sim: s, url: srv.URL, cards: c, vms: sim.NewVMClient(c),

@@ -140,7 +140,7 @@ func (n *node) restore(rec nodeRecord) {
 		if c == nil {
 			continue // no longer declared: gone from the node
 		}
-		c.afu, c.numVFs, c.released = r.AFUID, min(r.NumVFs, c.totalVFs), r.Released
+		c.afu, c.numVFs, c.released = r.AFUID, min(r.NumVFs, c.totalVFs()), r.Released
 		c.pfVFIO, c.vfVFIO, c.busy = r.PFVFIO, r.VFVFIO, r.Busy
 	}
 	fresh := n.vms
