@@ -68,7 +68,7 @@ func (s *Sim) InjectFault(name string, f Fault) error {
 	case !fpga.IsPCIAddress(f.PCI):
 		bad = append(bad, fmt.Sprintf("pci %q: want a card's PF address in the form 0000:5e:00.0", f.PCI))
 	case n.card(f.PCI) == nil:
-		bad = append(bad, fmt.Sprintf("pci %s: node %s has no FPGA card there", f.PCI, name))
+		bad = append(bad, fmt.Sprintf("pci %s: no FPGA card there", f.PCI))
 	}
 	if f.Count < 0 {
 		bad = append(bad, fmt.Sprintf("count %d: want 1 or more (0 means 1)", f.Count))
