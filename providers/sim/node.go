@@ -229,7 +229,7 @@ func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 	if f, ok := g.n.takeFault(FaultSetVFs, c); ok {
 		return g.end(c, wrap(f.err()))
 	}
-	vfTime := g.s.opts.VFTime
+	vfTime := g.s.timing.Load().VFs
 	if c.numVFs > 0 {
 		if err := g.pause(vfTime); err != nil {
 			return g.end(c, wrap(err))
@@ -263,7 +263,7 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 		return g.refuse(c, wrap(err))
 	}
 	// VFs off and port 0 back to the PF: PR goes through the PF's FME.
-	vfTime := g.s.opts.VFTime
+	vfTime := g.s.timing.Load().VFs
 	vfs := c.numVFs
 	if vfs > 0 {
 		if err := g.pause(vfTime); err != nil {
@@ -389,7 +389,7 @@ func (n *node) hostdev(s *Sim, c *card, vmName, pci string, attach bool) (bool, 
 	if f, ok := n.takeFault(op, c); ok {
 		return false, fmt.Errorf("node %s: %s %s for VM %s: %w", n.spec.Name, op, pci, vmName, f.err())
 	}
-	if d := s.opts.AttachTime; d > 0 {
+	if d := s.timing.Load().Attach; d > 0 {
 		n.mu.Unlock()
 		err := s.pause(d)
 		n.mu.Lock()

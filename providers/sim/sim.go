@@ -35,22 +35,54 @@ type Options struct {
 	// count of its requests.
 	FailRate float64
 	Seed     int64
-	// ProgramTime is how long one partial reconfiguration takes; each
-	// takes ProgramJitter more at most, a share of it drawn from Seed, the
-	// node, the card and the count of its PRs. VFTime is how long turning
-	// a card's VFs on or off takes, AttachTime how long moving a function
-	// into or out of a VM takes. The time is spent inside the request,
-	// per card: a card makes one change at a time, different cards change
-	// in parallel.
-	ProgramTime   time.Duration
-	ProgramJitter time.Duration
-	VFTime        time.Duration
-	AttachTime    time.Duration
+	// Timing is the modelled time of changes; SetTiming changes it.
+	Timing Timing
 	// Sleep spends modelled time, returning early with an error when ctx
 	// (the sim's own, ended by Close) ends; nil means a timer. Tests
 	// replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
+}
+
+// Timing is how long changes take on the simulated hardware. The time is
+// spent inside the request, per card: a card makes one change at a time,
+// different cards change in parallel, and no lock wider than the card is
+// held meanwhile.
+type Timing struct {
+	// Program is how long one partial reconfiguration takes; each takes
+	// up to ProgramJitter more, a share of it drawn from the seed, the
+	// node, the card and the count of its PRs.
+	Program       time.Duration `json:"program"`
+	ProgramJitter time.Duration `json:"programJitter"`
+	// VFs is how long turning a card's VFs on or off takes, Attach how
+	// long moving a function into or out of a VM takes.
+	VFs    time.Duration `json:"vfs"`
+	Attach time.Duration `json:"attach"`
+}
+
+func (t Timing) check() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"program time", t.Program}, {"program jitter", t.ProgramJitter}, {"VF time", t.VFs}, {"attach time", t.Attach}} {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v: want 0 or more", d.name, d.d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Timing is the modelled time of changes now.
+func (s *Sim) Timing() Timing { return *s.timing.Load() }
+
+// SetTiming changes the modelled time of the changes that start from now.
+func (s *Sim) SetTiming(t Timing) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	s.timing.Store(&t)
+	return nil
 }
 
 // Sim is a simulated fleet: every node of a fleet in memory, built on
@@ -77,6 +109,7 @@ type Sim struct {
 	closeErr  error
 	// failRate holds the float64 bits of the current fail rate.
 	failRate atomic.Uint64
+	timing   atomic.Pointer[Timing]
 }
 
 // FailRate is the share of node requests answered 503 now.
@@ -133,14 +166,11 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	if opts.FailRate < 0 || opts.FailRate > 1 || math.IsNaN(opts.FailRate) {
 		errs = append(errs, fmt.Errorf("fail rate %v: want a share between 0 and 1", opts.FailRate))
 	}
-	for _, d := range []struct {
-		name string
-		d    time.Duration
-	}{{"latency", opts.Latency}, {"program time", opts.ProgramTime}, {"program jitter", opts.ProgramJitter},
-		{"VF time", opts.VFTime}, {"attach time", opts.AttachTime}} {
-		if d.d < 0 {
-			errs = append(errs, fmt.Errorf("%s %v: want 0 or more", d.name, d.d))
-		}
+	if opts.Latency < 0 {
+		errs = append(errs, fmt.Errorf("latency %v: want 0 or more", opts.Latency))
+	}
+	if err := opts.Timing.check(); err != nil {
+		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
@@ -165,6 +195,7 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 		}
 	}
 	s.failRate.Store(math.Float64bits(opts.FailRate))
+	s.timing.Store(&opts.Timing)
 	if opts.StateDir != "" {
 		st, err := openStore(opts.StateDir)
 		if err != nil {
@@ -494,12 +525,13 @@ func (s *Sim) pause(d time.Duration) error {
 	return nil
 }
 
-// prTime is how long the card's next PR takes: ProgramTime plus a share
-// of ProgramJitter that the seed, the node, the card and the count of its
-// PRs decide, so that a run repeats.
+// prTime is how long the card's next PR takes: the program time plus a
+// share of the jitter that the seed, the node, the card and the count of
+// its PRs decide, so that a run repeats.
 func (s *Sim) prTime(node string, c *card) time.Duration {
-	d := s.opts.ProgramTime
-	if s.opts.ProgramJitter <= 0 {
+	t := s.timing.Load()
+	d := t.Program
+	if t.ProgramJitter <= 0 {
 		return d
 	}
 	h := sha256.New()
@@ -511,5 +543,5 @@ func (s *Sim) prTime(node string, c *card) time.Duration {
 	h.Write([]byte{0})
 	h.Write([]byte(c.pci))
 	x := binary.LittleEndian.Uint64(h.Sum(nil)[:8])
-	return d + time.Duration(float64(s.opts.ProgramJitter)*(float64(x)/float64(math.MaxUint64)))
+	return d + time.Duration(float64(t.ProgramJitter)*(float64(x)/float64(math.MaxUint64)))
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -42,7 +43,7 @@ func TestModelledTimes(t *testing.T) {
 		attach = 7 * time.Second
 	)
 	rec := &sleeps{}
-	f := start(t, testFleet(), sim.Options{ProgramTime: pr, VFTime: vf, AttachTime: attach, Sleep: rec.sleep})
+	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: pr, VFs: vf, Attach: attach}, Sleep: rec.sleep})
 	ctx := context.Background()
 	const pci = "0000:5e:00.0"
 	nlb := image(t, "nlb", afuNLB)
@@ -109,7 +110,7 @@ func (g *gate) wait(t *testing.T, n int, what string) {
 
 func TestCardsChangeInParallel(t *testing.T) {
 	g := newGate()
-	f := start(t, testFleet(), sim.Options{ProgramTime: time.Hour, Sleep: g.sleep})
+	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: time.Hour}, Sleep: g.sleep})
 	ctx := context.Background()
 	errs := make(chan error, 2)
 	// Two cards of the same node: an A10 image would not fit the N3000,
@@ -147,7 +148,7 @@ func TestCardsChangeInParallel(t *testing.T) {
 
 func TestCardProgramsOneImageAtATime(t *testing.T) {
 	g := newGate()
-	f := start(t, testFleet(), sim.Options{ProgramTime: time.Hour, Sleep: g.sleep})
+	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: time.Hour}, Sleep: g.sleep})
 	ctx := context.Background()
 	const pci = "0000:5e:00.0"
 	errs := make(chan error, 2)
@@ -177,7 +178,7 @@ func TestProgramJitter(t *testing.T) {
 	const pr, jitter = 2 * time.Second, time.Second
 	run := func(seed int64) []time.Duration {
 		rec := &sleeps{}
-		f := start(t, testFleet(), sim.Options{ProgramTime: pr, ProgramJitter: jitter, Seed: seed, Sleep: rec.sleep})
+		f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: pr, ProgramJitter: jitter}, Seed: seed, Sleep: rec.sleep})
 		for range 20 {
 			if err := f.cards.Program(context.Background(), f.node, "0000:5e:00.0", image(t, "nlb", afuNLB)); err != nil {
 				t.Fatal(err)
@@ -207,7 +208,7 @@ func TestProgramJitter(t *testing.T) {
 
 func TestCloseCutsModelledTimeShort(t *testing.T) {
 	// No Sleep hook: the sim's own timer, an hour long.
-	f := start(t, testFleet(), sim.Options{ProgramTime: time.Hour})
+	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: time.Hour}})
 	const pci = "0000:5e:00.0"
 	fresh := f.card(t, pci)
 	before := fresh.AFUID()
@@ -228,5 +229,45 @@ func TestCloseCutsModelledTimeShort(t *testing.T) {
 	}
 	if d := f.card(t, pci); d.AFUID() != before {
 		t.Fatalf("card runs %s after a PR cut short; want %s still", d.AFUID(), before)
+	}
+}
+
+func TestSetTiming(t *testing.T) {
+	rec := &sleeps{}
+	f := start(t, testFleet(), sim.Options{Sleep: rec.sleep})
+	program := func() {
+		t.Helper()
+		if err := f.cards.Program(context.Background(), f.node, "0000:5e:00.0", image(t, "nlb", afuNLB)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	program()
+	if got := rec.take(); len(got) != 0 {
+		t.Fatalf("modelled times %v without a timing; want none", got)
+	}
+	if err := f.sim.SetTiming(sim.Timing{Program: 4 * time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	program()
+	if got := rec.take(); !slices.Equal(got, []time.Duration{4 * time.Second}) {
+		t.Fatalf("modelled times %v after SetTiming; want [4s]", got)
+	}
+
+	bad := sim.Timing{Program: -1, ProgramJitter: -2, VFs: -3, Attach: -4}
+	for what, err := range map[string]error{
+		"SetTiming": f.sim.SetTiming(bad),
+		"New":       func() error { _, err := sim.New(testFleet(), sim.Options{Timing: bad, Latency: -5}); return err }(),
+	} {
+		if err == nil {
+			t.Fatalf("%s with negative times succeeded", what)
+		}
+		for _, w := range []string{"program time -1ns", "program jitter -2ns", "VF time -3ns", "attach time -4ns"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: %v; want every mistake, %q among them", what, err, w)
+			}
+		}
+	}
+	if got := f.sim.Timing(); got.Program != 4*time.Second {
+		t.Fatalf("timing %+v after a refused SetTiming; want it unchanged", got)
 	}
 }
