@@ -160,20 +160,25 @@ func (s *Stats) add(c counters) {
 	s.Failed += c.Failed
 }
 
-// New serves every node of the fleet.
-func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
+// Check reports every mistake in the options at once.
+func (o Options) Check() error {
 	var errs []error
-	if opts.FailRate < 0 || opts.FailRate > 1 || math.IsNaN(opts.FailRate) {
-		errs = append(errs, fmt.Errorf("fail rate %v: want a share between 0 and 1", opts.FailRate))
+	if o.FailRate < 0 || o.FailRate > 1 || math.IsNaN(o.FailRate) {
+		errs = append(errs, fmt.Errorf("fail rate %v: want a share between 0 and 1", o.FailRate))
 	}
-	if opts.Latency < 0 {
-		errs = append(errs, fmt.Errorf("latency %v: want 0 or more", opts.Latency))
+	if o.Latency < 0 {
+		errs = append(errs, fmt.Errorf("latency %v: want 0 or more", o.Latency))
 	}
-	if err := opts.Timing.check(); err != nil {
+	if err := o.Timing.check(); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+	return errors.Join(errs...)
+}
+
+// New serves every node of the fleet.
+func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
 	s := &Sim{fleet: fleet, opts: opts, index: make(map[string]int, len(fleet.Nodes)),
 		nodes: make([]node, len(fleet.Nodes)), bindings: make([][]*spec.Binding, len(fleet.Nodes)),
