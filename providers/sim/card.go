@@ -221,16 +221,21 @@ func (c *card) vfsOff() {
 	c.numVFs, c.released, c.vfVFIO = 0, false, 0
 }
 
-// vfsOn releases port 0 from the PF and enables n VFs, as the drivers
-// require: the release fails while the port is open, and the fake card
-// has one port, so one VF.
-func (c *card) vfsOn(n int) error {
+// checkVFsOn is what the drivers check before VFs go on: port 0 is
+// released first, which fails while the port is open, and the simulated
+// card has one port, so one VF.
+func (c *card) checkVFsOn(n int) error {
 	switch {
 	case c.busy:
 		return fmt.Errorf("release port 0: port is open: %w", syscall.EBUSY)
 	case n > 1:
 		return fmt.Errorf("VFs on: sriov_numvfs %d: one port, one VF: %w", n, syscall.EINVAL)
 	}
-	c.released, c.numVFs = true, n
 	return nil
+}
+
+// vfsOn releases port 0 from the PF and enables n VFs; checkVFsOn has
+// passed.
+func (c *card) vfsOn(n int) {
+	c.released, c.numVFs = true, n
 }

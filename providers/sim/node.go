@@ -237,13 +237,13 @@ func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 		c.vfsOff()
 	}
 	if count > 0 {
-		if err := c.vfsOn(count); err != nil {
+		if err := c.checkVFsOn(count); err != nil {
 			return g.refuse(c, wrap(err))
 		}
 		if err := g.pause(vfTime); err != nil {
-			c.vfsOff()
 			return g.end(c, wrap(err))
 		}
+		c.vfsOn(count)
 	}
 	g.n.stats.SetVFs++
 	return g.end(c, nil)
@@ -285,13 +285,13 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 	}
 	c.afu = img.AFUID()
 	if vfs > 0 {
-		if err := c.vfsOn(vfs); err != nil {
+		if err := c.checkVFsOn(vfs); err != nil {
 			return g.refuse(c, wrap(err))
 		}
 		if err := g.pause(vfTime); err != nil {
-			c.vfsOff()
 			return g.end(c, wrap(err))
 		}
+		c.vfsOn(vfs)
 	}
 	g.n.stats.Programs++
 	return g.end(c, nil)
