@@ -341,6 +341,8 @@ func (s *Sim) hostdevChange(ctx context.Context, n *node, vmName, pci string, at
 	defer n.mu.Unlock()
 	changed, err := n.hostdev(s, c, vmName, pci, attach)
 	switch {
+	case errors.Is(err, errClosing):
+		return err
 	case errors.Is(err, errInjected):
 		n.stats.Failed++
 		n.saveQuiet(s)

@@ -89,8 +89,7 @@ func (s *Sim) SetTiming(t Timing) error {
 // first touch from what the fleet declares. It is safe for concurrent
 // use; no lock covers more than one node.
 type Sim struct {
-	fleet *spec.Fleet
-	opts  Options
+	opts Options
 	// index finds a node by name; nodes holds one entry per fleet node, in
 	// the fleet's order, built on first touch.
 	index map[string]int
@@ -180,7 +179,7 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
 	}
-	s := &Sim{fleet: fleet, opts: opts, index: make(map[string]int, len(fleet.Nodes)),
+	s := &Sim{opts: opts, index: make(map[string]int, len(fleet.Nodes)),
 		nodes: make([]node, len(fleet.Nodes)), bindings: make([][]*spec.Binding, len(fleet.Nodes)),
 		bitstreams: make(map[string]*spec.Bitstream, len(fleet.Bitstreams)), boards: map[spec.Board]*board{}}
 	for _, info := range spec.Boards {
@@ -525,10 +524,13 @@ func (s *Sim) pause(d time.Duration) error {
 		}
 	}
 	if err != nil {
-		return agent.Errorf(http.StatusServiceUnavailable, agent.CodeUnavailable, "the simulated fleet is shutting down: %v", err)
+		return errClosing
 	}
 	return nil
 }
+
+// errClosing ends a change whose modelled time the sim's Close cut short.
+var errClosing = agent.Errorf(http.StatusServiceUnavailable, agent.CodeUnavailable, "the simulated fleet is shutting down")
 
 // prTime is how long the card's next PR takes: the program time plus a
 // share of the jitter that the seed, the node, the card and the count of

@@ -207,28 +207,42 @@ func TestProgramJitter(t *testing.T) {
 }
 
 func TestCloseCutsModelledTimeShort(t *testing.T) {
-	// No Sleep hook: the sim's own timer, an hour long.
-	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: time.Hour}})
-	const pci = "0000:5e:00.0"
+	// No Sleep hook: the sim's own timers, an hour long.
+	f := start(t, testFleet(), sim.Options{Timing: sim.Timing{Program: time.Hour, Attach: time.Hour}})
+	ctx := context.Background()
+	const pci, a10 = "0000:5e:00.0", "0000:af:00.0"
 	fresh := f.card(t, pci)
 	before := fresh.AFUID()
-	errs := make(chan error, 1)
-	go func() { errs <- f.cards.Program(context.Background(), f.node, pci, image(t, "nlb", afuNLB)) }()
+	errs := make(chan error, 2)
+	go func() { errs <- f.cards.Program(ctx, f.node, pci, image(t, "nlb", afuNLB)) }()
+	go func() { errs <- f.vms.Attach(ctx, f.node, "db-01", a10) }()
+	for f.sim.Stats().Requests < 2 {
+		time.Sleep(time.Millisecond) // both requests in, or about to be
+	}
 	if err := f.sim.Close(); err != nil {
 		t.Fatal(err)
 	}
-	var err error
-	select {
-	case err = <-errs:
-	case <-time.After(10 * time.Second):
-		t.Fatal("a program in its modelled time outlived Close")
-	}
-	var apiErr *agentapi.Error
-	if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
-		t.Fatalf("program cut short: err = %v; want 503", err)
+	for range 2 {
+		var err error
+		select {
+		case err = <-errs:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a change in its modelled time outlived Close")
+		}
+		var apiErr *agentapi.Error
+		if !errors.As(err, &apiErr) || apiErr.Status != http.StatusServiceUnavailable {
+			t.Fatalf("change cut short: err = %v; want 503", err)
+		}
 	}
 	if d := f.card(t, pci); d.AFUID() != before {
-		t.Fatalf("card runs %s after a PR cut short; want %s still", d.AFUID(), before)
+		t.Errorf("card runs %s after a PR cut short; want %s still", d.AFUID(), before)
+	}
+	vms, err := f.vms.ObserveVMs(ctx, f.node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := f.sim.Stats(); len(vms[0].Hostdevs) != 0 || st.Refused != 0 || st.Programs+st.Attaches != 0 {
+		t.Errorf("after Close: VM %+v, stats %+v; want nothing held, changed or refused", vms[0], st)
 	}
 }
 
