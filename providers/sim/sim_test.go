@@ -397,3 +397,30 @@ func TestNodesBuildOnceUnderConcurrentFirstTouch(t *testing.T) {
 		t.Fatalf("stats %+v; want 2 nodes built and 20 requests", st)
 	}
 }
+
+// A PF handed to a VM is bound to vfio-pci and shows no FPGA features;
+// the AFU ID the node's agent read before is what the inventory reports.
+func TestPFInAVMShowsNoFeatures(t *testing.T) {
+	f := start(t, testFleet(), sim.Options{})
+	ctx := context.Background()
+	const pci = "0000:5e:00.0"
+	if err := f.cards.Program(ctx, f.node, pci, image(t, "nlb", afuNLB)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.vms.Attach(ctx, f.node, "db-01", pci); err != nil {
+		t.Fatal(err)
+	}
+	d := f.card(t, pci)
+	if d.Driver != "vfio-pci" || d.Stack != "" || d.InterfaceID != "" || d.BitstreamID != 0 || d.BBSVersion != "" {
+		t.Errorf("PF in a VM reads %+v; want vfio-pci and no FME", d)
+	}
+	if len(d.Ports) != 1 || d.Ports[0].ID != 0 || d.Ports[0].AFUID != afuNLB || d.Ports[0].Dev != "" {
+		t.Errorf("PF in a VM has ports %+v; want port 0 alone, its AFU recalled, no device node", d.Ports)
+	}
+	if err := f.vms.Detach(ctx, f.node, "db-01", pci); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.card(t, pci); d.Driver != "dfl-pci" || d.InterfaceID != ifaceN3000 || d.Ports[0].Dev == "" {
+		t.Errorf("PF back on the host reads %+v; want dfl-pci with its FME and port", d)
+	}
+}
