@@ -168,11 +168,12 @@ func (g guarded) begin(ctx context.Context, pci, what string) (*card, error) {
 	n := g.n
 	c := n.card(pci)
 	if c == nil {
+		err := agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no FPGA card at %s", pci)
 		n.mu.Lock()
-		n.stats.Refused++
+		defer n.mu.Unlock()
+		n.tally(err)
 		n.saveQuiet(g.s)
-		n.mu.Unlock()
-		return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no FPGA card at %s", pci)
+		return nil, err
 	}
 	c.op.Lock()
 	if err := ctx.Err(); err != nil {
@@ -190,16 +191,6 @@ func (g guarded) begin(ctx context.Context, pci, what string) (*card, error) {
 	return c, nil
 }
 
-// refuse ends a change the card refused: counted, saved, both locks
-// released. Callers hold both.
-func (g guarded) refuse(c *card, err error) error {
-	g.n.stats.Refused++
-	g.n.saveQuiet(g.s)
-	g.n.mu.Unlock()
-	c.op.Unlock()
-	return err
-}
-
 // pause spends modelled time on a change with the node unlocked; the
 // card's op lock stays held. It fails only when the sim closes.
 func (g guarded) pause(d time.Duration) error {
@@ -212,6 +203,27 @@ func (g guarded) pause(d time.Duration) error {
 	return err
 }
 
+// vfsOff turns the card's VFs off, after the VF time.
+func (g guarded) vfsOff(c *card) error {
+	if err := g.pause(g.s.timing.Load().VFs); err != nil {
+		return err
+	}
+	c.vfsOff()
+	return nil
+}
+
+// vfsOn turns n VFs on, after the VF time, unless the drivers refuse.
+func (g guarded) vfsOn(c *card, n int) error {
+	if err := c.checkVFsOn(n); err != nil {
+		return err
+	}
+	if err := g.pause(g.s.timing.Load().VFs); err != nil {
+		return err
+	}
+	c.vfsOn(n)
+	return nil
+}
+
 func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 	wrap := func(err error) error { return fmt.Errorf("fpga %s: set VFs to %d: %w", pci, count, err) }
 	c, err := g.begin(ctx, pci, "change the VFs of")
@@ -219,7 +231,7 @@ func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 		return err
 	}
 	if err := c.checkVFs(count); err != nil {
-		return g.refuse(c, wrap(err))
+		return g.end(c, wrap(err))
 	}
 	if count == c.numVFs {
 		g.n.mu.Unlock()
@@ -229,21 +241,15 @@ func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
 	if f, ok := g.n.takeFault(FaultSetVFs, c); ok {
 		return g.end(c, wrap(f.err()))
 	}
-	vfTime := g.s.timing.Load().VFs
 	if c.numVFs > 0 {
-		if err := g.pause(vfTime); err != nil {
+		if err := g.vfsOff(c); err != nil {
 			return g.end(c, wrap(err))
 		}
-		c.vfsOff()
 	}
 	if count > 0 {
-		if err := c.checkVFsOn(count); err != nil {
-			return g.refuse(c, wrap(err))
-		}
-		if err := g.pause(vfTime); err != nil {
+		if err := g.vfsOn(c, count); err != nil {
 			return g.end(c, wrap(err))
 		}
-		c.vfsOn(count)
 	}
 	g.n.stats.SetVFs++
 	return g.end(c, nil)
@@ -260,16 +266,14 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 		err = c.checkProgram(img, opts.Force)
 	}
 	if err != nil {
-		return g.refuse(c, wrap(err))
+		return g.end(c, wrap(err))
 	}
 	// VFs off and port 0 back to the PF: PR goes through the PF's FME.
-	vfTime := g.s.timing.Load().VFs
 	vfs := c.numVFs
 	if vfs > 0 {
-		if err := g.pause(vfTime); err != nil {
+		if err := g.vfsOff(c); err != nil {
 			return g.end(c, wrap(err))
 		}
-		c.vfsOff()
 	}
 	c.prs++
 	if err := g.pause(g.s.prTime(g.n.spec.Name, c)); err != nil {
@@ -285,13 +289,9 @@ func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpg
 	}
 	c.afu = img.AFUID()
 	if vfs > 0 {
-		if err := c.checkVFsOn(vfs); err != nil {
-			return g.refuse(c, wrap(err))
-		}
-		if err := g.pause(vfTime); err != nil {
+		if err := g.vfsOn(c, vfs); err != nil {
 			return g.end(c, wrap(err))
 		}
-		c.vfsOn(vfs)
 	}
 	g.n.stats.Programs++
 	return g.end(c, nil)
@@ -310,18 +310,28 @@ func checkImage(image []byte, want string) (*bitstream.File, error) {
 	return bitstream.Parse(image)
 }
 
-// end ends a change: a targeted fault's error is counted as failed, the
-// node saved, both locks released. Callers hold both.
+// end ends a change of the card: counted as it ended, the node saved,
+// both locks released. Callers hold both.
 func (g guarded) end(c *card, err error) error {
-	if errors.Is(err, errInjected) {
-		g.n.stats.Failed++
-	}
+	g.n.tally(err)
 	if serr := g.n.save(g.s); err == nil {
 		err = serr
 	}
 	g.n.mu.Unlock()
 	c.op.Unlock()
 	return err
+}
+
+// tally counts a change that did not go through: failed by a targeted
+// fault, cut short by Close (not counted), or refused. Callers hold n.mu.
+func (n *node) tally(err error) {
+	switch {
+	case err == nil, errors.Is(err, errClosing):
+	case errors.Is(err, errInjected):
+		n.stats.Failed++
+	default:
+		n.stats.Refused++
+	}
 }
 
 // hostdevChange attaches or detaches a function. Both are idempotent,
@@ -341,14 +351,8 @@ func (s *Sim) hostdevChange(ctx context.Context, n *node, vmName, pci string, at
 	defer n.mu.Unlock()
 	changed, err := n.hostdev(s, c, vmName, pci, attach)
 	switch {
-	case errors.Is(err, errClosing):
-		return err
-	case errors.Is(err, errInjected):
-		n.stats.Failed++
-		n.saveQuiet(s)
-		return err
 	case err != nil:
-		n.stats.Refused++
+		n.tally(err)
 		n.saveQuiet(s)
 		return err
 	case !changed:
