@@ -6,9 +6,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -86,15 +86,7 @@ func (n *node) discover() []fpga.Device {
 	for i := range n.cards {
 		devs[i] = n.cards[i].device()
 	}
-	slices.SortFunc(devs, func(a, b fpga.Device) int {
-		switch {
-		case a.PCI < b.PCI:
-			return -1
-		case a.PCI > b.PCI:
-			return 1
-		}
-		return 0
-	})
+	slices.SortFunc(devs, func(a, b fpga.Device) int { return strings.Compare(a.PCI, b.PCI) })
 	if n.seen == nil {
 		n.seen = make(map[string]string, len(n.cards))
 	}
@@ -109,21 +101,29 @@ func (n *node) fault(seed int64, rate float64) bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.stats.Requests++
-	if rate <= 0 {
-		return false
-	}
-	h := sha256.New()
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(seed))
-	binary.LittleEndian.PutUint64(b[8:], uint64(n.stats.Requests))
-	h.Write(b[:])
-	h.Write([]byte(n.spec.Name))
-	x := binary.LittleEndian.Uint64(h.Sum(nil)[:8])
-	if float64(x)/float64(math.MaxUint64) < rate {
+	if rate > 0 && draw(seed, uint64(n.stats.Requests), n.spec.Name) < rate {
 		n.stats.Faults++
 		return true
 	}
 	return false
+}
+
+// draw is a share in [0, 1) that follows from the seed, a count and
+// names alone, so that a run with the same seed repeats.
+func draw(seed int64, count uint64, names ...string) float64 {
+	h := sha256.New()
+	var b [16]byte
+	binary.LittleEndian.PutUint64(b[:8], uint64(seed))
+	binary.LittleEndian.PutUint64(b[8:], count)
+	h.Write(b[:])
+	for i, name := range names {
+		if i > 0 {
+			h.Write([]byte{0})
+		}
+		h.Write([]byte(name))
+	}
+	x := binary.LittleEndian.Uint64(h.Sum(nil)[:8])
+	return float64(x>>11) / (1 << 53)
 }
 
 // checkFree refuses, and counts a violation, when a running VM holds a

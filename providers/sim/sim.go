@@ -3,7 +3,6 @@ package sim
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -537,18 +536,8 @@ var errClosing = agent.Errorf(http.StatusServiceUnavailable, agent.CodeUnavailab
 // its PRs decide, so that a run repeats.
 func (s *Sim) prTime(node string, c *card) time.Duration {
 	t := s.timing.Load()
-	d := t.Program
 	if t.ProgramJitter <= 0 {
-		return d
+		return t.Program
 	}
-	h := sha256.New()
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(s.opts.Seed))
-	binary.LittleEndian.PutUint64(b[8:], c.prs)
-	h.Write(b[:])
-	h.Write([]byte(node))
-	h.Write([]byte{0})
-	h.Write([]byte(c.pci))
-	x := binary.LittleEndian.Uint64(h.Sum(nil)[:8])
-	return d + time.Duration(float64(t.ProgramJitter)*(float64(x)/float64(math.MaxUint64)))
+	return t.Program + time.Duration(float64(t.ProgramJitter)*draw(s.opts.Seed, c.prs, node, c.pci))
 }
