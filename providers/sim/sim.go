@@ -3,22 +3,19 @@ package sim
 import (
 	"context"
 	"crypto/sha256"
-	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/observed"
@@ -27,8 +24,8 @@ import (
 
 // Options tune a simulated fleet.
 type Options struct {
-	// StateDir keeps the fleet's state (fake sysfs trees, VMs, counters)
-	// across restarts. Empty means a temporary directory removed by Close.
+	// StateDir keeps the fleet's state (cards, VMs, counters) across
+	// restarts, in one small file. Empty means memory only.
 	StateDir string
 	// Latency is added to every request to a node.
 	Latency time.Duration
@@ -37,50 +34,80 @@ type Options struct {
 	// count of its requests.
 	FailRate float64
 	Seed     int64
-	// NewHost builds the card side of one node in dir from the node's
-	// declared cards; nil means a fake sysfs tree with the fake
-	// programmer.
-	NewHost HostFactory
-	Log     *slog.Logger
+	// Timing is the modelled time of changes; SetTiming changes it.
+	Timing Timing
+	// Sleep spends modelled time, returning early with an error when ctx
+	// (the sim's own, ended by Close) ends; nil means a timer. Tests
+	// replace it.
+	Sleep func(ctx context.Context, d time.Duration) error
+	Log   *slog.Logger
 }
 
-// HostFactory builds a node's host in dir, which survives restarts when
-// the sim has a state directory. fresh is true when dir was just created
-// and the cards must be put in their initial state.
-type HostFactory func(dir string, cards []Card, fresh bool) (fpga.Host, error)
-
-// Card is how a simulated card starts: what the node declares, plus the
-// IDs a card in the field would have.
-type Card struct {
-	PCI         string
-	Board       spec.Board
-	Stack       fpga.Stack
-	InterfaceID string
-	// AFUID is what the card runs before fpgaops programs it.
-	AFUID    string
-	TotalVFs int
+// Timing is how long changes take on the simulated hardware. The time is
+// spent inside the request, per card: a card makes one change at a time,
+// different cards change in parallel, and no lock wider than the card is
+// held meanwhile.
+type Timing struct {
+	// Program is how long one partial reconfiguration takes; each takes
+	// up to ProgramJitter more, a share of it drawn from the seed, the
+	// node, the card and the count of its PRs.
+	Program       time.Duration `json:"program"`
+	ProgramJitter time.Duration `json:"programJitter"`
+	// VFs is how long turning a card's VFs on or off takes, Attach how
+	// long moving a function into or out of a VM takes.
+	VFs    time.Duration `json:"vfs"`
+	Attach time.Duration `json:"attach"`
 }
 
-// Sim is a simulated fleet. Nodes are built on first touch, so a fleet of
-// thousands costs little until it is used.
+func (t Timing) check() error {
+	var errs []error
+	for _, d := range []struct {
+		name string
+		d    time.Duration
+	}{{"program time", t.Program}, {"program jitter", t.ProgramJitter}, {"VF time", t.VFs}, {"attach time", t.Attach}} {
+		if d.d < 0 {
+			errs = append(errs, fmt.Errorf("%s %v: want 0 or more", d.name, d.d))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Timing is the modelled time of changes now.
+func (s *Sim) Timing() Timing { return *s.timing.Load() }
+
+// SetTiming changes the modelled time of the changes that start from now.
+func (s *Sim) SetTiming(t Timing) error {
+	if err := t.check(); err != nil {
+		return err
+	}
+	s.timing.Store(&t)
+	return nil
+}
+
+// Sim is a simulated fleet: every node of a fleet in memory, built on
+// first touch from what the fleet declares. It is safe for concurrent
+// use; no lock covers more than one node.
 type Sim struct {
-	fleet   *spec.Fleet
-	opts    Options
-	dir     string
-	tempDir bool
-	newHost HostFactory
-	api     agent.Server
-	mu      sync.Mutex
-	nodes   map[string]*node
-	// building holds a channel per node being built, closed when done.
-	building map[string]chan struct{}
-	// buildSlots bounds how many nodes build at once: building is disk
-	// work, and too many at once only make each slower.
-	buildSlots chan struct{}
+	opts Options
+	// index finds a node by name; nodes holds one entry per fleet node, in
+	// the fleet's order, built on first touch.
+	index map[string]int
+	nodes []node
+	// bindings holds each node's bindings, by the node's index.
+	bindings   [][]*spec.Binding
+	bitstreams map[string]*spec.Bitstream
+	boards     map[spec.Board]*board
+	store      *store
+	api        agent.Server
 	handler    http.Handler
-	closed     bool
+	// ctx ends when the sim closes, cutting modelled time short.
+	ctx       context.Context
+	cancel    context.CancelFunc
+	closeOnce sync.Once
+	closeErr  error
 	// failRate holds the float64 bits of the current fail rate.
 	failRate atomic.Uint64
+	timing   atomic.Pointer[Timing]
 }
 
 // FailRate is the share of node requests answered 503 now.
@@ -102,11 +129,12 @@ type Stats struct {
 	NodesTouched int   `json:"nodesTouched"`
 	NodesDown    int   `json:"nodesDown"`
 	Requests     int64 `json:"requests"`
-	Faults       int64 `json:"faults"`
-	Programs     int64 `json:"programs"`
-	SetVFs       int64 `json:"setVFs"`
-	Attaches     int64 `json:"attaches"`
-	Detaches     int64 `json:"detaches"`
+	// Faults counts requests answered 503 by the fail rate.
+	Faults   int64 `json:"faults"`
+	Programs int64 `json:"programs"`
+	SetVFs   int64 `json:"setVFs"`
+	Attaches int64 `json:"attaches"`
+	Detaches int64 `json:"detaches"`
 	// Violations are requests that would have hurt a running guest:
 	// programming a card, or changing its VFs, while a running VM holds
 	// one of its functions. The sim refuses them.
@@ -114,45 +142,71 @@ type Stats struct {
 	// Refused counts other requests the sim refused (bad input, wrong
 	// state), violations not included.
 	Refused int64 `json:"refused"`
+	// Failed counts changes a targeted fault failed (InjectFault).
+	Failed int64 `json:"failed"`
 }
 
-func (s *Stats) add(o Stats) {
-	s.Requests += o.Requests
-	s.Faults += o.Faults
-	s.Programs += o.Programs
-	s.SetVFs += o.SetVFs
-	s.Attaches += o.Attaches
-	s.Detaches += o.Detaches
-	s.Violations += o.Violations
-	s.Refused += o.Refused
+func (s *Stats) add(c counters) {
+	s.Requests += c.Requests
+	s.Faults += c.Faults
+	s.Programs += c.Programs
+	s.SetVFs += c.SetVFs
+	s.Attaches += c.Attaches
+	s.Detaches += c.Detaches
+	s.Violations += c.Violations
+	s.Refused += c.Refused
+	s.Failed += c.Failed
+}
+
+// Check reports every mistake in the options at once.
+func (o Options) Check() error {
+	var errs []error
+	if o.FailRate < 0 || o.FailRate > 1 || math.IsNaN(o.FailRate) {
+		errs = append(errs, fmt.Errorf("fail rate %v: want a share between 0 and 1", o.FailRate))
+	}
+	if o.Latency < 0 {
+		errs = append(errs, fmt.Errorf("latency %v: want 0 or more", o.Latency))
+	}
+	if err := o.Timing.check(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
 }
 
 // New serves every node of the fleet.
 func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
-	if opts.FailRate < 0 || opts.FailRate > 1 || math.IsNaN(opts.FailRate) {
-		return nil, fmt.Errorf("fail rate %v: want a share between 0 and 1", opts.FailRate)
+	if err := opts.Check(); err != nil {
+		return nil, err
 	}
-	if opts.Latency < 0 {
-		return nil, fmt.Errorf("latency %v: want 0 or more", opts.Latency)
+	s := &Sim{opts: opts, index: make(map[string]int, len(fleet.Nodes)),
+		nodes: make([]node, len(fleet.Nodes)), bindings: make([][]*spec.Binding, len(fleet.Nodes)),
+		bitstreams: make(map[string]*spec.Bitstream, len(fleet.Bitstreams)), boards: map[spec.Board]*board{}}
+	for _, info := range spec.Boards {
+		s.boards[info.Board] = newBoard(info)
 	}
-	s := &Sim{fleet: fleet, opts: opts, nodes: map[string]*node{}, building: map[string]chan struct{}{}, newHost: opts.NewHost,
-		buildSlots: make(chan struct{}, max(2, runtime.NumCPU()))}
+	for i := range fleet.Nodes {
+		s.index[fleet.Nodes[i].Name] = i
+		s.nodes[i].spec = &fleet.Nodes[i]
+	}
+	for i := range fleet.Bitstreams {
+		s.bitstreams[fleet.Bitstreams[i].Name] = &fleet.Bitstreams[i]
+	}
+	for i := range fleet.Bindings {
+		b := &fleet.Bindings[i]
+		if j, ok := s.index[b.Node]; ok {
+			s.bindings[j] = append(s.bindings[j], b)
+		}
+	}
 	s.failRate.Store(math.Float64bits(opts.FailRate))
-	if s.newHost == nil {
-		s.newHost = FakeTreeHost
-	}
-	if opts.StateDir == "" {
-		d, err := os.MkdirTemp("", "fpgaops-sim-")
+	s.timing.Store(&opts.Timing)
+	if opts.StateDir != "" {
+		st, err := openStore(opts.StateDir)
 		if err != nil {
 			return nil, err
 		}
-		s.dir, s.tempDir = d, true
-	} else {
-		if err := os.MkdirAll(opts.StateDir, 0o755); err != nil {
-			return nil, fmt.Errorf("state dir: %w", err)
-		}
-		s.dir = opts.StateDir
+		s.store = st
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.api = agent.Server{Host: s.hostFor, Log: opts.Log}
 	mux := http.NewServeMux()
 	s.api.Register(mux, "/nodes/{node}")
@@ -164,6 +218,7 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	})
 	mux.HandleFunc("POST /sim/nodes/{node}/down", func(w http.ResponseWriter, r *http.Request) { s.setDown(w, r, true) })
 	mux.HandleFunc("POST /sim/nodes/{node}/up", func(w http.ResponseWriter, r *http.Request) { s.setDown(w, r, false) })
+	mux.HandleFunc("POST /sim/nodes/{node}/faults", s.injectFault)
 	s.handler = mux
 	return s, nil
 }
@@ -213,33 +268,26 @@ func (s *Sim) serve(w http.ResponseWriter, r *http.Request) {
 
 // nodeOf returns the node a /nodes/{node}/... path names.
 func nodeOf(p string) (string, bool) {
-	const prefix = "/nodes/"
-	if len(p) <= len(prefix) || p[:len(prefix)] != prefix {
+	rest, ok := strings.CutPrefix(p, "/nodes/")
+	if !ok || rest == "" {
 		return "", false
 	}
-	rest := p[len(prefix):]
-	for i := 0; i < len(rest); i++ {
-		if rest[i] == '/' {
-			return rest[:i], i > 0
-		}
-	}
-	return rest, true
+	name, _, _ := strings.Cut(rest, "/")
+	return name, name != ""
 }
 
 // Stats sums every node's counters.
 func (s *Sim) Stats() Stats {
-	s.mu.Lock()
-	nodes := make([]*node, 0, len(s.nodes))
-	for _, n := range s.nodes {
-		nodes = append(nodes, n)
-	}
-	s.mu.Unlock()
-	st := Stats{Nodes: len(s.fleet.Nodes), NodesTouched: len(nodes)}
-	for _, n := range nodes {
+	st := Stats{Nodes: len(s.nodes)}
+	for i := range s.nodes {
+		n := &s.nodes[i]
 		n.mu.Lock()
-		st.add(n.state.Stats)
-		if n.down {
-			st.NodesDown++
+		if n.built {
+			st.NodesTouched++
+			st.add(n.stats)
+			if n.down {
+				st.NodesDown++
+			}
 		}
 		n.mu.Unlock()
 	}
@@ -267,209 +315,129 @@ func (s *Sim) setDown(w http.ResponseWriter, r *http.Request, down bool) {
 	agent.WriteJSON(w, http.StatusOK, map[string]bool{"down": down})
 }
 
-// Close removes a temporary state directory. State in a StateDir is
-// already on disk: every change is written as it happens.
+// SetPortBusy makes port 0 of the node's card at pci look open by another
+// process (or free again): a program that is not forced, and turning VFs
+// on, are then refused, as on a host where a user program holds the AFU.
+func (s *Sim) SetPortBusy(name, pci string, busy bool) error {
+	n, err := s.node(name)
+	if err != nil {
+		return err
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := n.card(pci)
+	if c == nil {
+		return fmt.Errorf("node %s: no FPGA card at %s", name, pci)
+	}
+	c.busy = busy
+	return n.save(s)
+}
+
+// Close ends the modelled time of changes in flight (they fail as
+// unavailable, having changed nothing more) and closes the state file.
+// State in a StateDir is already there: every change is written as it
+// happens. An in-memory sim leaves nothing behind.
 func (s *Sim) Close() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil
-	}
-	s.closed = true
-	if s.tempDir {
-		return os.RemoveAll(s.dir)
-	}
-	return nil
-}
-
-// node is one simulated node. Its mutex serialises every change to it,
-// as one host's driver would.
-type node struct {
-	mu    sync.Mutex
-	name  string
-	dir   string
-	host  fpga.Host
-	state nodeState
-	down  bool
-	// devs caches what the host discovered. Only the sim changes its
-	// trees, so the cache holds until the sim changes this node; reading
-	// a tree costs many syscalls, and a fleet of thousands is observed
-	// over and over.
-	devs []fpga.Device
-}
-
-// discover returns the node's cards, from the cache when it holds.
-// Callers hold n.mu and must not change the result.
-func (n *node) discover(ctx context.Context) ([]fpga.Device, error) {
-	if n.devs != nil {
-		return n.devs, nil
-	}
-	devs, err := n.host.Discover(ctx)
-	if err != nil {
-		return nil, err
-	}
-	if n.state.SeenAFU == nil {
-		n.state.SeenAFU = map[string]string{}
-	}
-	if agent.RecallAFU(devs, n.state.SeenAFU) {
-		if err := n.save(); err != nil {
-			return nil, err
+	s.closeOnce.Do(func() {
+		s.cancel()
+		if s.store != nil {
+			s.closeErr = s.store.close()
 		}
-	}
-	if devs == nil {
-		devs = []fpga.Device{}
-	}
-	n.devs = devs
-	return devs, nil
+	})
+	return s.closeErr
 }
 
-// changed drops the cache after the sim changed the node's tree (or may
-// have, when a change failed halfway).
-func (n *node) changed() { n.devs = nil }
-
-// nodeState is what survives a restart besides the card trees.
-type nodeState struct {
-	VMs   []vmState `json:"vms"`
-	Stats Stats     `json:"stats"`
-	// SeenAFU is the last AFU ID read from each port (agent.RecallAFU).
-	SeenAFU map[string]string `json:"seenAFU,omitempty"`
-}
-
-type vmState struct {
-	Name     string   `json:"name"`
-	Running  bool     `json:"running"`
-	Hostdevs []string `json:"hostdevs,omitempty"`
-}
-
-const stateFile = "state.json"
-
-// node returns the named node, building it on first touch. A few nodes
-// build at once; requests for a node being built wait for it.
+// node returns the named node, built.
 func (s *Sim) node(name string) (*node, error) {
-	for {
-		s.mu.Lock()
-		if n, ok := s.nodes[name]; ok {
-			s.mu.Unlock()
-			return n, nil
-		}
-		if wait, ok := s.building[name]; ok {
-			s.mu.Unlock()
-			<-wait
-			continue // built, or failed: look again
-		}
-		sn, ok := s.fleet.Node(name)
-		if !ok {
-			s.mu.Unlock()
-			return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no node %q in the simulated fleet", name)
-		}
-		done := make(chan struct{})
-		s.building[name] = done
-		s.mu.Unlock()
-
-		s.buildSlots <- struct{}{}
-		n, err := s.build(sn)
-		<-s.buildSlots
-		s.mu.Lock()
-		delete(s.building, name)
-		if err == nil {
-			s.nodes[name] = n
-		}
-		s.mu.Unlock()
-		close(done)
-		if err != nil {
+	i, ok := s.index[name]
+	if !ok {
+		return nil, agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no node %q in the simulated fleet", name)
+	}
+	n := &s.nodes[i]
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if !n.built {
+		if err := s.build(n, s.bindings[i]); err != nil {
 			return nil, fmt.Errorf("node %s: %w", name, err)
-		}
-		return n, nil
-	}
-}
-
-func (s *Sim) build(sn *spec.Node) (*node, error) {
-	dir := filepath.Join(s.dir, "nodes", sn.Name)
-	n := &node{name: sn.Name, dir: dir}
-	data, err := os.ReadFile(filepath.Join(dir, stateFile))
-	fresh := errors.Is(err, os.ErrNotExist)
-	switch {
-	case fresh:
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return nil, err
-		}
-		n.state.VMs = initialVMs(s.fleet, sn.Name)
-	case err != nil:
-		return nil, err
-	default:
-		if err := json.Unmarshal(data, &n.state); err != nil {
-			return nil, fmt.Errorf("%s: %w", stateFile, err)
-		}
-	}
-	host, err := s.newHost(filepath.Join(dir, "root"), initialCards(s.fleet, sn), fresh)
-	if err != nil {
-		return nil, err
-	}
-	n.host = host
-	if fresh {
-		if err := n.save(); err != nil {
-			return nil, err
 		}
 	}
 	return n, nil
 }
 
-// initialVMs are the VMs the bindings name on the node: running, holding
-// nothing.
-func initialVMs(f *spec.Fleet, node string) []vmState {
-	var vms []vmState
-	for _, b := range f.Bindings {
-		if b.Node != node || b.VM == "" {
-			continue
+// build makes the node's cards and VMs as the fleet declares them, then
+// applies its saved state. Callers hold n.mu.
+func (s *Sim) build(n *node, bindings []*spec.Binding) error {
+	cards := make([]card, len(n.spec.FPGAs))
+	ports := map[fpga.Stack]int{}
+	for i, f := range n.spec.FPGAs {
+		c := &cards[i]
+		if err := s.initCard(c, f, bindings); err != nil {
+			return fmt.Errorf("fpga %s: %w", f.Slot, err)
 		}
-		if !slices.ContainsFunc(vms, func(v vmState) bool { return v.Name == b.VM }) {
-			vms = append(vms, vmState{Name: b.VM, Running: true})
+		// Port device nodes are numbered per driver, across the node's
+		// cards in order, a port per VF after the PF's.
+		c.portNum = ports[c.board.stack]
+		ports[c.board.stack] += 1 + c.totalVFs()
+	}
+	n.cards = cards
+	for _, b := range bindings {
+		if b.VM != "" && !hasVM(n.vms, b.VM) {
+			n.vms = append(n.vms, vmState{Name: b.VM, Running: true})
 		}
 	}
-	slices.SortFunc(vms, func(a, b vmState) int {
-		switch {
-		case a.Name < b.Name:
-			return -1
-		case a.Name > b.Name:
-			return 1
+	sortVMs(n.vms)
+	if s.store != nil {
+		rec, ok, err := s.store.get(n.spec.Name)
+		if err != nil {
+			return err
 		}
-		return 0
-	})
-	return vms
+		if ok {
+			n.restore(rec)
+		}
+	}
+	n.built = true
+	return nil
 }
 
-// initialCards describes the node's cards as they come from the factory:
-// the declared PR interface (or the one the card's bitstream needs, so the
-// fleet can converge), a factory AFU, VFs off. Arria 10 cards run the
-// out-of-tree intel-fpga driver, as on the CentOS hosts they shipped
-// with; the others run upstream DFL.
-func initialCards(f *spec.Fleet, n *spec.Node) []Card {
-	cards := make([]Card, 0, len(n.FPGAs))
-	for _, c := range n.FPGAs {
-		card := Card{PCI: c.PCI, Board: c.Board, Stack: fpga.StackDFL, InterfaceID: c.InterfaceID}
-		if c.Board == spec.BoardPACA10 {
-			card.Stack = fpga.StackIntelFPGA
-		}
-		if info, ok := spec.LookupBoard(c.Board); ok {
-			card.TotalVFs = info.MaxVFs
-		}
-		if card.InterfaceID == "" {
-			for _, b := range f.Bindings {
-				if b.Node == n.Name && b.FPGA == c.Slot {
-					if bs, ok := f.Bitstream(b.Bitstream); ok {
-						card.InterfaceID = bs.InterfaceID
-					}
-					break
+// initCard makes c as a card comes from the factory: the declared PR
+// interface (or the one its bitstream needs, so the fleet can converge),
+// the factory AFU, VFs off.
+func (s *Sim) initCard(c *card, f spec.FPGA, bindings []*spec.Binding) error {
+	b, ok := s.boards[f.Board]
+	if !ok {
+		return fmt.Errorf("unknown board %q", f.Board)
+	}
+	if !fpga.IsPCIAddress(f.PCI) {
+		return fmt.Errorf("PCI address %q: want the form 0000:5e:00.0", f.PCI)
+	}
+	if b.info.MaxVFs > maxVFs {
+		return fmt.Errorf("board %s: %d VFs, the sim models at most %d", f.Board, b.info.MaxVFs, maxVFs)
+	}
+	c.pci, c.board, c.afu = f.PCI, b, b.factoryAFU
+	c.iface = f.InterfaceID
+	if c.iface == "" {
+		for _, bd := range bindings {
+			if bd.FPGA == f.Slot {
+				if bs, ok := s.bitstreams[bd.Bitstream]; ok {
+					c.iface = bs.InterfaceID
 				}
+				break
 			}
 		}
-		if card.InterfaceID == "" {
-			card.InterfaceID = derivedID("interface", string(c.Board))
-		}
-		card.AFUID = derivedID("factory-afu", string(c.Board))
-		cards = append(cards, card)
 	}
-	return cards
+	if c.iface == "" {
+		c.iface = b.iface
+	}
+	c.iface = bitstream.NormalizeID(c.iface)
+	return nil
+}
+
+func hasVM(vms []vmState, name string) bool {
+	return slices.ContainsFunc(vms, func(v vmState) bool { return v.Name == name })
+}
+
+func sortVMs(vms []vmState) {
+	slices.SortFunc(vms, func(a, b vmState) int { return strings.Compare(a.Name, b.Name) })
 }
 
 // derivedID is a stable made-up 32-hex ID.
@@ -482,134 +450,20 @@ func derivedID(parts ...string) string {
 	return hex.EncodeToString(h.Sum(nil)[:16])
 }
 
-// save writes the node's state atomically. Callers hold n.mu (or own n).
-func (n *node) save() error {
-	data, err := json.Marshal(n.state)
-	if err != nil {
-		return err
-	}
-	tmp := filepath.Join(n.dir, stateFile+".tmp")
-	if err := os.WriteFile(tmp, data, 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, filepath.Join(n.dir, stateFile))
-}
-
 func (n *node) isDown() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.down
 }
 
-// fault counts a request and says whether to fail it: a hash of the seed,
-// the node and the request's number, so a run with the same seed and the
-// same requests per node fails the same ones.
-func (n *node) fault(seed int64, rate float64) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.state.Stats.Requests++
-	if rate <= 0 {
-		return false
-	}
-	h := sha256.New()
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[:8], uint64(seed))
-	binary.LittleEndian.PutUint64(b[8:], uint64(n.state.Stats.Requests))
-	h.Write(b[:])
-	h.Write([]byte(n.name))
-	x := binary.LittleEndian.Uint64(h.Sum(nil)[:8])
-	if float64(x)/float64(math.MaxUint64) < rate {
-		n.state.Stats.Faults++
-		return true
-	}
-	return false
-}
-
-// hostFor is the agent API's view of a node: its card host behind the
-// guard that refuses what would hurt a running guest.
+// hostFor is the agent API's view of a node.
 func (s *Sim) hostFor(r *http.Request) (fpga.Host, error) {
 	n, err := s.node(r.PathValue("node"))
 	if err != nil {
 		return nil, err
 	}
-	return guarded{n}, nil
+	return guarded{s, n}, nil
 }
-
-// guarded is a node's card host as the VMs see it.
-type guarded struct{ n *node }
-
-func (g guarded) Discover(ctx context.Context) ([]fpga.Device, error) {
-	g.n.mu.Lock()
-	defer g.n.mu.Unlock()
-	return g.n.discover(ctx)
-}
-
-func (g guarded) SetVFs(ctx context.Context, pci string, count int) error {
-	return g.change(ctx, pci, "change the VFs of", &g.n.state.Stats.SetVFs, func() error {
-		return g.n.host.SetVFs(ctx, pci, count)
-	})
-}
-
-func (g guarded) Program(ctx context.Context, pci string, image []byte, opts fpga.ProgramOptions) error {
-	return g.change(ctx, pci, "program", &g.n.state.Stats.Programs, func() error {
-		return g.n.host.Program(ctx, pci, image, opts)
-	})
-}
-
-// change makes a change to a card unless a running VM holds it, and counts
-// it in done, or as refused when the host refuses it.
-func (g guarded) change(ctx context.Context, pci, what string, done *int64, do func() error) error {
-	n := g.n
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.checkFree(ctx, pci, what); err != nil {
-		return err
-	}
-	defer n.changed()
-	if err := do(); err != nil {
-		n.state.Stats.Refused++
-		n.saveQuiet()
-		return err
-	}
-	*done++
-	return n.save()
-}
-
-// checkFree refuses, and counts a violation, when a running VM holds a
-// function of the card. Callers hold n.mu.
-func (n *node) checkFree(ctx context.Context, pci, what string) error {
-	devs, err := n.discover(ctx)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(devs, func(d fpga.Device) bool { return d.PCI == pci })
-	if i < 0 {
-		n.state.Stats.Refused++
-		n.saveQuiet()
-		return agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no FPGA card at %s", pci)
-	}
-	fns := []string{pci}
-	for _, vf := range devs[i].VFs {
-		fns = append(fns, vf.PCI)
-	}
-	for _, vm := range n.state.VMs {
-		if !vm.Running {
-			continue
-		}
-		for _, h := range vm.Hostdevs {
-			if slices.Contains(fns, h) {
-				n.state.Stats.Violations++
-				n.saveQuiet()
-				return agent.Errorf(http.StatusConflict, agent.CodeConflict,
-					"refused to %s card %s: running VM %s holds its function %s", what, pci, vm.Name, h)
-			}
-		}
-	}
-	return nil
-}
-
-// saveQuiet saves after a refusal; the refusal is what the caller reports.
-func (n *node) saveQuiet() { _ = n.save() }
 
 func (s *Sim) listVMs(w http.ResponseWriter, r *http.Request) {
 	n, err := s.node(r.PathValue("node"))
@@ -618,8 +472,8 @@ func (s *Sim) listVMs(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	n.mu.Lock()
-	vms := make([]observed.VM, 0, len(n.state.VMs))
-	for _, v := range n.state.VMs {
+	vms := make([]observed.VM, 0, len(n.vms))
+	for _, v := range n.vms {
 		o := observed.VM{Name: v.Name, Running: v.Running}
 		for _, h := range v.Hostdevs {
 			o.Hostdevs = append(o.Hostdevs, observed.Hostdev{PCI: h, Live: v.Running, Config: true})
@@ -633,8 +487,6 @@ func (s *Sim) listVMs(w http.ResponseWriter, r *http.Request) {
 func (s *Sim) attach(w http.ResponseWriter, r *http.Request) { s.hostdev(w, r, true) }
 func (s *Sim) detach(w http.ResponseWriter, r *http.Request) { s.hostdev(w, r, false) }
 
-// hostdev attaches or detaches a function. Both are idempotent, so a
-// retried request does no harm.
 func (s *Sim) hostdev(w http.ResponseWriter, r *http.Request, attach bool) {
 	n, err := s.node(r.PathValue("node"))
 	if err != nil {
@@ -646,83 +498,46 @@ func (s *Sim) hostdev(w http.ResponseWriter, r *http.Request, attach bool) {
 		s.api.Fail(w, r, err)
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if err := n.hostdev(r.Context(), r.PathValue("vm"), req.PCI, attach); err != nil {
-		n.state.Stats.Refused++
-		n.saveQuiet()
-		s.api.Fail(w, r, err)
-		return
-	}
-	if err := n.save(); err != nil {
+	if err := s.hostdevChange(r.Context(), n, r.PathValue("vm"), req.PCI, attach); err != nil {
 		s.api.Fail(w, r, err)
 		return
 	}
 	agent.WriteJSON(w, http.StatusOK, struct{}{})
 }
 
-// hostdev changes the VM's functions. Callers hold n.mu.
-func (n *node) hostdev(ctx context.Context, vmName, pci string, attach bool) error {
-	vi := slices.IndexFunc(n.state.VMs, func(v vmState) bool { return v.Name == vmName })
-	if vi < 0 {
-		return agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no VM %q on node %s", vmName, n.name)
-	}
-	vm := &n.state.VMs[vi]
-	held := slices.Contains(vm.Hostdevs, pci)
-	if !attach {
-		if held {
-			devs, err := n.discover(ctx)
-			if err != nil {
-				return err
-			}
-			n.changed()
-			if b, ok := n.host.(functionBinder); ok {
-				if err := b.BindFunction(devs, pci, false); err != nil {
-					return err
-				}
-			}
-			vm.Hostdevs = slices.DeleteFunc(vm.Hostdevs, func(h string) bool { return h == pci })
-			n.state.Stats.Detaches++
-		}
+// pause spends modelled time; it fails only when the sim closes.
+func (s *Sim) pause(d time.Duration) error {
+	if d <= 0 {
 		return nil
 	}
-	if held {
-		return nil
-	}
-	for _, o := range n.state.VMs {
-		if slices.Contains(o.Hostdevs, pci) {
-			return agent.Errorf(http.StatusConflict, agent.CodeConflict, "function %s is held by VM %s", pci, o.Name)
+	var err error
+	if s.opts.Sleep != nil {
+		err = s.opts.Sleep(s.ctx, d)
+	} else {
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.ctx.Done():
+			t.Stop()
+			err = s.ctx.Err()
 		}
 	}
-	devs, err := n.discover(ctx)
 	if err != nil {
-		return err
+		return errClosing
 	}
-	if !hasFunction(devs, pci) {
-		return agent.Errorf(http.StatusNotFound, agent.CodeNotFound, "no FPGA function at %s on node %s", pci, n.name)
-	}
-	n.changed()
-	if b, ok := n.host.(functionBinder); ok {
-		if err := b.BindFunction(devs, pci, true); err != nil {
-			return err
-		}
-	}
-	vm.Hostdevs = append(vm.Hostdevs, pci)
-	slices.Sort(vm.Hostdevs)
-	n.state.Stats.Attaches++
 	return nil
 }
 
-func hasFunction(devs []fpga.Device, pci string) bool {
-	for _, d := range devs {
-		if d.PCI == pci {
-			return true
-		}
-		for _, vf := range d.VFs {
-			if vf.PCI == pci {
-				return true
-			}
-		}
+// errClosing ends a change whose modelled time the sim's Close cut short.
+var errClosing = agent.Errorf(http.StatusServiceUnavailable, agent.CodeUnavailable, "the simulated fleet is shutting down")
+
+// prTime is how long the card's next PR takes: the program time plus a
+// share of the jitter that the seed, the node, the card and the count of
+// its PRs decide, so that a run repeats.
+func (s *Sim) prTime(node string, c *card) time.Duration {
+	t := s.timing.Load()
+	if t.ProgramJitter <= 0 {
+		return t.Program
 	}
-	return false
+	return t.Program + time.Duration(float64(t.ProgramJitter)*draw(s.opts.Seed, c.prs, node, c.pci))
 }

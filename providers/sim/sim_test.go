@@ -29,8 +29,14 @@ const (
 // image builds a small GBS for the N3000's PR interface.
 func image(t *testing.T, name, afu string) providers.Image {
 	t.Helper()
+	return imageFor(t, ifaceN3000, name, afu)
+}
+
+// imageFor builds a small GBS for a PR interface.
+func imageFor(t *testing.T, iface, name, afu string) providers.Image {
+	t.Helper()
 	md := bitstream.Metadata{Version: 1, AFUImage: bitstream.AFUImage{
-		MagicNo: bitstream.MagicNo, InterfaceUUID: ifaceN3000,
+		MagicNo: bitstream.MagicNo, InterfaceUUID: iface,
 		AcceleratorClusters: []bitstream.Cluster{{Name: name, TotalContexts: 1, AcceleratorTypeUUID: afu}},
 	}}
 	data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 512))
@@ -39,7 +45,7 @@ func image(t *testing.T, name, afu string) providers.Image {
 	}
 	sum := sha256.Sum256(data)
 	return providers.Image{Data: data, Bitstream: spec.Bitstream{
-		Name: name, SHA256: hex.EncodeToString(sum[:]), InterfaceID: ifaceN3000, AFUID: afu, Size: int64(len(data)),
+		Name: name, SHA256: hex.EncodeToString(sum[:]), InterfaceID: iface, AFUID: afu, Size: int64(len(data)),
 	}}
 }
 
@@ -76,10 +82,12 @@ func start(t *testing.T, fleet *spec.Fleet, opts sim.Options) *fixture {
 	}
 	srv := httptest.NewServer(s.Handler())
 	t.Cleanup(func() {
-		srv.Close()
+		// The sim first: closing it ends the modelled time of requests in
+		// flight, which the server waits for.
 		if err := s.Close(); err != nil {
 			t.Error(err)
 		}
+		srv.Close()
 	})
 	c := agent.NewClient(srv.Client())
 	return &fixture{sim: s, url: srv.URL, cards: c, vms: sim.NewVMClient(c),
@@ -387,5 +395,32 @@ func TestNodesBuildOnceUnderConcurrentFirstTouch(t *testing.T) {
 	}
 	if st := f.sim.Stats(); st.NodesTouched != 2 || st.Requests != 20 {
 		t.Fatalf("stats %+v; want 2 nodes built and 20 requests", st)
+	}
+}
+
+// A PF handed to a VM is bound to vfio-pci and shows no FPGA features;
+// the AFU ID the node's agent read before is what the inventory reports.
+func TestPFInAVMShowsNoFeatures(t *testing.T) {
+	f := start(t, testFleet(), sim.Options{})
+	ctx := context.Background()
+	const pci = "0000:5e:00.0"
+	if err := f.cards.Program(ctx, f.node, pci, image(t, "nlb", afuNLB)); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.vms.Attach(ctx, f.node, "db-01", pci); err != nil {
+		t.Fatal(err)
+	}
+	d := f.card(t, pci)
+	if d.Driver != "vfio-pci" || d.Stack != "" || d.InterfaceID != "" || d.BitstreamID != 0 || d.BBSVersion != "" {
+		t.Errorf("PF in a VM reads %+v; want vfio-pci and no FME", d)
+	}
+	if len(d.Ports) != 1 || d.Ports[0].ID != 0 || d.Ports[0].AFUID != afuNLB || d.Ports[0].Dev != "" {
+		t.Errorf("PF in a VM has ports %+v; want port 0 alone, its AFU recalled, no device node", d.Ports)
+	}
+	if err := f.vms.Detach(ctx, f.node, "db-01", pci); err != nil {
+		t.Fatal(err)
+	}
+	if d := f.card(t, pci); d.Driver != "dfl-pci" || d.InterfaceID != ifaceN3000 || d.Ports[0].Dev == "" {
+		t.Errorf("PF back on the host reads %+v; want dfl-pci with its FME and port", d)
 	}
 }
