@@ -15,7 +15,7 @@ import (
 	"github.com/fpgaops/fpgaops/spec"
 )
 
-func sample(t *testing.T) (*plans.Plan, *spec.Fleet) {
+func sample(t testing.TB) (*plans.Plan, *spec.Fleet) {
 	t.Helper()
 	desired := &spec.Fleet{
 		Root:       "/srv/fleet",
@@ -76,4 +76,37 @@ func TestReadRefuses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzRead: whatever the file holds, Read returns a plan or an error,
+// never panics, and a plan it accepts reads back the same once written.
+func FuzzRead(f *testing.F) {
+	p, desired := sample(f)
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, p, desired); err != nil {
+		f.Fatal(err)
+	}
+	good := buf.Bytes()
+	f.Add(good)
+	f.Add(good[:len(good)/2])
+	f.Add(bytes.Replace(good, []byte(`"formatVersion"`), []byte(`"formatVersion":99,"x"`), 1))
+	f.Add([]byte(`{"formatVersion":2,"changes":[{"id":"a","dependsOn":["a"]}]}`))
+	f.Add([]byte("null"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		got, err := planfile.Read(bytes.NewReader(data))
+		if err != nil {
+			return
+		}
+		var again bytes.Buffer
+		if err := planfile.Write(&again, got.Plan, got.Desired); err != nil {
+			t.Fatalf("an accepted plan cannot be written: %v", err)
+		}
+		back, err := planfile.Read(&again)
+		if err != nil {
+			t.Fatalf("an accepted plan, written, is refused: %v", err)
+		}
+		if !reflect.DeepEqual(back.Plan, got.Plan) {
+			t.Fatal("an accepted plan changed through a write and a read")
+		}
+	})
 }
