@@ -35,6 +35,17 @@ type Options struct {
 	// are held (plans.GateHealth) until an operator clears them, even
 	// when they read healthy again.
 	Quarantined map[string]string
+	// Rollout, when set, says for each card the policy's rollout
+	// reprograms its step (from 1; 0 outside the rollout) and why it may
+	// not change in this run ("" when it may): its changes are then held
+	// (plans.GateRollout).
+	Rollout func(card string) (step int, hold string)
+	// Only, when set, limits the plan to these cards: a repair such as a
+	// rollout's revert. Other cards get no change.
+	Only map[string]bool
+	// Repair plans a repair: maintenance windows do not hold it (the
+	// budget, protected bindings and every other gate still do).
+	Repair bool
 }
 
 // NewPlan is the planner: from the desired fleet, an observation of the
@@ -84,7 +95,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		return nil, fmt.Errorf("plan: %w", errors.Join(errs...))
 	}
 
-	pl.gateSickBackend()
+	pl.gateBackendCards()
 	pl.gatePrune()
 	pl.gateDisruption(now)
 	pl.gateRestart(now)
