@@ -165,6 +165,7 @@ func (s *Server) Register(mux *http.ServeMux, prefix string) {
 	mux.HandleFunc("GET "+prefix+PathInventory, s.inventory)
 	mux.HandleFunc("POST "+prefix+PathProgram, func(w http.ResponseWriter, r *http.Request) { s.program(w, r, key) })
 	mux.HandleFunc("PUT "+prefix+PathVFs, s.setVFs)
+	mux.HandleFunc("POST "+prefix+PathProbe, s.probe)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no such API path %s", r.URL.Path))
 	})

@@ -72,6 +72,20 @@ func (c *Client) SetVFs(ctx context.Context, node *spec.Node, pci string, n int)
 	return nil
 }
 
+// Probe asks the node's agent to GET url on the node (a rollout's check)
+// and returns the HTTP status it got.
+func (c *Client) Probe(ctx context.Context, node *spec.Node, url string, timeout time.Duration) (int, error) {
+	body, _ := json.Marshal(agentapi.ProbeRequest{URL: url, TimeoutMS: int(timeout.Milliseconds())})
+	var res agentapi.ProbeResult
+	if err := c.Do(ctx, node, http.MethodPost, agentapi.PathProbe, jsonBody(body), &res); err != nil {
+		return 0, err
+	}
+	if res.Error != "" {
+		return 0, errors.New(res.Error)
+	}
+	return res.Status, nil
+}
+
 // Program sends the image (or its URL, for the agent to fetch) and checks
 // the AFU ID the agent reads back afterwards.
 func (c *Client) Program(ctx context.Context, node *spec.Node, pci string, img Image) error {
