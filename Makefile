@@ -3,10 +3,15 @@ GO      ?= go
 BIN     := bin/fpgaops
 PKGS    := ./...
 
+# What `fpgaops version` says: git describe of the checkout, and its commit.
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo devel)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+
 .PHONY: build test demo bench fuzz vet clean
 
 build:
-	$(GO) build -o $(BIN) ./cmd/fpgaops
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/fpgaops
 
 test:
 	$(GO) vet $(PKGS)

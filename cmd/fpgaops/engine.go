@@ -40,14 +40,21 @@ func (f *engineFlags) register(fs *pflag.FlagSet, stateHelp string) {
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
 	fs.StringVar(&f.tls.Cert, "agent-cert", "", "client certificate (PEM) presented to node agents")
 	fs.StringVar(&f.tls.Key, "agent-key", "", "key (PEM) of the client certificate presented to node agents")
-	fs.StringVar(&f.tls.CA, "agent-ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots)")
+	fs.StringVar(&f.tls.CA, "agent-ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots);\nthe agents' CA, not the git server's (that is run's --git-ca-file)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
-	names := make([]string, len(f.kinds))
-	for i, k := range f.kinds {
-		names[i] = k.Name()
+	for _, k := range f.kinds {
 		k.Flags(fs)
 	}
-	fs.StringVar(&f.vms, "vms", providers.Auto, "the backend that runs every node's VMs: "+providers.Auto+" or one of "+strings.Join(names, ", ")+";\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname when a cloud is configured, and the node's endpoint (the\nsimulated fleet) otherwise")
+	fs.StringVar(&f.vms, "vms", providers.Auto, "the backend that runs every node's VMs: "+strings.Join(vmsChoices(), ", ")+";\nauto picks libvirt for nodes with a libvirt URI, openstack for nodes with\na hostname when a cloud is configured, and the node's endpoint (the\nsimulated fleet) otherwise")
+}
+
+// vmsChoices are the values --vms takes: auto and every backend's name.
+func vmsChoices() []string {
+	out := []string{providers.Auto}
+	for _, k := range all.Kinds() {
+		out = append(out, k.Name())
+	}
+	return out
 }
 
 // engine builds the engine over store (nil keeps nothing).
