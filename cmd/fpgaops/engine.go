@@ -67,9 +67,17 @@ func (f *engineFlags) engine(store state.Store, log *slog.Logger) *engine.Engine
 }
 
 // state is the state directory, by flag or default.
-func (f *engineFlags) state() (string, error) {
-	if f.stateDir != "" {
-		return f.stateDir, nil
+func (f *engineFlags) state() (string, error) { return stateDirOr(f.stateDir) }
+
+// stateHelp is the default every command that reads or writes run state
+// gives --state-dir.
+const stateHelp = "(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)"
+
+// stateDirOr is the --state-dir flag's value, or where run state lives by
+// default: the same for every command.
+func stateDirOr(flag string) (string, error) {
+	if flag != "" {
+		return flag, nil
 	}
 	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
 		return filepath.Join(d, "fpgaops"), nil

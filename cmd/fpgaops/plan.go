@@ -28,7 +28,7 @@ func newPlanFlags() *planFlags { return &planFlags{engine: newEngineFlags()} }
 func (f *planFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repository directory (the desired state)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-	f.engine.register(fs, "where runs keep their journal, history and what they applied\n(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)")
+	f.engine.register(fs, "where runs keep their journal, history and what they applied\n"+stateHelp)
 }
 
 // plan loads the desired state and plans against the fleet (or the saved
