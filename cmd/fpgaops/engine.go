@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -13,7 +14,9 @@ import (
 	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/providers/all"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
+	"github.com/fpgaops/fpgaops/reconcile/planfile"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/pflag"
 )
 
@@ -30,11 +33,14 @@ type engineFlags struct {
 	kinds []providers.Kind
 	// opened are the stores openState opened.
 	opened []*state.Local
+	// fs holds the flags, to tell those given from defaults.
+	fs *pflag.FlagSet
 }
 
 func newEngineFlags() *engineFlags { return &engineFlags{kinds: all.Kinds()} }
 
 func (f *engineFlags) register(fs *pflag.FlagSet, stateHelp string) {
+	f.fs = fs
 	fs.StringVar(&f.stateDir, "state-dir", "", stateHelp)
 	fs.IntVar(&f.concurrency, "concurrency", engine.DefaultConcurrency, "nodes observed and changed at once")
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
@@ -57,6 +63,52 @@ func vmsChoices() []string {
 	return out
 }
 
+// options are what a saved plan keeps of the flags.
+func (f *engineFlags) options() (planfile.Options, error) {
+	dir, err := f.state()
+	return planfile.Options{
+		VMs: f.vms, Insecure: f.insecure, StateDir: dir,
+		Concurrency: f.concurrency, NodeTimeout: spec.Duration(f.nodeTimeout),
+		AgentCert: f.tls.Cert, AgentKey: f.tls.Key, AgentCA: f.tls.CA,
+	}, err
+}
+
+// useSaved takes a saved plan's options for the flags not given on the
+// command line, which override them. It returns those that differ from
+// the flags' defaults, for the operator to see.
+func (f *engineFlags) useSaved(o *planfile.Options) ([]string, error) {
+	if o == nil {
+		return nil, nil
+	}
+	var insecure, conc, timeout string
+	if o.Insecure {
+		insecure = "true"
+	}
+	if o.Concurrency > 0 {
+		conc = strconv.Itoa(o.Concurrency)
+	}
+	if o.NodeTimeout > 0 {
+		timeout = o.NodeTimeout.String()
+	}
+	saved := [...]struct{ flag, value string }{
+		{"vms", o.VMs}, {"insecure", insecure}, {"state-dir", o.StateDir}, {"concurrency", conc},
+		{"node-timeout", timeout}, {"agent-cert", o.AgentCert}, {"agent-key", o.AgentKey}, {"agent-ca", o.AgentCA},
+	}
+	var shown []string
+	for _, s := range saved {
+		if s.value == "" || f.fs.Changed(s.flag) {
+			continue
+		}
+		if err := f.fs.Set(s.flag, s.value); err != nil {
+			return nil, fmt.Errorf("the plan's option --%s: %w", s.flag, err)
+		}
+		if s.value != f.fs.Lookup(s.flag).DefValue {
+			shown = append(shown, "--"+s.flag+"="+s.value)
+		}
+	}
+	return shown, nil
+}
+
 // engine builds the engine over store (nil keeps nothing).
 func (f *engineFlags) engine(store state.Store, log *slog.Logger) *engine.Engine {
 	return &engine.Engine{
@@ -71,7 +123,7 @@ func (f *engineFlags) state() (string, error) { return stateDirOr(f.stateDir) }
 
 // stateHelp is the default every command that reads or writes run state
 // gives --state-dir.
-const stateHelp = "(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)"
+const defaultStateHelp = "(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)"
 
 // stateDirOr is the --state-dir flag's value, or where run state lives by
 // default: the same for every command.

@@ -45,7 +45,7 @@ differences were left. It works while the controller runs.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+stateHelp)
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+defaultStateHelp)
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "show at most N runs (0: all)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

@@ -39,7 +39,7 @@ Without either, it reads the default state directory, as plan and apply do.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+stateHelp)
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+defaultStateHelp)
 	cmd.Flags().StringVar(&server, "server", "", "a running controller's URL (http://ADDR)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

@@ -2,6 +2,8 @@ package planfile_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func sample(t *testing.T) (*plans.Plan, *spec.Fleet) {
 func TestRoundTrip(t *testing.T) {
 	p, desired := sample(t)
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := planfile.Read(&buf)
@@ -54,7 +56,7 @@ func TestRoundTrip(t *testing.T) {
 func TestReadRefuses(t *testing.T) {
 	p, desired := sample(t)
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
 		t.Fatal(err)
 	}
 	good := buf.String()
@@ -75,5 +77,55 @@ func TestReadRefuses(t *testing.T) {
 				t.Fatalf("err = %v, want %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// A saved plan keeps the options it was made with, their paths absolute,
+// and never what the files hold; a plan saved without them reads back
+// with none.
+func TestOptions(t *testing.T) {
+	p, desired := sample(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("client-key.pem", []byte("-----BEGIN EC PRIVATE KEY-----\nSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := planfile.Options{VMs: "endpoint", Insecure: true, StateDir: "state", Concurrency: 8,
+		NodeTimeout: spec.Duration(3 * time.Second), AgentCert: "client.pem", AgentKey: "client-key.pem", AgentCA: "/etc/fpgaops/ca.pem"}
+	if err := planfile.WriteFile("p.plan", p, desired, opts); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("p.plan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "SECRET") {
+		t.Error("the key's content is in the saved plan")
+	}
+	if !strings.Contains(string(raw), `"nodeTimeout": "3s"`) {
+		t.Errorf("node timeout not written as a duration:\n%s", raw)
+	}
+	f, err := planfile.ReadFile(filepath.Join(dir, "p.plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := opts
+	want.StateDir, want.AgentCert, want.AgentKey = filepath.Join(dir, "state"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	if f.Options == nil || *f.Options != want {
+		t.Errorf("options read back = %+v, want %+v", f.Options, want)
+	}
+	if st, err := os.Stat("p.plan"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("saved plan mode: %v %v, want 0600", st.Mode(), err)
+	}
+
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), `"options"`) {
+		t.Error("a plan without options writes an options field")
+	}
+	if f, err := planfile.Read(&buf); err != nil || f.Options != nil {
+		t.Errorf("plan without options: %+v, %v; want no options", f, err)
 	}
 }
