@@ -123,7 +123,9 @@ func (f *planFlags) prepare(ctx context.Context, s streams, args []string) (*eng
 		return nil, nil, err
 	}
 	e := f.engine.engine(store, warnings(s))
+	done := observing(s, e, len(file.Desired.Nodes))
 	p, err := e.Saved(ctx, file)
+	done()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", args[0], err)
 	}

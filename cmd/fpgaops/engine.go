@@ -15,6 +15,7 @@ import (
 	"github.com/fpgaops/fpgaops/providers/all"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/planfile"
+	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/pflag"
@@ -166,6 +167,17 @@ func (f *engineFlags) closeState() {
 		s.Close()
 	}
 	f.opened = nil
+}
+
+// observing shows the observation's progress on stderr when it is a
+// terminal, and nothing elsewhere; the returned func ends its line.
+func observing(s streams, e *engine.Engine, nodes int) func() {
+	if !render.IsTerminal(s.err) {
+		return func() {}
+	}
+	bar := render.NewObserveBar(s.err, nodes)
+	e.Observed = bar.Observed
+	return bar.Close
 }
 
 // warnings logs at warn level and above to w: what commands show of the

@@ -56,7 +56,12 @@ func (f *planFlags) plan(ctx context.Context, s streams, writer string) (*engine
 		return nil, nil, err
 	}
 	e := f.engine.engine(st, warnings(s))
+	done := func() {}
+	if opts.Observed == nil {
+		done = observing(s, e, len(desired.Nodes))
+	}
 	p, err := e.Plan(ctx, desired, opts)
+	done()
 	return e, p, err
 }
 
