@@ -40,9 +40,13 @@ type engineFlags struct {
 
 func newEngineFlags() *engineFlags { return &engineFlags{kinds: all.Kinds()} }
 
+// register adds the flags; an empty stateHelp leaves --state-dir out, for
+// a command that keeps no run state.
 func (f *engineFlags) register(fs *pflag.FlagSet, stateHelp string) {
 	f.fs = fs
-	fs.StringVar(&f.stateDir, "state-dir", "", stateHelp)
+	if stateHelp != "" {
+		fs.StringVar(&f.stateDir, "state-dir", "", stateHelp)
+	}
 	fs.IntVar(&f.concurrency, "concurrency", engine.DefaultConcurrency, "nodes observed and changed at once")
 	fs.DurationVar(&f.nodeTimeout, "node-timeout", 10*time.Second, "time to observe one node before it counts as unknown")
 	fs.StringVar(&f.tls.Cert, "agent-cert", "", "client certificate (PEM) presented to node agents")

@@ -50,6 +50,7 @@ controller that does so on a schedule and on every push.`,
 		newBitstreamCommand(s),
 		newAgentCommand(s),
 		newSimCommand(s),
+		newObserveCommand(s),
 		newVersionCommand(s),
 	)
 	completeFlagValues(root)

@@ -79,3 +79,21 @@ func (b *ObserveBar) draw() {
 		strings.Repeat("#", filled), strings.Repeat(".", barWidth-filled), b.done, b.total, b.unknown)
 	b.drawnStep, b.drawnUnknown, b.drawn = b.step(), b.unknown, true
 }
+
+// ObservedSummary is one line about an observation: its nodes, how many
+// are unknown, their cards and VMs, and the functions the VMs hold.
+func ObservedSummary(obs *observed.Fleet) string {
+	var unknown, cards, vms, held int
+	for i := range obs.Nodes {
+		n := &obs.Nodes[i]
+		if n.State != observed.NodeOK {
+			unknown++
+		}
+		cards += len(n.FPGAs)
+		vms += len(n.VMs)
+		for j := range n.VMs {
+			held += len(n.VMs[j].Hostdevs)
+		}
+	}
+	return fmt.Sprintf("%d nodes (%d unknown), %d FPGAs, %d VMs holding %d functions", len(obs.Nodes), unknown, cards, vms, held)
+}

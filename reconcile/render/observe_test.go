@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile/render"
 )
@@ -59,5 +60,16 @@ func TestObserveBarBoundsRedraws(t *testing.T) {
 	}
 	if !strings.HasSuffix(out.String(), "10000/10000 nodes, 0 unknown\x1b[K") {
 		t.Errorf("last draw: %q", out.String()[max(0, out.Len()-80):])
+	}
+}
+
+func TestObservedSummary(t *testing.T) {
+	obs := &observed.Fleet{Nodes: []observed.Node{
+		{Name: "a", State: observed.NodeOK, FPGAs: make([]fpga.Device, 2), VMs: []observed.VM{
+			{Name: "x", Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.1"}, {PCI: "0000:af:00.1"}}}, {Name: "y"}}},
+		{Name: "b", State: observed.NodeUnknown, Reason: "cards: timeout"},
+	}}
+	if got, want := render.ObservedSummary(obs), "2 nodes (1 unknown), 2 FPGAs, 2 VMs holding 2 functions"; got != want {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

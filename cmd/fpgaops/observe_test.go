@@ -1,0 +1,89 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgaops/fpgaops/observed"
+)
+
+// A snapshot that observe writes is what plan --observed reads: planning
+// against it gives the plan the live fleet gives, before and after an
+// apply.
+func TestObserveThenPlanAgainstTheSnapshot(t *testing.T) {
+	f := newSimFleet(t)
+	snap := filepath.Join(t.TempDir(), "fleet.json")
+	for _, stage := range []string{"fresh", "converged"} {
+		t.Run(stage, func(t *testing.T) {
+			code, out, errOut := f.run("", "observe", "--repo", f.repo, "--insecure", "--out", snap)
+			if code != 0 {
+				t.Fatalf("observe: exit %d\n%s\n%s", code, out, errOut)
+			}
+			want := "Observed 2 nodes (0 unknown), 4 FPGAs, 4 VMs holding "
+			if !strings.HasPrefix(out, want) || !strings.Contains(out, "plan against it with: fpgaops plan --repo "+f.repo+" --observed "+snap) {
+				t.Errorf("observe said %q, want %q... and how to plan against it", out, want)
+			}
+			_, live, _ := f.run("", f.flags("plan")...)
+			code, offline, errOut := f.run("", "plan", "--repo", f.repo, "--state-dir", f.state, "--observed", snap)
+			if code != 0 {
+				t.Fatalf("plan --observed: exit %d\n%s", code, errOut)
+			}
+			if offline != live {
+				t.Errorf("plan against the snapshot:\n%s\nplan against the fleet:\n%s", offline, live)
+			}
+		})
+		if stage == "fresh" {
+			if code, out, errOut := f.run("", f.flags("apply", "--auto-approve")...); code != 0 {
+				t.Fatalf("apply: exit %d\n%s\n%s", code, out, errOut)
+			}
+		}
+	}
+	if code, out, _ := f.run("", "plan", "--repo", f.repo, "--observed", snap, "--detailed-exitcode"); code != 0 {
+		t.Errorf("plan against the converged snapshot: exit %d\n%s", code, out)
+	}
+
+	// To stdout, in the documented format.
+	code, out, _ := f.run("", "observe", "--repo", f.repo, "--insecure", "--out", "-")
+	if code != 0 {
+		t.Fatalf("observe --out -: exit %d", code)
+	}
+	obs, err := observed.Decode(strings.NewReader(out))
+	if err != nil {
+		t.Fatalf("the snapshot on stdout does not decode: %v\n%s", err, out)
+	}
+	if len(obs.Nodes) != 2 || obs.Nodes[0].State != observed.NodeOK || len(obs.Nodes[0].FPGAs) != 2 {
+		t.Errorf("snapshot: %+v", obs)
+	}
+}
+
+func TestObserveMistakes(t *testing.T) {
+	f := newSimFleet(t)
+	tests := []struct {
+		name string
+		args []string
+		want []string
+	}{
+		{"no flags", []string{"observe"}, []string{"--repo is required", "--out is required (- for stdout)"}},
+		{"plain HTTP", []string{"observe", "--repo", f.repo, "--out", "x.json"}, []string{"node compute-01: endpoint http://", "node compute-02: endpoint http://", "pass --insecure"}},
+		{"bad repo", []string{"observe", "--repo", filepath.Join(f.repo, "nope"), "--out", "x.json"}, []string{"nope"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Chdir(t.TempDir())
+			code, _, errOut := f.run("", tt.args...)
+			if code != 1 {
+				t.Errorf("exit %d, want 1", code)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(errOut, w) {
+					t.Errorf("stderr %q lacks %q", errOut, w)
+				}
+			}
+			if _, err := os.Stat("x.json"); err == nil {
+				t.Error("a failed observe wrote its file")
+			}
+		})
+	}
+}
