@@ -51,6 +51,7 @@ controller that does so on a schedule and on every push.`,
 		newAgentCommand(s),
 		newSimCommand(s),
 		newObserveCommand(s),
+		newImportCommand(s),
 		newVersionCommand(s),
 	)
 	completeFlagValues(root)
