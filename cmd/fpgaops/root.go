@@ -52,6 +52,7 @@ controller that does so on a schedule and on every push.`,
 		newSimCommand(s),
 		newObserveCommand(s),
 		newImportCommand(s),
+		newPKICommand(s),
 		newVersionCommand(s),
 	)
 	completeFlagValues(root)
