@@ -87,3 +87,24 @@ func TestObserveMistakes(t *testing.T) {
 		})
 	}
 }
+
+// The example in docs/observed.md is a snapshot plan --observed reads.
+func TestObservedDocExample(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "observed.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(doc), "## Example")
+	if !ok {
+		t.Fatal("docs/observed.md has no Example section")
+	}
+	_, block, _ := strings.Cut(after, "```json\n")
+	block, _, _ = strings.Cut(block, "```")
+	obs, err := observed.Decode(strings.NewReader(block))
+	if err != nil {
+		t.Fatalf("the example does not decode: %v", err)
+	}
+	if len(obs.Nodes) != 2 || obs.Nodes[1].State != observed.NodeUnknown || len(obs.Nodes[0].VMs[1].Hostdevs) != 1 {
+		t.Errorf("example read as %+v", obs)
+	}
+}
