@@ -63,10 +63,7 @@ A plan right after an import without stubs shows no changes.`,
 			if err != nil {
 				return fmt.Errorf("%s does not load; import adds to a valid repository of Node (and Bitstream) documents: %w", repo, err)
 			}
-			e := f.engine(nil, warnings(s))
-			done := observing(s, e, len(desired.Nodes))
-			obs, err := e.Observe(cmd.Context(), desired)
-			done()
+			obs, err := f.observe(cmd.Context(), s, desired)
 			if err != nil {
 				return err
 			}

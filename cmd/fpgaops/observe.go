@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/spf13/cobra"
@@ -40,10 +42,7 @@ without reaching the fleet. The format is in docs/observed.md. With
 			if err != nil {
 				return err
 			}
-			e := f.engine(nil, warnings(s))
-			done := observing(s, e, len(desired.Nodes))
-			obs, err := e.Observe(cmd.Context(), desired)
-			done()
+			obs, err := f.observe(cmd.Context(), s, desired)
 			if err != nil {
 				return err
 			}
@@ -66,4 +65,13 @@ without reaching the fleet. The format is in docs/observed.md. With
 	cmd.Flags().StringVar(&out, "out", "", "file to write the snapshot to (- for stdout)")
 	f.register(cmd.Flags(), "")
 	return cmd
+}
+
+// observe observes the desired fleet's nodes, with the observation's
+// progress on a terminal: what observe and import do.
+func (f *engineFlags) observe(ctx context.Context, s streams, desired *spec.Fleet) (*observed.Fleet, error) {
+	e := f.engine(nil, warnings(s))
+	done := observing(s, e, len(desired.Nodes))
+	defer done()
+	return e.Observe(ctx, desired)
 }

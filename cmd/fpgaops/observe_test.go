@@ -72,15 +72,7 @@ func TestObserveMistakes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Chdir(t.TempDir())
-			code, _, errOut := f.run("", tt.args...)
-			if code != 1 {
-				t.Errorf("exit %d, want 1", code)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr %q lacks %q", errOut, w)
-				}
-			}
+			fails(t, f, tt.args, tt.want...)
 			if _, err := os.Stat("x.json"); err == nil {
 				t.Error("a failed observe wrote its file")
 			}

@@ -15,6 +15,21 @@ import (
 	"github.com/fpgaops/fpgaops/spec"
 )
 
+// fails runs fpgaops and checks that it exits 1 saying every one of want
+// on stderr.
+func fails(t *testing.T, f *simFleet, args []string, want ...string) {
+	t.Helper()
+	code, _, errOut := f.run("", args...)
+	if code != 1 {
+		t.Errorf("fpgaops %s: exit %d, want 1", strings.Join(args, " "), code)
+	}
+	for _, w := range want {
+		if !strings.Contains(errOut, w) {
+			t.Errorf("fpgaops %s: stderr %q lacks %q", strings.Join(args, " "), errOut, w)
+		}
+	}
+}
+
 // cli runs fpgaops and fails the test unless it exits 0.
 func cli(t *testing.T, args ...string) string {
 	t.Helper()
@@ -115,17 +130,7 @@ func TestPKIMistakes(t *testing.T) {
 		{"bad IP", []string{"pki", "issue", "--dir", dir, "--agent", "a", "--ip", "300.1.1.1"}, []string{"300.1.1.1"}},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			code, _, errOut := f.run("", tt.args...)
-			if code != 1 {
-				t.Errorf("exit %d, want 1", code)
-			}
-			for _, w := range tt.want {
-				if !strings.Contains(errOut, w) {
-					t.Errorf("stderr %q lacks %q", errOut, w)
-				}
-			}
-		})
+		t.Run(tt.name, func(t *testing.T) { fails(t, f, tt.args, tt.want...) })
 	}
 	cli(t, "pki", "init", "--dir", dir)
 	if code, _, errOut := f.run("", "pki", "init", "--dir", dir); code != 1 || !strings.Contains(errOut, "ca.pem exists: pass --force to replace it") {
