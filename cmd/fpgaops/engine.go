@@ -126,7 +126,7 @@ func (f *engineFlags) engine(store state.Store, log *slog.Logger) *engine.Engine
 // state is the state directory, by flag or default.
 func (f *engineFlags) state() (string, error) { return stateDirOr(f.stateDir) }
 
-// stateHelp is the default every command that reads or writes run state
+// defaultStateHelp is the default every command that reads or writes run state
 // gives --state-dir.
 const defaultStateHelp = "(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)"
 
