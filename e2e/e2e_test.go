@@ -258,7 +258,7 @@ func TestVanishedNodeIsUnknownAndSpared(t *testing.T) {
 func TestSavedPlanRefusedAfterTheFleetChanged(t *testing.T) {
 	w := newWorld(t, 2, sim.Options{})
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, w.plan(), w.fleet); err != nil {
+	if err := planfile.Write(&buf, w.plan(), w.fleet, nil); err != nil {
 		t.Fatal(err)
 	}
 	w.converge(1)

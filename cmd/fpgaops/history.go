@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/spf13/cobra"
@@ -14,7 +12,7 @@ func newHistoryCommand(s streams) *cobra.Command {
 		limit            int
 	)
 	cmd := &cobra.Command{
-		Use:   "history --state-dir DIR [-n N] [-o json]",
+		Use:   "history [--state-dir DIR] [-n N] [-o json]",
 		Short: "List the controller's runs, newest first",
 		Long: `History lists the controller's runs from its state directory, newest first:
 when each started, what triggered it, the revision (a full commit hash in
@@ -25,10 +23,11 @@ differences were left. It works while the controller runs.`,
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			if stateDir == "" {
-				return fmt.Errorf("--state-dir is required")
+			dir, err := stateDirOr(stateDir)
+			if err != nil {
+				return err
 			}
-			store, err := state.Open(stateDir, state.Options{ReadOnly: true})
+			store, err := state.Open(dir, state.Options{ReadOnly: true})
 			if err != nil {
 				return err
 			}
@@ -46,7 +45,7 @@ differences were left. It works while the controller runs.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+defaultStateHelp)
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "show at most N runs (0: all)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd

@@ -15,13 +15,14 @@ import (
 func newStatusCommand(s streams) *cobra.Command {
 	var stateDir, server, output string
 	cmd := &cobra.Command{
-		Use:   "status (--state-dir DIR | --server URL) [-o json]",
+		Use:   "status [--state-dir DIR | --server URL] [-o json]",
 		Short: "Show the controller's status: revisions, conditions, nodes",
 		Long: `Status shows what the controller last did: the revision in force (last
 applied) and the last one attempted, as full commit hashes, the Ready,
 Reconciling and Stalled conditions with their reasons, and per node what the
 last run changed and what remains. It reads the state directory, which works
-while the controller runs, or with --server asks a running controller.`,
+while the controller runs, or with --server asks a running controller.
+Without either, it reads the default state directory, as plan and apply do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
@@ -38,7 +39,7 @@ while the controller runs, or with --server asks a running controller.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+defaultStateHelp)
 	cmd.Flags().StringVar(&server, "server", "", "a running controller's URL (http://ADDR)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	return cmd
@@ -59,18 +60,20 @@ func readStatus(ctx context.Context, stateDir, server string) (controller.Status
 		return st, fmt.Errorf("give --state-dir or --server, not both")
 	case server != "":
 		return controller.NewClient(server, nil).Status(ctx)
-	case stateDir != "":
-		store, err := state.Open(stateDir, state.Options{ReadOnly: true})
-		if err != nil {
-			return st, err
-		}
-		found, err := store.Status(&st)
-		if err == nil && !found {
-			err = fmt.Errorf("state dir %s: %w", stateDir, state.ErrNoState)
-		}
+	}
+	dir, err := stateDirOr(stateDir)
+	if err != nil {
 		return st, err
 	}
-	return st, fmt.Errorf("give --state-dir or --server")
+	store, err := state.Open(dir, state.Options{ReadOnly: true})
+	if err != nil {
+		return st, err
+	}
+	found, err := store.Status(&st)
+	if err == nil && !found {
+		err = fmt.Errorf("state dir %s: %w", dir, state.ErrNoState)
+	}
+	return st, err
 }
 
 func writeIndented(w io.Writer, v any) error {

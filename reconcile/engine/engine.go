@@ -60,6 +60,9 @@ type Engine struct {
 	// NodeTimeout bounds observing one node; a node that does not answer
 	// in time is unknown. 0 means no bound but the context's.
 	NodeTimeout time.Duration
+	// Observed, when set, hears of each node as its observation ends,
+	// from several goroutines at once: a progress display.
+	Observed func(observed.Node)
 	// Retry and RestartTimeout tune the executor (execute.Executor).
 	Retry          execute.Retry
 	RestartTimeout time.Duration
