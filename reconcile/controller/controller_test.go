@@ -666,3 +666,27 @@ func TestCardHealthMetrics(t *testing.T) {
 		}
 	}
 }
+
+// A commit that lacks the repository's --path is rejected, as an invalid
+// revision is: no retry with backoff, nothing applied.
+func TestCommitWithoutThePathIsRejected(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", nil)
+	src, err := source.New(source.Config{URL: h.remote.FileURL(), Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, CacheDir: t.TempDir(), Path: "fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Source: src, Load: loadFake, Reconciler: h.rec, Store: h.store, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.remote.Commit("no fleet/ here", fleetFile("nodes: []"), nil)
+	run := c.RunOnce(context.Background(), "manual")
+	st := c.Status()
+	if run.Outcome != state.OutcomeRejected || condition(st, Stalled).Reason != ReasonValidationFailed || st.ConsecutiveFailures != 0 {
+		t.Fatalf("outcome %s, stalled %+v, failures %d; want rejected without a retry", run.Outcome, condition(st, Stalled), st.ConsecutiveFailures)
+	}
+	if !strings.Contains(run.Error, "path fleet: no such directory") || len(h.rec.revisions()) != 0 {
+		t.Fatalf("error %q, %d revisions reconciled", run.Error, len(h.rec.revisions()))
+	}
+}

@@ -130,6 +130,11 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		case errors.Is(err, source.ErrUntrusted):
 			run.Outcome = state.OutcomeRejected
 			return rev, "verify", err
+		case errors.Is(err, source.ErrRejected):
+			// The commit lacks the repository's path: fetching again
+			// cannot help, only a new commit or another --path.
+			run.Outcome = state.OutcomeRejected
+			return rev, "validate", err
 		}
 		run.Outcome = state.OutcomeFetchFailed
 		return rev, "fetch", err
