@@ -42,33 +42,41 @@ func madeUpID(parts ...string) string {
 func writeBitstreams(t testing.TB, dir string) map[spec.Board][]spec.Bitstream {
 	t.Helper()
 	out := map[spec.Board][]spec.Bitstream{}
-	if err := os.MkdirAll(filepath.Join(dir, "bitstreams"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for _, info := range spec.Boards {
 		for _, fn := range []string{"nlb", "dma"} {
-			name := fn + "-" + string(info.Board)
-			md := bitstream.Metadata{Version: 1, PlatformName: string(info.Board), AFUImage: bitstream.AFUImage{
-				MagicNo: bitstream.MagicNo, InterfaceUUID: interfaceOf(info.Board),
-				AcceleratorClusters: []bitstream.Cluster{{Name: fn, TotalContexts: 1, AcceleratorTypeUUID: madeUpID("afu", name)}},
-			}}
-			data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 256))
-			if err != nil {
-				t.Fatal(err)
-			}
-			file := "bitstreams/" + name + ".gbs"
-			if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(data)
-			out[info.Board] = append(out[info.Board], spec.Bitstream{
-				Name: name, File: file, SHA256: hex.EncodeToString(sum[:]),
-				InterfaceID: interfaceOf(info.Board), AFUID: madeUpID("afu", name), Size: int64(len(data)),
-			})
+			out[info.Board] = append(out[info.Board], writeImage(t, dir, info.Board, fn))
 		}
 	}
 	return out
 }
+
+// writeImage writes the GBS image of function fn for the board into
+// dir/bitstreams; its AFU ID is imageAFU(fn, board).
+func writeImage(t testing.TB, dir string, board spec.Board, fn string) spec.Bitstream {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "bitstreams"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fn + "-" + string(board)
+	md := bitstream.Metadata{Version: 1, PlatformName: string(board), AFUImage: bitstream.AFUImage{
+		MagicNo: bitstream.MagicNo, InterfaceUUID: interfaceOf(board),
+		AcceleratorClusters: []bitstream.Cluster{{Name: fn, TotalContexts: 1, AcceleratorTypeUUID: imageAFU(fn, board)}},
+	}}
+	data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := "bitstreams/" + name + ".gbs"
+	if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return spec.Bitstream{Name: name, File: file, SHA256: hex.EncodeToString(sum[:]),
+		InterfaceID: interfaceOf(board), AFUID: imageAFU(fn, board), Size: int64(len(data))}
+}
+
+// imageAFU is the AFU ID of function fn's image for the board.
+func imageAFU(fn string, board spec.Board) string { return madeUpID("afu", fn+"-"+string(board)) }
 
 // buildFleet is a fleet of n nodes with cards cards each (at most 4): a
 // VF bound to a VM, the whole card (PF) bound to another VM, a

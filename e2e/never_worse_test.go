@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/spec"
@@ -18,16 +19,25 @@ import (
 // hostdevs maps each VM of the node to the functions it holds.
 func (w *world) hostdevs(node string) map[string][]string {
 	w.t.Helper()
-	obs := w.observe()
-	n, ok := obs.Node(node)
-	if !ok {
-		w.t.Fatalf("node %s not observed", node)
-	}
-	out := map[string][]string{}
-	for _, vm := range n.VMs {
-		for _, h := range vm.Hostdevs {
-			out[vm.Name] = append(out[vm.Name], h.PCI)
+	return w.holdings()[node]
+}
+
+// holdings maps each node to what hostdevs says of it, from one
+// observation.
+func (w *world) holdings() map[string]map[string][]string {
+	w.t.Helper()
+	out := map[string]map[string][]string{}
+	for _, n := range w.observe().Nodes {
+		if n.State != observed.NodeOK {
+			w.t.Fatalf("node %s not observed: %s", n.Name, n.Reason)
 		}
+		vms := map[string][]string{}
+		for _, vm := range n.VMs {
+			for _, h := range vm.Hostdevs {
+				vms[vm.Name] = append(vms[vm.Name], h.PCI)
+			}
+		}
+		out[n.Name] = vms
 	}
 	return out
 }

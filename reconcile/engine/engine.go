@@ -193,7 +193,8 @@ func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions
 		if err != nil {
 			return nil, err
 		}
-		planned, planned.rollout = rp, ro
+		rp.rollout = ro
+		planned = rp
 	}
 	if opts.Observed == nil {
 		planned.t = t

@@ -117,7 +117,7 @@ func (e *Engine) planRevert(ctx context.Context, t *target, obs *observed.Fleet,
 	}
 	p.Rollout = ro.state
 	ro.revert = cards
-	ro.events = append(ro.events, fmt.Sprintf("reverting %d card(s) to revision %s: %s", len(cards), ro.state.LastGood, strings.Join(cards, ", ")))
+	ro.events = append(ro.events, fmt.Sprintf("reverting %d card(s) to revision %s: %s", len(cards), ro.state.LastGood, someOf(cards, 5)))
 	return &Planned{Desired: good, Observed: obs, Plan: p}, nil
 }
 
@@ -286,4 +286,12 @@ func (e *Engine) recordRollout(ro *rolloutRun, converged map[string]string) {
 	for _, ev := range ro.events {
 		e.log().Info("rollout", "revision", ro.state.Revision, "event", ev)
 	}
+}
+
+// someOf lists the first n items and how many more there are.
+func someOf(items []string, n int) string {
+	if len(items) <= n {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:n], ", "), len(items)-n)
 }
