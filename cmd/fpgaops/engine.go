@@ -30,6 +30,7 @@ type engineFlags struct {
 	tls         agent.TLSFiles
 	insecure    bool
 	vms         string
+	prometheus  string
 	// kinds are the backends; each registers its own flags.
 	kinds []providers.Kind
 	// opened are the stores openState opened.
@@ -53,6 +54,7 @@ func (f *engineFlags) register(fs *pflag.FlagSet, stateHelp string) {
 	fs.StringVar(&f.tls.Key, "agent-key", "", "key (PEM) of the client certificate presented to node agents")
 	fs.StringVar(&f.tls.CA, "agent-ca", "", "CA (PEM) that signed the node agents' certificates (default: system roots);\nthe agents' CA, not the git server's (that is run's --git-ca-file)")
 	fs.BoolVar(&f.insecure, "insecure", false, "allow plain-HTTP endpoints on loopback (the simulated fleet)")
+	fs.StringVar(&f.prometheus, "prometheus-url", "", "Prometheus server that answers the policy's rollout checks (http://HOST:9090)")
 	for _, k := range f.kinds {
 		k.Flags(fs)
 	}
@@ -116,11 +118,15 @@ func (f *engineFlags) useSaved(o *planfile.Options) ([]string, error) {
 
 // engine builds the engine over store (nil keeps nothing).
 func (f *engineFlags) engine(store state.Store, log *slog.Logger) *engine.Engine {
-	return &engine.Engine{
+	e := &engine.Engine{
 		Kinds: f.kinds, VMs: f.vms, Store: store, Log: log,
 		Agents:      agent.Transport{TLS: f.tls, Insecure: f.insecure, Concurrency: f.concurrency},
 		Concurrency: f.concurrency, NodeTimeout: f.nodeTimeout,
 	}
+	if f.prometheus != "" {
+		e.Prometheus = &engine.Prometheus{URL: f.prometheus}
+	}
+	return e
 }
 
 // state is the state directory, by flag or default.

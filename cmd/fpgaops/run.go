@@ -69,7 +69,21 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	}
 	defer store.Close()
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
-	opts.Reconciler = &controller.Step{Engine: f.engine.engine(store, log)}
+	e := f.engine.engine(store, log)
+	// A failed rollout step reverts to a revision fetched before.
+	e.LastGood = func(_ context.Context, revision string) (*spec.Fleet, error) {
+		rev, err := src.Checkout(revision)
+		if err != nil {
+			return nil, err
+		}
+		fleet, err := spec.Load(rev.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("revision %s: %w", revision, err)
+		}
+		fleet.Revision = rev.Commit
+		return fleet, nil
+	}
+	opts.Reconciler = &controller.Step{Engine: e}
 	c, err := controller.New(opts)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,11 @@ type Result struct {
 	// Cards is the health of the cards the run observed; nil when it
 	// observed none.
 	Cards []engine.CardHealth
+	// Rollout is the policy's rollout after the run, and Next when it
+	// wants the next run (the end of a step's bake); nil and zero without
+	// one.
+	Rollout *rollout.State
+	Next    time.Time
 }
 
 // Loader loads and checks the fleet in a directory: spec.Load.
@@ -123,6 +129,8 @@ type Controller struct {
 	policySchedule string
 	rng            *rand.Rand
 	suspended      bool
+	// wake is when the rollout wants the next run (a bake's end).
+	wake time.Time
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -298,9 +306,14 @@ func (c *Controller) next(now time.Time) (time.Time, string) {
 	if c.opts.Jitter > 0 {
 		jitter = time.Duration(c.rng.Int64N(int64(c.opts.Jitter)))
 	}
-	sched := c.schedule
+	sched, wake := c.schedule, c.wake
 	c.mu.Unlock()
-	return nextRun(now, sched, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+	at, why := nextRun(now, sched, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+	if !wake.IsZero() && wake.Before(at) {
+		// The step's bake ends: check its cards and release the next.
+		return wake, "rollout"
+	}
+	return at, why
 }
 
 // followPolicy adopts the schedule of a valid revision's policy when the

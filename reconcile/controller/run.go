@@ -159,6 +159,10 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
 	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
 	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
+	run.Rollout, run.RolloutEvents = r.Rollout, r.RolloutEvents
+	c.mu.Lock()
+	c.noteRollout(res.Rollout, res.Next, c.now())
+	c.mu.Unlock()
 	c.metrics.countChanges(r.Applied, r.Failed)
 	if res.Cards != nil {
 		c.metrics.setCards(res.Cards)

@@ -410,6 +410,30 @@ func (s *Source) fetch(ctx context.Context) (Revision, error) {
 	return rev, nil
 }
 
+// Checkout writes out a commit fetched before, from the cache, without
+// asking the remote: an earlier revision that a failed rollout reverts to.
+// A signed source checks its signature again.
+func (s *Source) Checkout(commit string) (Revision, error) {
+	repo, err := s.open()
+	if err != nil {
+		return Revision{}, fmt.Errorf("git source %s: cache: %w", s, err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return Revision{}, fmt.Errorf("git source %s: commit %s is not in the cache: %w", s, commit, err)
+	}
+	rev := Revision{Commit: c.Hash.String(), Author: c.Author.Name, Time: c.Committer.When.UTC(), Subject: firstLine(c.Message)}
+	if s.cfg.Keyring != "" {
+		if rev.Signer, err = verify(c, s.cfg.Keyring); err != nil {
+			return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
+		}
+	}
+	if rev.Dir, err = s.writeOut(c); err != nil {
+		return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
+	}
+	return rev, nil
+}
+
 // headHint says what to do about a remote whose HEAD names no branch: a
 // bare repository whose default branch was never pushed. It names the
 // branches the remote has, when it can list them.

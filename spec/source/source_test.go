@@ -476,3 +476,32 @@ func TestCacheBounded(t *testing.T) {
 		}
 	}
 }
+
+// An earlier revision is checked out from the cache after the
+// written-out copies were dropped, without the remote; a commit never
+// fetched is an error that names it.
+func TestCheckoutOfAnEarlierRevision(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	first := r.Commit("one", files("nodes.yaml", "v1"), nil)
+	s := newSource(t, source.Config{URL: r.FileURL()})
+	fetch(t, s)
+	r.Commit("two", files("nodes.yaml", "v2"), nil)
+	if rev := fetch(t, s); readFile(t, rev.Dir, "nodes.yaml") != "v2" {
+		t.Fatal("the second revision was not fetched")
+	}
+	if err := s.Retain(); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.Checkout(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.Commit != first || rev.Subject != "one" || readFile(t, rev.Dir, "nodes.yaml") != "v1" {
+		t.Fatalf("checkout %+v", rev)
+	}
+	missing := strings.Repeat("ab", 20)
+	if _, err := s.Checkout(missing); err == nil || !strings.Contains(err.Error(), "commit "+missing+" is not in the cache") {
+		t.Fatalf("checkout of a commit never fetched: %v", err)
+	}
+}
