@@ -42,6 +42,8 @@ type Cloud struct {
 	BootFault string
 
 	mu          sync.Mutex
+	hosts       map[string]Host
+	providers   []string // made in Placement, in order
 	images      []*Image
 	imageData   map[string][]byte
 	profiles    []*Profile
