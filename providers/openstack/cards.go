@@ -99,11 +99,21 @@ func functions(f *spec.FPGA) []string {
 
 // card finds the provider of a card, named after its PF or one of its VFs.
 func (n *Node) card(f *spec.FPGA) *Card {
-	for _, pci := range functions(f) {
-		for i := range n.Cards {
-			if n.Cards[i].PCI == pci {
-				return &n.Cards[i]
-			}
+	if c := n.cardAt(f.PCI); c != nil {
+		return c
+	}
+	for _, pci := range functions(f)[1:] {
+		if c := n.cardAt(pci); c != nil {
+			return c
+		}
+	}
+	return nil
+}
+
+func (n *Node) cardAt(pci string) *Card {
+	for i := range n.Cards {
+		if n.Cards[i].PCI == pci {
+			return &n.Cards[i]
 		}
 	}
 	return nil

@@ -259,7 +259,8 @@ func vfAddress(t interface{ Fatalf(string, ...any) }, pf string, i int) string {
 }
 
 // providerUUID is the UUID the conductor gives a card's provider:
-// uuid3(NAMESPACE_DNS, name) (get_rp_uuid_from_obj).
+// uuid3(NAMESPACE_DNS, name) (cyborg/conductor/manager.py
+// get_rp_uuid_from_obj).
 func providerUUID(name string) string {
 	ns, _ := hex.DecodeString("6ba7b8109dad11d180b400c04fd430c8")
 	sum := md5.Sum(append(ns, name...))

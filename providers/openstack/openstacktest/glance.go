@@ -213,9 +213,10 @@ func (c *Cloud) serveGlance(w http.ResponseWriter, r *http.Request, p string) {
 }
 
 // patchImage applies a JSON patch to an image's properties (Images API v2
-// "Update image"): the body must carry the JSON-patch media type; with
-// v2.1, add sets a property whether or not it exists, replace and remove
-// need it to exist; read-only fields are refused.
+// "Update image"; glance/api/v2/images.py): the body must carry the
+// JSON-patch media type; add sets a property whether or not it exists
+// (with v2.0, only one that does not), replace and remove need it to
+// exist; read-only fields are refused.
 func (c *Cloud) patchImage(w http.ResponseWriter, r *http.Request, id string) {
 	ct := r.Header.Get("Content-Type")
 	if ct != "application/openstack-images-v2.1-json-patch" && ct != "application/openstack-images-v2.0-json-patch" {
@@ -249,6 +250,9 @@ func (c *Cloud) patchImage(w http.ResponseWriter, r *http.Request, id string) {
 			return
 		case glanceReserved[name] || name == "id" || name == "owner":
 			c.violation(w, http.StatusForbidden, "glance: update image %s: attribute %q is read-only", id, name)
+			return
+		case op.Op == "add" && has && ct == "application/openstack-images-v2.0-json-patch":
+			refuse(w, http.StatusConflict, "message", "Property "+name+" already present.")
 			return
 		case op.Op == "add" || op.Op == "replace" && has:
 			if op.Value == nil {
