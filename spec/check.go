@@ -143,6 +143,14 @@ func checkNode(d *document) ErrorList {
 	var errs ErrorList
 	n := d.node
 	name := d.name()
+	// Only OpenStack reads these names, and only for a node with a hostname.
+	if n.Hostname == "" && d.ok("hostname") {
+		for _, f := range []struct{ key, value string }{{"resourceProvider", n.ResourceProvider}, {"deviceHostname", n.DeviceHostname}} {
+			if f.value != "" {
+				errs = append(errs, d.errorf([]string{f.key}, "node %s: %s names the node in OpenStack: set hostname too", name, f.key))
+			}
+		}
+	}
 	slots := map[string]int{}
 	pcis := map[string]int{}
 	for i, c := range n.FPGAs {

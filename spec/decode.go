@@ -31,6 +31,10 @@ func decode(d *document) {
 				n.Libvirt = v.Value
 			case "hostname":
 				n.Hostname = v.Value
+			case "resourceProvider":
+				n.ResourceProvider = v.Value
+			case "deviceHostname":
+				n.DeviceHostname = v.Value
 			case "labels":
 				n.Labels = make(map[string]string, len(v.Content)/2)
 				eachField(v, func(k string, v *yaml.Node) { n.Labels[k] = v.Value })

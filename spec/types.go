@@ -61,10 +61,16 @@ type Node struct {
 	Libvirt string `json:"libvirt,omitempty"`
 	// Hostname is the node's name in OpenStack (Nova compute host,
 	// Placement provider), if OpenStack manages its VMs.
-	Hostname string            `json:"hostname,omitempty"`
-	Labels   map[string]string `json:"labels,omitempty"`
-	FPGAs    []FPGA            `json:"fpgas"`
-	Pos      Pos               `json:"-"`
+	Hostname string `json:"hostname,omitempty"`
+	// ResourceProvider is the name of the node's compute resource
+	// provider in Placement, where it is not Hostname: Cyborg finds it by
+	// its agent's configured host name, its cards' providers by
+	// DeviceHostname, the name the agent's machine calls itself.
+	ResourceProvider string            `json:"resourceProvider,omitempty"`
+	DeviceHostname   string            `json:"deviceHostname,omitempty"`
+	Labels           map[string]string `json:"labels,omitempty"`
+	FPGAs            []FPGA            `json:"fpgas"`
+	Pos              Pos               `json:"-"`
 }
 
 // FPGA is one card of a node, named by its slot.
