@@ -208,3 +208,83 @@ func TestRolloutOfHealthyImagesCompletesEveryStep(t *testing.T) {
 	}
 	w.noViolations()
 }
+
+// A revert that itself fails (its program is refused) still leaves every
+// VM of the reverted cards holding its function, or reported degraded:
+// never silently without its card.
+func TestFailedRevertLeavesNoVMSilentlyWithoutItsCard(t *testing.T) {
+	policy := &spec.Rollout{Steps: []string{"1", "10%", "100%"}, Bake: spec.Duration(2 * time.Second)}
+	board := spec.Boards[1].Board
+	w := newRolloutWorld(t, 40, sim.Options{FaultyAFUs: []string{imageAFU("bad", board)}}, policy)
+	w.toComplete(12)
+	w.rebind(1)
+	faulty := writeImage(t, w.dir, board, "bad")
+	w.bitstream(faulty)
+	for i := range w.fleet.Bindings {
+		if b := &w.fleet.Bindings[i]; b.Bitstream == w.images[board][1].Name {
+			b.Bitstream = faulty.Name
+		}
+	}
+	w.commit("rev-1")
+	for range 12 {
+		p, err := w.engine.Plan(context.Background(), w.fleet, engine.PlanOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p.Desired.Revision != "rev-0" {
+			// Not the revert yet.
+			w.engine.Apply(context.Background(), p, engine.ApplyOptions{})
+			w.clock = w.clock.Add(3 * time.Second)
+			continue
+		}
+		// The revert: every program of it fails.
+		programs := 0
+		for _, c := range p.Plan.Changes {
+			if c.Action == plans.ActionProgram && c.Runnable() {
+				if err := w.sim.InjectFault(c.Node, sim.Fault{Op: sim.FaultProgram, PCI: c.CardPCI}); err != nil {
+					t.Fatal(err)
+				}
+				programs++
+			}
+		}
+		if programs == 0 {
+			t.Fatal("the revert programs nothing")
+		}
+		out, err := w.engine.Apply(context.Background(), p, engine.ApplyOptions{})
+		if err == nil {
+			t.Fatal("the revert succeeded despite its faults")
+		}
+		degraded := map[string]bool{}
+		for _, d := range out.Report.Degraded {
+			degraded[d.Node+"/"+d.VM] = true
+		}
+		holds := w.holdings()
+		detached := 0
+		for _, c := range p.Plan.Changes {
+			if c.Action != plans.ActionDetach || out.Report.Results[indexOf(p.Plan, c.ID)].Status != plans.StatusApplied {
+				continue
+			}
+			detached++
+			vm := c.Before.VM
+			if len(holds[c.Node][vm]) == 0 && !degraded[c.Node+"/"+vm] {
+				t.Fatalf("%s on %s holds nothing after the failed revert and is not reported degraded", vm, c.Node)
+			}
+		}
+		if detached == 0 {
+			t.Fatal("the revert took no function from a VM; the test proves nothing")
+		}
+		t.Logf("the revert failed %d programs after %d detaches; %d VM(s) reported degraded, the rest hold their functions", programs, detached, len(out.Report.Degraded))
+		w.noViolations()
+		return
+	}
+	t.Fatal("no revert was planned")
+}
+
+func indexOf(p *plans.Plan, id string) int {
+	for i := range p.Changes {
+		if p.Changes[i].ID == id {
+			return i
+		}
+	}
+	return -1
+}

@@ -18,6 +18,7 @@ pkgs=(
 	systemd          # systemd-analyze verify on the units (packaging)
 	ca-certificates  # go mod download and go run of nfpm over https
 	prometheus       # a real Prometheus answering a rollout's checks (reconcile/engine)
+	curl             # scripts that read the simulated fleet's counters (cmd/fpgaops)
 )
 
 if [ "${1:-}" = --list ]; then
