@@ -3,6 +3,10 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -287,4 +291,38 @@ func indexOf(p *plans.Plan, id string) int {
 		}
 	}
 	return -1
+}
+
+// A repository's HTTP check, made by the nodes' agents on their loopback,
+// fails the step whose cards' workload answers 503; with no revision known
+// good before, the rollout halts instead of reverting.
+func TestRolloutHTTPCheckFailsTheStep(t *testing.T) {
+	workload := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/healthz/pac1" {
+			w.WriteHeader(http.StatusServiceUnavailable)
+		}
+	}))
+	defer workload.Close()
+	policy := &spec.Rollout{Steps: []string{"1", "50%", "100%"}, Bake: spec.Duration(2 * time.Second),
+		Checks: []spec.Check{{Name: "workload", HTTP: &spec.HTTPCheck{URL: workload.URL + "/healthz/{slot}"}}}}
+	w := newRolloutWorld(t, 4, sim.Options{}, policy)
+	var out *engine.Outcome
+	for range 10 {
+		if out = w.run(3 * time.Second); out.Rollout.Phase == rollout.Failed {
+			break
+		}
+	}
+	r := out.Rollout
+	if r.Phase != rollout.Failed || r.Failure.Check != "workload" || !strings.HasSuffix(r.Failure.Card, "/pac1") ||
+		!strings.Contains(r.Failure.Reason, "/healthz/pac1: 503, want 200") {
+		t.Fatalf("rollout %s, failure %+v", r.Summary(), r.Failure)
+	}
+	if !slices.ContainsFunc(out.Run.RolloutEvents, func(e string) bool { return strings.Contains(e, "no earlier revision is known good, so the rollout halts instead of reverting") }) {
+		t.Fatalf("events %q", out.Run.RolloutEvents)
+	}
+	before := w.stats().Programs
+	if out := w.run(3 * time.Second); out.Report.Applied != 0 || w.stats().Programs != before {
+		t.Fatal("a halted rollout went on")
+	}
+	w.noViolations()
 }

@@ -261,7 +261,7 @@ func (s *State) Evaluate(p *spec.Rollout, cards map[string]Reading, fleet []Chec
 	var events []string
 	if len(fleet) > 0 {
 		s.fail(&Failure{Check: fleet[0].Check, Reason: fleet[0].Reason, At: now})
-		return append(events, "failed: "+s.Failure.String())
+		return append(events, "failed: "+s.Failure.String()+s.halting(p))
 	}
 	var unhealthy []string
 	for _, id := range s.Released() {
@@ -276,7 +276,7 @@ func (s *State) Evaluate(p *spec.Rollout, cards map[string]Reading, fleet []Chec
 	if len(unhealthy) > p.MaxUnhealthy {
 		f := cards[unhealthy[0]].Failed[0]
 		s.fail(&Failure{Card: unhealthy[0], Check: f.Check, Reason: f.Reason, At: now})
-		return append(events, fmt.Sprintf("failed at step %d of %d: %s (%d unhealthy, %d tolerated)", s.Step+1, len(s.Steps), s.Failure, len(unhealthy), p.MaxUnhealthy))
+		return append(events, fmt.Sprintf("failed at step %d of %d: %s (%d unhealthy, %d tolerated)%s", s.Step+1, len(s.Steps), s.Failure, len(unhealthy), p.MaxUnhealthy, s.halting(p)))
 	}
 	return append(events, s.advance(p, now)...)
 }
@@ -327,6 +327,14 @@ func (s *State) advance(p *spec.Rollout, now time.Time) []string {
 		}
 		return events
 	}
+}
+
+// halting says why a failed rollout that should revert halts instead.
+func (s *State) halting(p *spec.Rollout) string {
+	if p.Failure() == spec.RolloutRevert && s.LastGood == "" {
+		return "; no earlier revision is known good, so the rollout halts instead of reverting"
+	}
+	return ""
 }
 
 func (s *State) fail(f *Failure) {
