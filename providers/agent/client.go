@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -178,6 +179,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if tok, ok := FencingToken(ctx); ok {
+		req.Header.Set(agentapi.FencingHeader, strconv.FormatUint(tok, 10))
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", body.ContentType)
 	}
