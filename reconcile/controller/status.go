@@ -79,6 +79,8 @@ type Status struct {
 	ConsecutiveFailures int              `json:"consecutiveFailures"`
 	NextRunAt           *time.Time       `json:"nextRunAt,omitempty"`
 	LastRun             *state.Run       `json:"lastRun,omitempty"`
+	// Leader says who leads, when controllers share the fleet (--etcd).
+	Leader *LeaderStatus `json:"leader,omitempty"`
 }
 
 // Condition returns the condition of this type.
@@ -117,6 +119,10 @@ func (s Status) clone() Status {
 	if s.LastRun != nil {
 		r := *s.LastRun
 		s.LastRun = &r
+	}
+	if s.Leader != nil {
+		l := *s.Leader
+		s.Leader = &l
 	}
 	return s
 }

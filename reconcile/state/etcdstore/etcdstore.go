@@ -45,7 +45,7 @@ const (
 	keyPlan       = KeyJournal + "plan"
 	keyDone       = KeyJournal + "done/"
 	// KeyElection is where the controllers campaign (reconcile/ha).
-	KeyElection = "/election/"
+	KeyElection = "/election"
 )
 
 // Limits.
