@@ -335,44 +335,73 @@ func (e *Elector) watch(ctx context.Context) {
 	}
 }
 
-// refresh reads who leads: the key of the election with the lowest create
-// revision.
-func (e *Elector) refresh(ctx context.Context) {
-	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-	defer cancel()
-	resp, err := e.cfg.Client.Get(rctx, e.electionPrefix()+"/", append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
+// Term is a leader's term as etcd holds it.
+type Term struct {
+	// Key is the leader's election key; Token its create revision.
+	Key      string
+	Token    uint64
+	Identity string
+	Since    time.Time
+}
+
+// CurrentLeader reads who leads the controllers under prefix: the key of
+// the election with the lowest create revision; nil when none does.
+func CurrentLeader(ctx context.Context, c *clientv3.Client, prefix string) (*Term, error) {
+	resp, err := c.Get(ctx, prefix+etcdstore.KeyElection+"/", append(clientv3.WithFirstCreate(), clientv3.WithPrefix())...)
 	if err != nil {
-		if ctx.Err() == nil {
-			e.mu.Lock()
-			e.status.Error = "etcd: " + err.Error()
-			e.mu.Unlock()
-		}
-		return
+		return nil, fmt.Errorf("etcd %s: who leads: %w", prefix, err)
 	}
-	e.mu.Lock()
-	e.status.Error = ""
 	if len(resp.Kvs) == 0 {
-		e.status.Leader, e.status.Since, e.status.Term = "", nil, 0
-		e.mu.Unlock()
-		return
+		return nil, nil
 	}
 	kv := resp.Kvs[0]
 	var v leaderValue
 	if json.Unmarshal(kv.Value, &v) != nil {
 		v.Identity = string(kv.Value)
 	}
-	if string(kv.Key) != e.leaderKey {
-		e.leaderKey = string(kv.Key)
+	return &Term{Key: string(kv.Key), Token: uint64(kv.CreateRevision), Identity: v.Identity, Since: v.Since}, nil
+}
+
+// Status is the term as controller.Status shows it.
+func (t *Term) Status() controller.LeaderStatus {
+	if t == nil {
+		return controller.LeaderStatus{}
+	}
+	since := t.Since
+	return controller.LeaderStatus{Leader: t.Identity, Since: &since, Term: t.Token}
+}
+
+// refresh reads who leads.
+func (e *Elector) refresh(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	t, err := CurrentLeader(rctx, e.cfg.Client, e.cfg.Prefix)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.mu.Lock()
+			e.status.Error = err.Error()
+			e.mu.Unlock()
+		}
+		return
+	}
+	e.mu.Lock()
+	e.status.Error = ""
+	ls := t.Status()
+	e.status.Leader, e.status.Since, e.status.Term = ls.Leader, ls.Since, ls.Term
+	if t == nil {
+		e.mu.Unlock()
+		return
+	}
+	if t.Key != e.leaderKey {
+		e.leaderKey = t.Key
 		e.status.Changes++
 	}
-	since := v.Since
-	e.status.Leader, e.status.Since, e.status.Term = v.Identity, &since, uint64(kv.CreateRevision)
 	// Another controller leads: this one's key is gone.
-	deposed := e.status.Leading && e.el != nil && string(kv.Key) != e.el.Key()
+	deposed := e.status.Leading && e.el != nil && t.Key != e.el.Key()
 	term := e.term
 	e.mu.Unlock()
 	if deposed {
-		e.lose(term, "another controller leads: "+v.Identity)
+		e.lose(term, "another controller leads: "+t.Identity)
 	}
 }
 
