@@ -163,6 +163,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 	if node.Endpoint == "" {
 		return fmt.Errorf("node %s has no endpoint", node.Name)
 	}
+	if err := checkTerm(ctx); err != nil {
+		return fmt.Errorf("node %s: %w", node.Name, err)
+	}
 	u, err := url.Parse(strings.TrimSuffix(node.Endpoint, "/") + path)
 	if err != nil {
 		return fmt.Errorf("endpoint %q: %w", node.Endpoint, err)

@@ -2,7 +2,10 @@ package agent_test
 
 import (
 	"context"
+	"errors"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	agentapi "github.com/fpgaops/fpgaops/fpga/agent"
@@ -34,7 +37,7 @@ func TestFencingTokenTravelsWithTheContext(t *testing.T) {
 	if got := fence.Token(""); got != 0 {
 		t.Fatalf("a request without a token set the fence to %d", got)
 	}
-	older, newer := agent.WithFencingToken(ctx, 41), agent.WithFencingToken(ctx, 42)
+	older, newer := agent.WithTerm(ctx, 41, nil), agent.WithTerm(ctx, 42, nil)
 	if _, err := c.ObserveCards(newer, node); err != nil {
 		t.Fatal(err)
 	}
@@ -55,5 +58,36 @@ func TestFencingTokenTravelsWithTheContext(t *testing.T) {
 	}
 	if tok, ok := agent.FencingToken(context.WithoutCancel(newer)); !ok || tok != 42 {
 		t.Fatalf("a context detached from the term's cancel carries %d, %v; want 42", tok, ok)
+	}
+}
+
+// TestEndedTermSendsNothing shows a controller that knows its term ended
+// sends no request at all, reads included.
+func TestEndedTermSendsNothing(t *testing.T) {
+	h := agenttest.NewMemHost()
+	requests := 0
+	inner := agentapi.NewHandler(h, agentapi.Server{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests++
+		inner.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	node := &spec.Node{Name: "compute-01", Endpoint: srv.URL}
+	ended := make(chan struct{})
+	ctx := context.WithoutCancel(agent.WithTerm(context.Background(), 7, ended))
+	c := agent.NewClient(nil)
+	if err := c.SetVFs(ctx, node, agenttest.CardPCI, 1); err != nil {
+		t.Fatal(err)
+	}
+	close(ended)
+	err := c.SetVFs(ctx, node, agenttest.CardPCI, 0)
+	if !errors.Is(err, agent.ErrTermEnded) || !agent.IsFenced(err) || !strings.Contains(err.Error(), "compute-01") {
+		t.Fatalf("a change after the term ended: %v; want ErrTermEnded naming the node", err)
+	}
+	if _, err := c.ObserveCards(ctx, node); !errors.Is(err, agent.ErrTermEnded) {
+		t.Fatalf("a read after the term ended: %v", err)
+	}
+	if requests != 1 || h.Device().NumVFs != 1 {
+		t.Fatalf("%d requests reached the agent, card has %d VFs; want 1 and 1", requests, h.Device().NumVFs)
 	}
 }

@@ -122,6 +122,8 @@ type Elector struct {
 	// leaderKey is the key of the leader this controller last saw.
 	leaderKey string
 
+	// life ends with Close: the watch and the leases.
+	life    context.Context
 	stop    context.CancelFunc
 	watched chan struct{}
 }
@@ -153,9 +155,8 @@ func New(cfg Config) (*Elector, error) {
 	}
 	e := &Elector{cfg: cfg, ttl: int(math.Ceil(cfg.LeaseTTL.Seconds())), watched: make(chan struct{})}
 	e.status.Self = cfg.Identity
-	ctx, stop := context.WithCancel(context.Background())
-	e.stop = stop
-	go e.watch(ctx)
+	e.life, e.stop = context.WithCancel(context.Background())
+	go e.watch(e.life)
 	return e, nil
 }
 
@@ -198,8 +199,8 @@ func (e *Elector) Guard() (clientv3.Cmp, error) {
 
 // Lead campaigns until this controller leads or ctx ends. The context it
 // returns ends when the lead is lost (the lease could not be renewed in
-// time, or another controller leads) and carries the term's fencing
-// token.
+// time, or another controller leads) or ctx ends, and carries the term's
+// fencing token. The lead itself lasts until it is lost or Close.
 func (e *Elector) Lead(ctx context.Context) (context.Context, error) {
 	e.mu.Lock()
 	if e.status.Leading {
@@ -235,7 +236,9 @@ func (e *Elector) Lead(ctx context.Context) (context.Context, error) {
 // campaign makes one attempt: a new lease, a key in the election, and
 // the wait for every older key to go.
 func (e *Elector) campaign(ctx context.Context) (context.Context, error) {
-	session, err := concurrency.NewSession(e.cfg.Client, concurrency.WithTTL(e.ttl), concurrency.WithContext(ctx))
+	// The lease lives until the lead is lost or Close gives it up, not
+	// until ctx ends: on shutdown, the chains in flight still journal.
+	session, err := concurrency.NewSession(e.cfg.Client, concurrency.WithTTL(e.ttl), concurrency.WithContext(e.life))
 	if err != nil {
 		return nil, fmt.Errorf("etcd lease: %w", err)
 	}
@@ -272,7 +275,9 @@ func (e *Elector) campaign(ctx context.Context) (context.Context, error) {
 		return nil, fmt.Errorf("etcd election: %w", err)
 	}
 	token := uint64(el.Rev())
-	term, end := context.WithCancel(agent.WithFencingToken(context.Background(), token))
+	ended := make(chan struct{})
+	term, cancel := context.WithCancel(agent.WithTerm(ctx, token, ended))
+	end := func() { cancel(); close(ended) }
 	e.mu.Lock()
 	e.session, e.el, e.term, e.end = session, el, term, end
 	e.status.Leading, e.status.Leader, e.status.Since, e.status.Term = true, e.cfg.Identity, &since, token
@@ -408,8 +413,10 @@ func (e *Elector) refresh(ctx context.Context) {
 // Close gives the lead up at once, if this controller has it, so that
 // another takes over without waiting for the lease, and stops watching.
 func (e *Elector) Close() error {
-	e.stop()
-	<-e.watched
+	defer func() {
+		e.stop()
+		<-e.watched
+	}()
 	e.mu.Lock()
 	session, el, leading, end := e.session, e.el, e.status.Leading, e.end
 	e.status.Leading = false
