@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	agentapi "github.com/fpgaops/fpgaops/fpga/agent"
 	"github.com/fpgaops/fpgaops/providers/sim"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/reconcile/ha/etcdtest"
@@ -412,16 +413,44 @@ func TestHAPausedLeaderIsFenced(t *testing.T) {
 	if next == old {
 		next = ctls[1]
 	}
+	st, err := old.status()
+	if err != nil || st.Leader == nil || st.Leader.Term == 0 {
+		t.Fatalf("the leader's status: %+v, %v; want its term", st.Leader, err)
+	}
+	oldTerm := st.Leader.Term
 	if err := old.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
 	w.leader(next)
 	w.converged(next)
+
+	// A request of the old term that reaches an agent now, as one the old
+	// leader sent just before it stopped would, is refused.
+	before := w.stats()
+	req, _ := http.NewRequest("PUT", w.sim+"/nodes/"+fleetgen.NodeName(1)+"/v1/cards/0000:3b:00.0/vfs", strings.NewReader(`{"count": 0}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(agentapi.FencingHeader, fmt.Sprint(oldTerm))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusConflict || !bytes.Contains(body, []byte(`"fenced"`)) {
+		t.Fatalf("a request of the old term: %s %s; want 409 fenced", resp.Status, body)
+	}
+	if changes(w.stats()) != changes(before) {
+		t.Fatal("the old term's request changed the fleet")
+	}
+
 	if err := old.cmd.Process.Signal(syscall.SIGCONT); err != nil {
 		t.Fatal(err)
 	}
-	w.eventually("the old leader's requests to be fenced", func() bool {
-		return strings.Contains(old.output(), "a newer controller leads, and this one must stop")
+	// The requests it had pending are refused: by the agents, or, once it
+	// knows its term ended, before they leave.
+	w.eventually("the old leader's pending requests to be refused", func() bool {
+		out := old.output()
+		return strings.Contains(out, "a newer controller leads, and this one must stop") || strings.Contains(out, "leader term has ended: request not sent")
 	})
 	w.eventually("the old leader to follow", func() bool { return !old.leading() })
 	w.converged(next)
