@@ -19,6 +19,7 @@ pkgs=(
 	ca-certificates  # go mod download and go run of nfpm over https
 	prometheus       # a real Prometheus answering a rollout's checks (reconcile/engine)
 	curl             # scripts that read the simulated fleet's counters (cmd/fpgaops)
+	etcd-server      # real etcd members for high availability (reconcile/ha/etcdtest, e2e)
 )
 
 if [ "${1:-}" = --list ]; then

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -176,6 +177,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 	if node.Endpoint == "" {
 		return fmt.Errorf("node %s has no endpoint", node.Name)
 	}
+	if err := checkTerm(ctx); err != nil {
+		return fmt.Errorf("node %s: %w", node.Name, err)
+	}
 	u, err := url.Parse(strings.TrimSuffix(node.Endpoint, "/") + path)
 	if err != nil {
 		return fmt.Errorf("endpoint %q: %w", node.Endpoint, err)
@@ -192,6 +196,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if tok, ok := FencingToken(ctx); ok {
+		req.Header.Set(agentapi.FencingHeader, strconv.FormatUint(tok, 10))
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", body.ContentType)
 	}

@@ -220,12 +220,14 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 		s.store = st
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.api = agent.Server{Host: s.hostFor, Log: opts.Log}
+	// Each node keeps its fencing token as its agent would, in memory.
+	fence, _ := agent.OpenFence("", false)
+	s.api = agent.Server{Host: s.hostFor, Log: opts.Log, Fence: fence}
 	mux := http.NewServeMux()
 	s.api.Register(mux, "/nodes/{node}")
-	mux.HandleFunc("GET /nodes/{node}"+PathVMs, s.listVMs)
-	mux.HandleFunc("POST /nodes/{node}"+PathAttach, s.attach)
-	mux.HandleFunc("POST /nodes/{node}"+PathDetach, s.detach)
+	mux.HandleFunc("GET /nodes/{node}"+PathVMs, s.api.Fenced("/nodes/{node}", s.listVMs))
+	mux.HandleFunc("POST /nodes/{node}"+PathAttach, s.api.Fenced("/nodes/{node}", s.attach))
+	mux.HandleFunc("POST /nodes/{node}"+PathDetach, s.api.Fenced("/nodes/{node}", s.detach))
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		agent.WriteJSON(w, http.StatusOK, s.Stats())
 	})

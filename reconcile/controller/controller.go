@@ -101,6 +101,10 @@ type Options struct {
 	// without it they answer 403.
 	AdminToken []byte
 
+	// Leader, when set, gates every run on leading the controllers that
+	// share the fleet (leader.go); followers serve the store's status.
+	Leader Leadership
+
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
@@ -197,28 +201,48 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
-	if _, err := opts.Store.Status(&c.status); err != nil {
+	if opts.Leader != nil {
+		// A follower restores nothing: the leader's state is restored
+		// when it takes the lead.
+		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
+		c.status.Source = opts.Source.String()
+		return c, opts.Registry.Register(newLeaderCollector(opts.Leader))
+	}
+	if err := c.restore(); err != nil {
 		return nil, err
 	}
-	suspended, err := opts.Store.Suspended()
+	return c, nil
+}
+
+// restore takes up the state the store keeps: the last status, the
+// suspended flag, and the run a process left in flight when it ended.
+func (c *Controller) restore() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var st Status
+	if _, err := c.opts.Store.Status(&st); err != nil {
+		return err
+	}
+	suspended, err := c.opts.Store.Suspended()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.suspended = suspended
+	c.status, c.suspended = st, suspended
 	c.lastGood = c.status.LastAppliedRevision
 	if err := c.recordInterrupted(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.status.Conditions) == 0 {
 		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
 	}
-	c.status.Source = opts.Source.String()
+	c.status.Source = c.opts.Source.String()
 	c.status.Suspended = suspended
+	c.status.Leader = nil
 	c.metrics.setSuspended(suspended)
 	if c.status.LastAppliedAt != nil {
 		c.metrics.lastApplied.Set(float64(c.status.LastAppliedAt.Unix()))
 	}
-	return c, nil
+	return nil
 }
 
 // Trigger asks for a run as soon as the loop is free. Triggers that arrive
@@ -254,25 +278,34 @@ func (c *Controller) SetSuspended(on bool) error {
 	return c.opts.Store.PutStatus(st)
 }
 
-// Status is a copy of the current status.
+// Status is a copy of the current status; a follower's is the leader's.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.status.clone()
+	st := c.status.clone()
+	c.mu.Unlock()
+	if c.following() {
+		st = c.sharedStatus(st)
+	}
+	return c.withLeader(st)
 }
 
 // Run reconciles at once and then on the schedule, on triggers and on
 // retries, until ctx ends. Then it waits for the run in flight and returns.
 func (c *Controller) Run(ctx context.Context) error {
 	why := "start"
+	var term context.Context // the leader term runs go on under
 	for {
+		var ok bool
+		if term, why, ok = c.awaitLead(ctx, why, term); !ok {
+			return nil
+		}
 		c.mu.Lock()
 		suspended := c.suspended
 		c.mu.Unlock()
 		if suspended {
 			c.log.Info("run skipped: suspended", "trigger", why)
 		} else {
-			c.reconcile(ctx, why)
+			c.reconcile(term, why)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -290,6 +323,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
+		case <-term.Done(): // the lead is lost: wait for it again
+			timer.Stop()
 		case <-timer.C:
 			why = reason
 		case why = <-c.triggers:

@@ -26,11 +26,21 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	c.mu.Unlock()
 	c.log.Info("run started", "trigger", trigger)
 	// Should the process die in this run, the next start records it.
-	if err := c.opts.Store.Running(run); err != nil {
+	var (
+		rev   source.Revision
+		stage string
+		err   = c.opts.Store.Running(run)
+	)
+	switch {
+	case err != nil && c.opts.Leader != nil:
+		// A leader never changes the fleet without the shared store.
+		stage, run.Outcome, run.Error = "store", state.OutcomeFailed, "not started: the shared state cannot record it: "+err.Error()
+	case err != nil:
 		c.log.Error("run in flight not recorded", "err", err)
+		fallthrough
+	default:
+		rev, stage, err = c.attempt(ctx, run)
 	}
-
-	rev, stage, err := c.attempt(ctx, run)
 	end := c.now()
 	run.FinishedAt = end
 	run.DurationSeconds = end.Sub(start).Seconds()

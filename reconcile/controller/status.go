@@ -90,6 +90,8 @@ type Status struct {
 	LastRun             *state.Run       `json:"lastRun,omitempty"`
 	// Rollout is the policy's rollout as the last run left it.
 	Rollout *rollout.State `json:"rollout,omitempty"`
+	// Leader says who leads, when controllers share the fleet (--etcd).
+	Leader *LeaderStatus `json:"leader,omitempty"`
 }
 
 // Condition returns the condition of this type.
@@ -132,6 +134,10 @@ func (s Status) clone() Status {
 	if s.Rollout != nil {
 		r := *s.Rollout
 		s.Rollout = &r
+	}
+	if s.Leader != nil {
+		l := *s.Leader
+		s.Leader = &l
 	}
 	return s
 }

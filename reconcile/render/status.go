@@ -3,6 +3,7 @@ package render
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -29,6 +30,10 @@ func Status(w io.Writer, st controller.Status) {
 		return s
 	}
 	fmt.Fprintf(w, "Source:     %s\n", st.Source)
+	if l := st.Leader; l != nil {
+		line := fmt.Sprintf("Leader:     %s%s (term %d) %s", or(l.Leader, "none"), strings.Replace(when(l.Since), "at", "since", 1), l.Term, l.Error)
+		fmt.Fprintln(w, strings.TrimSpace(line))
+	}
 	if st.Suspended {
 		fmt.Fprintln(w, "Suspended:  yes (no scheduled or triggered runs)")
 	}
