@@ -55,8 +55,11 @@ install: build
 	install -m 0644 README.md docs/*.md $(DESTDIR)$(DOCDIR)/
 
 # deb builds DEBDIR/fpgaops_<version>_<arch>.deb from a static binary.
+# deb packages bin/fpgaops, the path packaging/nfpm.yaml names, whatever
+# BIN says.
 deb: export CGO_ENABLED = 0
-deb: build
+deb:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/fpgaops ./cmd/fpgaops
 	mkdir -p $(DEBDIR)
 	ARCH=$(ARCH) DEB_VERSION='$(DEB_VERSION)' $(GO) run $(NFPM) package -f packaging/nfpm.yaml -p deb -t $(DEBDIR)/
 
