@@ -317,7 +317,9 @@ func TestRolloutHTTPCheckFailsTheStep(t *testing.T) {
 		!strings.Contains(r.Failure.Reason, "/healthz/pac1: 503, want 200") {
 		t.Fatalf("rollout %s, failure %+v", r.Summary(), r.Failure)
 	}
-	if !slices.ContainsFunc(out.Run.RolloutEvents, func(e string) bool { return strings.Contains(e, "no earlier revision is known good, so the rollout halts instead of reverting") }) {
+	if !slices.ContainsFunc(out.Run.RolloutEvents, func(e string) bool {
+		return strings.Contains(e, "no earlier revision is known good, so the rollout halts instead of reverting")
+	}) {
 		t.Fatalf("events %q", out.Run.RolloutEvents)
 	}
 	before := w.stats().Programs
