@@ -45,10 +45,13 @@ type chain struct {
 func (c *chain) resetting() bool { return c.vfsOff != nil || c.program != nil || c.vfsOn != nil }
 
 // all lists the chain's changes in step order.
-func (c *chain) all() []*plans.Change {
-	out := append([]*plans.Change(nil), c.other...)
+func (c *chain) all() []*plans.Change { return c.appendAll(nil) }
+
+// appendAll appends the chain's changes, in step order, to out.
+func (c *chain) appendAll(out []*plans.Change) []*plans.Change {
+	out = append(out, c.other...)
 	out = append(out, c.detach...)
-	for _, x := range []*plans.Change{c.vfsOff, c.program, c.vfsOn} {
+	for _, x := range [...]*plans.Change{c.vfsOff, c.program, c.vfsOn} {
 		if x != nil {
 			out = append(out, x)
 		}

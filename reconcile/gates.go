@@ -218,10 +218,21 @@ func holdDependents(changes []plans.Change, idx map[string]int) {
 // interface does not fit) would disrupt a VM for nothing. It runs on the
 // flattened plan, after holdDependents.
 func holdDetachesForHeldEnds(changes []plans.Change) {
+	// The detaches that may be held, and what depends on each.
 	dependents := map[string][]int{}
 	for i := range changes {
+		if c := &changes[i]; c.Action == plans.ActionDetach && c.Disruptive && c.Held == nil {
+			dependents[c.ID] = nil
+		}
+	}
+	if len(dependents) == 0 {
+		return
+	}
+	for i := range changes {
 		for _, d := range changes[i].DependsOn {
-			dependents[d] = append(dependents[d], i)
+			if ends, ok := dependents[d]; ok {
+				dependents[d] = append(ends, i)
+			}
 		}
 	}
 	for i := range changes {

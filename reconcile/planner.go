@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/fpgaops/fpgaops/observed"
@@ -67,6 +68,12 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
 		obs = &c
 	}
+	// The digest and the fingerprint hash the whole fleet and the whole
+	// observation: they take a core of their own while the plan is made.
+	var digest, fingerprint string
+	var hashes sync.WaitGroup
+	hashes.Go(func() { digest = desired.Digest() })
+	hashes.Go(func() { fingerprint = obs.Fingerprint() })
 	pl := &planner{
 		policy:     pol,
 		opts:       opts,
@@ -92,6 +99,7 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
+		hashes.Wait()
 		return nil, fmt.Errorf("plan: %w", errors.Join(errs...))
 	}
 
@@ -103,18 +111,20 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 	changes := pl.flatten()
 	idx := indexByID(changes)
 	if len(idx) != len(changes) {
+		hashes.Wait()
 		return nil, fmt.Errorf("plan: %w", duplicateIDs(changes))
 	}
 	holdDependents(changes, idx)
 	holdDetachesForHeldEnds(changes)
 	budget := pol.Budget()
 	waves := assignWaves(changes, idx, budget)
+	hashes.Wait()
 
 	return &plans.Plan{
 		FormatVersion:       plans.FormatVersion,
 		Revision:            desired.Revision,
-		DesiredDigest:       desired.Digest(),
-		ObservedFingerprint: obs.Fingerprint(),
+		DesiredDigest:       digest,
+		ObservedFingerprint: fingerprint,
 		CreatedAt:           now.UTC(),
 		Drift:               string(pol.Drift()),
 		Budget:              budget,
@@ -284,7 +294,7 @@ func (pl *planner) flatten() []plans.Change {
 	ptrs := make([]*plans.Change, 0, n)
 	ptrs = append(ptrs, pl.nodeOnly...)
 	for _, ch := range pl.chains {
-		ptrs = append(ptrs, ch.all()...)
+		ptrs = ch.appendAll(ptrs)
 	}
 	for i := range pl.backend {
 		ptrs = append(ptrs, &pl.backend[i])
