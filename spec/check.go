@@ -110,7 +110,11 @@ func assemble(docs []*document, ghosts map[declared]bool) (*Fleet, ErrorList) {
 		}
 		switch d.kind {
 		case KindNode:
-			f.Nodes = append(f.Nodes, *d.node)
+			// The node's own copy of its cards, sorted below: the
+			// document may serve the next load (FileCache).
+			n := *d.node
+			n.FPGAs = slices.Clone(n.FPGAs)
+			f.Nodes = append(f.Nodes, n)
 		case KindBitstream:
 			f.Bitstreams = append(f.Bitstreams, *d.bitstream)
 		}
