@@ -236,6 +236,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if err != nil {
 		return nil, err
 	}
+	times := newTimings(opts.Progress, e.now)
 	ex := &execute.Executor{
 		Policy:         pol,
 		Now:            e.now,
@@ -243,7 +244,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		Backends:       map[string]providers.Planner{},
 		Images:         execute.RepoImages{Root: p.Desired.Root, Max: p.Desired.Policy.MaxBitstreamBytes()},
 		Resume:         p.Resume,
-		Progress:       opts.Progress,
+		Progress:       times,
 		Concurrency:    e.Concurrency,
 		Retry:          e.Retry,
 		RestartTimeout: e.RestartTimeout,
@@ -259,7 +260,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if rep == nil {
 		return nil, runErr // refused before any change
 	}
-	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep)}
+	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep, times)}
 	if e.Store == nil {
 		return out, runErr
 	}
