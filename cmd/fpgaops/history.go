@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"strconv"
 
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
@@ -13,22 +14,26 @@ func newHistoryCommand(s streams) *cobra.Command {
 		stateDir, output string
 		limit            int
 	)
+	open := func() (*state.Local, error) {
+		if err := checkOutput(output); err != nil {
+			return nil, err
+		}
+		if stateDir == "" {
+			return nil, fmt.Errorf("--state-dir is required")
+		}
+		return state.Open(stateDir, state.Options{ReadOnly: true})
+	}
 	cmd := &cobra.Command{
 		Use:   "history --state-dir DIR [-n N] [-o json]",
 		Short: "List the controller's runs, newest first",
 		Long: `History lists the controller's runs from its state directory, newest first:
 when each started, what triggered it, the revision (a full commit hash in
-JSON), how it ended, how long it took, what it changed and how many
-differences were left. It works while the controller runs.`,
+JSON), how it ended, how long it took, what it changed, failed and held
+back, and how many differences were left. 'history show RUN' shows one run
+change by change. It works while the controller runs.`,
 		Args: cobra.NoArgs,
 		RunE: func(*cobra.Command, []string) error {
-			if err := checkOutput(output); err != nil {
-				return err
-			}
-			if stateDir == "" {
-				return fmt.Errorf("--state-dir is required")
-			}
-			store, err := state.Open(stateDir, state.Options{ReadOnly: true})
+			store, err := open()
 			if err != nil {
 				return err
 			}
@@ -46,8 +51,38 @@ differences were left. It works while the controller runs.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory")
+	show := &cobra.Command{
+		Use:   "show RUN --state-dir DIR [-o json]",
+		Short: "Show one run change by change",
+		Long: `Show prints one run of the history: what triggered it, the revision, how it
+ended, and each change that was not a no-op with its outcome, attempts and
+time, why it was held back (the gate and its reason) or how it failed. The
+history keeps up to 1000 changes of a run, those that failed or were held
+first; the rest are counted.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(_ *cobra.Command, args []string) error {
+			id, err := strconv.ParseUint(args[0], 10, 64)
+			if err != nil || id == 0 {
+				return fmt.Errorf("run %q: want a run number, as 'fpgaops history' lists them", args[0])
+			}
+			store, err := open()
+			if err != nil {
+				return err
+			}
+			run, err := store.Run(id)
+			if err != nil {
+				return err
+			}
+			if output == "json" {
+				return writeIndented(s.out, run)
+			}
+			render.Run(s.out, run)
+			return nil
+		},
+	}
+	cmd.PersistentFlags().StringVar(&stateDir, "state-dir", "", "the controller's state directory")
+	cmd.PersistentFlags().StringVarP(&output, "output", "o", "text", "output format: text or json")
 	cmd.Flags().IntVarP(&limit, "limit", "n", 20, "show at most N runs (0: all)")
-	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	cmd.AddCommand(show)
 	return cmd
 }

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
-	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -52,37 +51,31 @@ func Status(w io.Writer, st controller.Status) {
 		}
 		tw.Flush()
 	}
+	if len(st.Held) > 0 {
+		fmt.Fprintf(w, "\nHeld back (%d):\n", st.HeldTotal)
+		writeChanges(w, st.Held, st.HeldTotal)
+	}
+	if f := st.LastFailure; f != nil {
+		fmt.Fprintf(w, "\nLast failure: run %d at %s, %s", f.Run, f.At.UTC().Format(time.RFC3339), f.Outcome)
+		if f.Revision != "" {
+			fmt.Fprintf(w, ", revision %s", f.Revision)
+		}
+		fmt.Fprintln(w)
+		if f.Error != "" {
+			fmt.Fprintf(w, "  %s\n", f.Error)
+		}
+		writeChanges(w, f.Changes, f.Total)
+	}
+	if len(st.Degraded) > 0 {
+		fmt.Fprintf(w, "\nDegraded VMs (%d): the next run gives them back what they lack\n", len(st.Degraded))
+		for _, d := range st.Degraded {
+			fmt.Fprintf(w, "  %s on %s lacks %s %s: %s\n", d.VM, d.Node, d.Card, d.Function, d.Reason)
+		}
+	}
 	if st.LastRun != nil && len(st.LastRun.Problems) > 0 {
 		fmt.Fprintf(w, "\nRevision %s was rejected:\n", st.LastRun.Revision)
 		for _, p := range st.LastRun.Problems {
 			fmt.Fprintf(w, "  %s\n", spec.Error{Pos: spec.Pos{File: p.File, Line: p.Line, Col: p.Col}, Msg: p.Message})
 		}
 	}
-}
-
-// History writes the runs, one line each, newest first as given.
-func History(w io.Writer, runs []state.Run) {
-	if len(runs) == 0 {
-		fmt.Fprintln(w, "No runs yet.")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED\tTRIGGER\tREVISION\tOUTCOME\tDURATION\tCHANGED\tVIOLATIONS\tERROR")
-	for _, r := range runs {
-		rev := r.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev == "" {
-			rev = "-"
-		}
-		msg := r.Error
-		if len(msg) > 100 {
-			msg = msg[:97] + "..."
-		}
-		changed := r.Results.Applied
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Trigger, rev,
-			r.Outcome, time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), changed, r.Violations, msg)
-	}
-	tw.Flush()
 }
