@@ -12,8 +12,10 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -70,6 +72,23 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	defer store.Close()
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
 	opts.Reconciler = &controller.Step{Engine: f.engine.engine(store, log)}
+	opts.Registry = prometheus.NewRegistry()
+	if f.notify != nil {
+		n, err := notify.New(*f.notify, notify.Options{Log: log, Registry: opts.Registry})
+		if err != nil {
+			return err
+		}
+		// What a run told is delivered before the process ends, within
+		// a bound: a stalled target does not hold up shutdown.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := n.Close(ctx); err != nil {
+				log.Warn("notifications", "err", err)
+			}
+		}()
+		opts.Notifier, opts.HeldLongerThan = n, n.Config().HeldLongerThan
+	}
 	c, err := controller.New(opts)
 	if err != nil {
 		return err

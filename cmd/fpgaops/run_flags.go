@@ -3,12 +3,14 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/spf13/pflag"
@@ -31,7 +33,10 @@ type runFlags struct {
 	logFormat                 string
 	tlsCert, tlsKey           string
 	allowPlainHTTP            bool
+	notifyConfig, externalURL string
 	engine                    *engineFlags
+	// notify is the notifications' configuration, read by options.
+	notify *notify.Config
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -60,6 +65,8 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve --listen over HTTPS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the key (PEM) of --tls-cert")
 	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
+	fs.StringVar(&f.notifyConfig, "notify-config", "", "file (YAML or JSON) naming where to send notifications: webhooks,\nSlack, Alertmanager (docs/controller.md)")
+	fs.StringVar(&f.externalURL, "external-url", "", "the controller's URL as people reach it, for links in notifications\nand commit statuses (default: none)")
 	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required)")
 }
 
@@ -114,6 +121,19 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	if f.webhookSecretFile != "" && len(webhook) == 0 && len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("--webhook-secret-file %s: empty", f.webhookSecretFile))
 	}
+	if f.externalURL != "" {
+		if u, err := url.Parse(f.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--external-url %q: want an http:// or https:// URL", f.externalURL))
+		}
+	}
+	var notifyCfg *notify.Config
+	if f.notifyConfig != "" {
+		cfg, err := notify.Load(f.notifyConfig)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--notify-config: %w", err))
+		}
+		notifyCfg = &cfg
+	}
 	keyring := read("verify-keyring", f.keyringFile)
 	ca := read("git-ca-file", f.gitCAFile)
 	cache := f.cacheDir
@@ -123,6 +143,7 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	if err := errors.Join(errs...); err != nil {
 		return controller.Options{}, nil, err
 	}
+	f.notify = notifyCfg
 	src, err := source.New(source.Config{
 		URL: f.git, Ref: ref, Path: f.path, CacheDir: cache, Auth: auth,
 		Keyring: string(keyring), CABundle: ca,
@@ -135,5 +156,6 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 		RetryInterval: f.retry, MaxRetryInterval: f.maxRetry,
 		Drift:         spec.DriftMode(f.drift),
 		WebhookSecret: webhook, AdminToken: admin,
+		ExternalURL: strings.TrimSuffix(f.externalURL, "/"),
 	}, src, nil
 }

@@ -23,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -91,6 +92,15 @@ type Options struct {
 	// without it they answer 403.
 	AdminToken []byte
 
+	// Notifier hears each run's events (notify.Notifier); nil tells no
+	// one. HeldLongerThan is how long a window may hold a change before
+	// it is told (default notify.DefaultHeldLongerThan).
+	Notifier       Notifier
+	HeldLongerThan time.Duration
+	// ExternalURL is the controller's address as people reach it (behind
+	// a proxy, say), for links in notifications and commit statuses.
+	ExternalURL string
+
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
@@ -119,6 +129,7 @@ type Controller struct {
 	policySchedule string
 	rng            *rand.Rand
 	suspended      bool
+	watch          watch
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -171,6 +182,9 @@ func New(opts Options) (*Controller, error) {
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.HeldLongerThan <= 0 {
+		opts.HeldLongerThan = notify.DefaultHeldLongerThan
 	}
 	c := &Controller{
 		opts:     opts,

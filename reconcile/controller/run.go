@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -44,6 +45,8 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 
 	c.mu.Lock()
 	st := &c.status
+	ready, _ := st.Condition(Ready)
+	wasFailing := failing(ready)
 	if rev.Commit != "" {
 		st.LastAttemptedRevision = rev.Commit
 		st.LastAttemptedAt = &end
@@ -103,7 +106,14 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	st.LastRun = &last
 	snapshot := st.clone()
 	keep := []string{c.lastGood, rev.Commit}
+	var events []notify.Event
+	if c.opts.Notifier != nil {
+		events = c.events(run, stage, wasFailing)
+	}
 	c.mu.Unlock()
+	if len(events) > 0 {
+		c.opts.Notifier.Notify(events...)
+	}
 
 	if err := c.opts.Store.PutStatus(snapshot); err != nil {
 		c.log.Error("status not recorded", "err", err)
