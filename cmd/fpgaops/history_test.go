@@ -97,16 +97,27 @@ windows:
 // a change (a window) and a change fails (a card's program). history show
 // names both, with the gate and why, and the error; status names them;
 // one notification of each kind reaches a receiver.
-func TestHeldAndFailedChangesAreNamedEverywhere(t *testing.T) {
+// gitSimFleet is a git repository of twoCards with the fw-v1 and fw-v2
+// bitstreams, and the simulated fleet serving its node. The programs of
+// pac1 fail while broken is set.
+type gitSimFleet struct {
+	remote *gittest.Remote
+	url    string // the sim's
+	sim    *sim.Sim
+	broken atomic.Bool
+	first  string // the first commit
+}
+
+func startGitSimFleet(t *testing.T) *gitSimFleet {
+	t.Helper()
 	simLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	simURL := "http://" + simLn.Addr().String()
-	remote := gittest.NewRemote(t, "fleet")
+	f := &gitSimFleet{remote: gittest.NewRemote(t, "fleet"), url: "http://" + simLn.Addr().String()}
 	v1, sum1 := e2eGBS(t, "fw-v1", "aa11b2c3d4e5f60718293a4b5c6d7e01")
 	v2, sum2 := e2eGBS(t, "fw-v2", "bb22c3d4e5f60718293a4b5c6d7e8f02")
-	files := twoCards(simURL, "fw-v1")
+	files := twoCards(f.url, "fw-v1")
 	files["fleet/bitstreams.yaml"] = []byte(fmt.Sprintf(`apiVersion: fpgaops/v1
 kind: Bitstream
 name: fw-v1
@@ -120,25 +131,41 @@ file: bitstreams/fw-v2.gbs
 sha256: %s
 `, sum1, sum2))
 	files["fleet/bitstreams/fw-v1.gbs"], files["fleet/bitstreams/fw-v2.gbs"] = v1, v2
-	remote.Commit("compute-01", files, nil)
+	f.first = f.remote.Commit("compute-01", files, nil)
 
-	fleet, err := spec.Load(filepath.Join(remote.Work, "fleet"))
+	fleet, err := spec.Load(filepath.Join(f.remote.Work, "fleet"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var broken atomic.Bool
-	fs, err := sim.New(fleet, sim.Options{NewHost: func(dir string, cards []sim.Card, fresh bool) (fpga.Host, error) {
+	f.sim, err = sim.New(fleet, sim.Options{NewHost: func(dir string, cards []sim.Card, fresh bool) (fpga.Host, error) {
 		h, err := sim.FakeTreeHost(dir, cards, fresh)
-		return failingHost{Host: h, pci: "0000:af:00.0", fail: &broken}, err
+		return failingHost{Host: h, pci: "0000:af:00.0", fail: &f.broken}, err
 	}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { fs.Close() })
-	simSrv := &http.Server{Handler: fs.Handler()}
-	go simSrv.Serve(simLn)
-	t.Cleanup(func() { simSrv.Close() })
+	t.Cleanup(func() { f.sim.Close() })
+	srv := &http.Server{Handler: f.sim.Handler()}
+	go srv.Serve(simLn)
+	t.Cleanup(func() { srv.Close() })
+	return f
+}
 
+// cli runs fpgaops with args and returns its exit code and output.
+func cli(args ...string) (int, string) {
+	var out bytes.Buffer
+	root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &out})
+	root.SetArgs(args)
+	return exitCode(&out, root.Execute()), out.String()
+}
+
+// The scenario of an operator who wants causes, not counts: a run holds
+// a change (a window) and a change fails (a card's program). history show
+// names both, with the gate and why, and the error; status names them;
+// one notification of each kind reaches a receiver.
+func TestHeldAndFailedChangesAreNamedEverywhere(t *testing.T) {
+	f := startGitSimFleet(t)
+	remote, simURL := f.remote, f.url
 	recv := &notifyReceiver{}
 	hooks := httptest.NewServer(recv)
 	t.Cleanup(hooks.Close)
@@ -148,12 +175,6 @@ sha256: %s
 	os.WriteFile(key, []byte("hook-key\n"), 0o600)
 	os.WriteFile(config, []byte(fmt.Sprintf("heldLongerThan: 1ns\ntargets:\n  - name: ops\n    type: webhook\n    url: %s\n    secretFile: %s\n", hooks.URL, key)), 0o600)
 	stateDir := filepath.Join(dir, "state")
-	cli := func(args ...string) (int, string) {
-		var out bytes.Buffer
-		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &out})
-		root.SetArgs(args)
-		return exitCode(&out, root.Execute()), out.String()
-	}
 	runOnce := func() (int, string) {
 		return cli("run", "--once", "--git", remote.FileURL(), "--ref", "main", "--path", "fleet", "--state-dir", stateDir,
 			"--insecure", "--vms", "endpoint", "--notify-config", config, "--external-url", "https://fpgaops.example")
@@ -166,7 +187,7 @@ sha256: %s
 	// Run 2: both cards are to run fw-v2. vnf-a would lose its VF
 	// outside the window; pac1's program breaks.
 	remote.Commit("fw-v2 everywhere", map[string][]byte{"fleet/bindings.yaml": twoCards(simURL, "fw-v2")["fleet/bindings.yaml"]}, nil)
-	broken.Store(true)
+	f.broken.Store(true)
 	code, out := runOnce()
 	if code != 1 || !strings.Contains(out, "run failed") {
 		t.Fatalf("run 2: exit %d\n%s", code, out)

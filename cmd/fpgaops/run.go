@@ -8,11 +8,14 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/reconcile/notify"
+	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,10 +92,24 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		}()
 		opts.Notifier, opts.HeldLongerThan = n, n.Config().HeldLongerThan
 	}
+	opts.PlanText = func(p *plans.Plan) string {
+		var b strings.Builder
+		render.Text(&b, p, render.Style{})
+		return b.String()
+	}
 	c, err := controller.New(opts)
 	if err != nil {
 		return err
 	}
+	// Commit statuses asked for are set before the process ends, within
+	// a bound.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			log.Warn("git host", "err", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if f.once {

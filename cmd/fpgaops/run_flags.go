@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/githost"
 	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -34,6 +35,9 @@ type runFlags struct {
 	tlsCert, tlsKey           string
 	allowPlainHTTP            bool
 	notifyConfig, externalURL string
+	gitHost, gitHostURL       string
+	gitHostRepo, gitHostToken string
+	statusContext             string
 	engine                    *engineFlags
 	// notify is the notifications' configuration, read by options.
 	notify *notify.Config
@@ -67,6 +71,11 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
 	fs.StringVar(&f.notifyConfig, "notify-config", "", "file (YAML or JSON) naming where to send notifications: webhooks,\nSlack, Alertmanager (docs/controller.md)")
 	fs.StringVar(&f.externalURL, "external-url", "", "the controller's URL as people reach it, for links in notifications\nand commit statuses (default: none)")
+	fs.StringVar(&f.gitHost, "git-host", "", "github or gitlab: set commit statuses and plan pull requests there")
+	fs.StringVar(&f.gitHostURL, "git-host-url", "", "the git host's API (default https://api.github.com or https://gitlab.com/api/v4)")
+	fs.StringVar(&f.gitHostRepo, "git-host-repo", "", "the repository there: OWNER/NAME on GitHub, the project's ID or GROUP/NAME on GitLab")
+	fs.StringVar(&f.gitHostToken, "git-host-token-file", "", "file holding the git host's API token (or FPGAOPS_GIT_HOST_TOKEN)")
+	fs.StringVar(&f.statusContext, "status-context", controller.DefaultStatusContext, "the commit status's context (GitHub) or name (GitLab); plans use CONTEXT/plan")
 	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required)")
 }
 
@@ -134,6 +143,22 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 		}
 		notifyCfg = &cfg
 	}
+	var host githost.Host
+	if f.gitHost != "" || f.gitHostRepo != "" {
+		token := secret("git-host-token-file", f.gitHostToken, "FPGAOPS_GIT_HOST_TOKEN")
+		var err error
+		switch f.gitHost {
+		case "github":
+			host, err = githost.NewGitHub(f.gitHostURL, f.gitHostRepo, token, nil)
+		case "gitlab":
+			host, err = githost.NewGitLab(f.gitHostURL, f.gitHostRepo, token, nil)
+		default:
+			err = fmt.Errorf("%q: want github or gitlab", f.gitHost)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--git-host: %w", err))
+		}
+	}
 	keyring := read("verify-keyring", f.keyringFile)
 	ca := read("git-ca-file", f.gitCAFile)
 	cache := f.cacheDir
@@ -144,14 +169,28 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 		return controller.Options{}, nil, err
 	}
 	f.notify = notifyCfg
-	src, err := source.New(source.Config{
+	cfg := source.Config{
 		URL: f.git, Ref: ref, Path: f.path, CacheDir: cache, Auth: auth,
 		Keyring: string(keyring), CABundle: ca,
-	})
+	}
+	src, err := source.New(cfg)
 	if err != nil {
 		return controller.Options{}, nil, err
 	}
+	var heads controller.Heads
+	planBranch := ""
+	if host != nil {
+		// Pull request heads have a cache of their own: the followed
+		// ref's is the loop's.
+		pulls := cfg
+		pulls.CacheDir = cache + "-pulls"
+		heads = &controller.HeadSource{Config: pulls}
+		if ref.Kind == source.RefBranch {
+			planBranch = ref.Name
+		}
+	}
 	return controller.Options{
+		GitHost: host, StatusContext: f.statusContext, Heads: heads, PlanBranch: planBranch,
 		Interval: f.interval, Schedule: f.schedule, Jitter: f.jitter,
 		RetryInterval: f.retry, MaxRetryInterval: f.maxRetry,
 		Drift:         spec.DriftMode(f.drift),

@@ -23,6 +23,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/githost"
 	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
@@ -101,6 +103,19 @@ type Options struct {
 	// a proxy, say), for links in notifications and commit statuses.
 	ExternalURL string
 
+	// GitHost, when set, gets a commit status for each commit a run works
+	// on, under StatusContext (default DefaultStatusContext). With Heads,
+	// a pull request's push is planned (by Planner, or the Reconciler
+	// when it is one) and the plan, as PlanText writes it, put on the
+	// pull request. PlanBranch limits
+	// that to pull requests into this branch; "" plans all.
+	GitHost       githost.Host
+	StatusContext string
+	Heads         Heads
+	Planner       Planner
+	PlanText      func(*plans.Plan) string
+	PlanBranch    string
+
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
@@ -130,6 +145,13 @@ type Controller struct {
 	rng            *rand.Rand
 	suspended      bool
 	watch          watch
+	// trusted is the fleet of the last valid revision a run worked on:
+	// pull requests are planned against the fleet its nodes' endpoints
+	// reach, never the endpoints a pull request names.
+	trusted *spec.Fleet
+
+	reporter *reporter
+	pulls    *pulls
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -162,8 +184,17 @@ func New(opts Options) (*Controller, error) {
 	default:
 		errs = append(errs, fmt.Errorf("drift %q: want report or correct", opts.Drift))
 	}
+	if opts.Planner == nil {
+		opts.Planner, _ = opts.Reconciler.(Planner)
+	}
+	if opts.Heads != nil && (opts.GitHost == nil || opts.Planner == nil || opts.PlanText == nil) {
+		errs = append(errs, errors.New("controller: planning pull requests needs a git host, a planner and PlanText"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if opts.StatusContext == "" {
+		opts.StatusContext = DefaultStatusContext
 	}
 	if opts.RetryInterval == 0 {
 		opts.RetryInterval = 30 * time.Second
@@ -199,6 +230,12 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
+	if opts.GitHost != nil {
+		c.reporter = newReporter(opts.GitHost, c.log.Warn, func(kind, result string) { m.gitHost.WithLabelValues(kind, result).Inc() })
+	}
+	if opts.Heads != nil {
+		c.startPulls()
+	}
 	if _, err := opts.Store.Status(&c.status); err != nil {
 		return nil, err
 	}
@@ -221,6 +258,25 @@ func New(opts Options) (*Controller, error) {
 		c.metrics.lastApplied.Set(float64(c.status.LastAppliedAt.Unix()))
 	}
 	return c, nil
+}
+
+// Close stops the controller's background work: it waits, until ctx
+// ends, for the commit statuses asked for, and stops planning pull
+// requests. Call it after Run or RunOnce.
+func (c *Controller) Close(ctx context.Context) error {
+	var err error
+	if c.reporter != nil {
+		err = c.reporter.close(ctx)
+	}
+	if c.pulls != nil {
+		c.pulls.stop()
+		select {
+		case <-c.pulls.done:
+		case <-ctx.Done():
+			err = errors.Join(err, fmt.Errorf("pull request plans: %w", ctx.Err()))
+		}
+	}
+	return err
 }
 
 // Trigger asks for a run as soon as the loop is free. Triggers that arrive

@@ -22,6 +22,9 @@ type metrics struct {
 	// nodesUnknown and vmsDegraded are the last run's.
 	nodesUnknown prometheus.Gauge
 	vmsDegraded  prometheus.Gauge
+	// gitHost counts what is sent to the git host: commit statuses and
+	// pull request comments, sent, failed or dropped.
+	gitHost *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -63,8 +66,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		vmsDegraded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "fpgaops_vms_degraded", Help: "VMs the last run left without a function they held before it.",
 		}),
+		gitHost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fpgaops_git_host_reports_total", Help: "Commit statuses and pull request comments sent to the git host, by kind and result (sent, failed, dropped).",
+		}, []string{"kind", "result"}),
 	}
-	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded} {
+	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded, m.gitHost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -42,6 +42,7 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	if err := c.opts.Store.AddRun(run); err != nil {
 		c.log.Error("history not recorded", "err", err)
 	}
+	c.reportEnded(run)
 
 	c.mu.Lock()
 	st := &c.status
@@ -173,6 +174,7 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		return rev, "fetch", err
 	}
 	run.Revision, run.Ref, run.Subject = rev.Commit, rev.Ref, rev.Subject
+	c.reportStarted(rev.Commit)
 
 	fleet, err := c.opts.Load(rev.Dir)
 	if err != nil {
@@ -187,6 +189,9 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		fleet.Policy.Drift = c.opts.Drift
 	}
 
+	c.mu.Lock()
+	c.trusted = fleet
+	c.mu.Unlock()
 	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
 	r := res.Run
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed

@@ -3,15 +3,29 @@ package controller
 import (
 	"context"
 
+	"github.com/fpgaops/fpgaops/observed"
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
+	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 )
 
+// Watcher hears a run as it goes: its plan, once made, then each change
+// as it starts and ends (from the executor's goroutines). The dashboard
+// is one.
+type Watcher interface {
+	Planned(desired *spec.Fleet, obs *observed.Fleet, p *plans.Plan)
+	execute.Progress
+}
+
 // Step is the production Reconciler: one engine run (observe, plan,
-// apply, record the cards that converged) per valid revision.
+// apply, record the cards that converged) per valid revision. It is
+// also the Planner of pull requests.
 type Step struct {
 	Engine *engine.Engine
+	// Watcher, when set, hears each run.
+	Watcher Watcher
 }
 
 // Reconcile plans and applies the revision. Shutdown (ctx ending) starts
@@ -23,9 +37,29 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
-	out, err := e.Apply(ctx, planned, engine.ApplyOptions{})
+	var progress execute.Progress
+	if s.Watcher != nil {
+		s.Watcher.Planned(fleet, planned.Observed, planned.Plan)
+		progress = s.Watcher
+	}
+	out, err := e.Apply(ctx, planned, engine.ApplyOptions{Progress: progress})
 	if out == nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
 	return Result{Run: out.Run, Interrupted: out.Report.NotRun > 0 && ctx.Err() != nil}, err
+}
+
+// Plan plans head without applying it: it observes the fleet through the
+// nodes of trusted, then plans head against that observation, so that
+// only endpoints of a revision the controller took are called.
+func (s *Step) Plan(ctx context.Context, head, trusted *spec.Fleet) (*plans.Plan, error) {
+	obs, err := s.Engine.Observe(ctx, trusted)
+	if err != nil {
+		return nil, err
+	}
+	planned, err := s.Engine.Plan(ctx, head, engine.PlanOptions{Observed: obs})
+	if err != nil {
+		return nil, err
+	}
+	return planned.Plan, nil
 }
