@@ -150,6 +150,9 @@ const (
 	// running server holds the card, servers boot with the device
 	// profile); a backend holds it so.
 	GateInUse Gate = "in-use"
+	// GateApproval: a disruptive change that waits for a person to
+	// approve the controller's run (the policy's approval: manual).
+	GateApproval Gate = "approval"
 )
 
 // Restart says how an attach or detach to a running VM whose platform

@@ -74,7 +74,8 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	}
 	defer store.Close()
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
-	opts.Reconciler = &controller.Step{Engine: f.engine.engine(store, log)}
+	step := &controller.Step{Engine: f.engine.engine(store, log)}
+	opts.Reconciler = step
 	opts.Registry = prometheus.NewRegistry()
 	if f.notify != nil {
 		n, err := notify.New(*f.notify, notify.Options{Log: log, Registry: opts.Registry})
@@ -101,6 +102,7 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	if err != nil {
 		return err
 	}
+	step.Approver = c
 	// Commit statuses asked for are set before the process ends, within
 	// a bound.
 	defer func() {

@@ -148,7 +148,8 @@ type Controller struct {
 	// trusted is the fleet of the last valid revision a run worked on:
 	// pull requests are planned against the fleet its nodes' endpoints
 	// reach, never the endpoints a pull request names.
-	trusted *spec.Fleet
+	trusted   *spec.Fleet
+	approvals approvals
 
 	reporter *reporter
 	pulls    *pulls

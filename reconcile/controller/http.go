@@ -3,8 +3,10 @@ package controller
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -27,6 +29,7 @@ const maxDeliveryID = 128
 //	POST /reconcile     run now            (admin token)
 //	POST /suspend       stop running       (admin token)
 //	POST /resume        run again          (admin token)
+//	POST /runs/{id}/approve  let the run's disruptive changes go ahead (admin token)
 //
 // Each handler remembers the deliveries it took on its own.
 func (c *Controller) Handler() http.Handler { return c.handler(ServeOptions{}.withDefaults()) }
@@ -55,6 +58,7 @@ func (c *Controller) handler(opts ServeOptions) http.Handler {
 	mux.HandleFunc("POST /resume", c.admin(func(w http.ResponseWriter, r *http.Request) {
 		c.setSuspended(w, false)
 	}))
+	mux.HandleFunc("POST /runs/{id}/approve", c.admin(c.serveApprove))
 	return mux
 }
 
@@ -98,6 +102,24 @@ func (c *Controller) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+func (c *Controller) serveApprove(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		http.Error(w, "run "+strconv.Quote(r.PathValue("id"))+": want a run number", http.StatusBadRequest)
+		return
+	}
+	st, err := c.Approve(id)
+	switch {
+	case errors.Is(err, ErrNothingToApprove), errors.Is(err, ErrNotAwaiting):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (c *Controller) setSuspended(w http.ResponseWriter, on bool) {

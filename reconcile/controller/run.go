@@ -91,6 +91,7 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 		st.setCondition(Stalled, "False", reason, "retrying", end)
 	}
 	st.noteFailure(run)
+	c.noteApprovals(run)
 	if run.Nodes != nil {
 		st.noteHeld(run)
 		st.Nodes, st.Violations, st.Drift = run.Nodes, run.Violations, run.Drift

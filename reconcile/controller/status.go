@@ -83,7 +83,12 @@ type Status struct {
 	HeldTotal int            `json:"heldTotal,omitempty"`
 	// LastFailure is the last run that failed, or whose changes did:
 	// which changes and why.
-	LastFailure         *Failure   `json:"lastFailure,omitempty"`
+	LastFailure *Failure `json:"lastFailure,omitempty"`
+	// Awaiting is the run whose disruptive changes wait for a person's
+	// approval (the policy's approval: manual); Approved the approval in
+	// force.
+	Awaiting            *Awaiting  `json:"awaitingApproval,omitempty"`
+	Approved            *Approved  `json:"approved,omitempty"`
 	ConsecutiveFailures int        `json:"consecutiveFailures"`
 	NextRunAt           *time.Time `json:"nextRunAt,omitempty"`
 	LastRun             *state.Run `json:"lastRun,omitempty"`
@@ -171,6 +176,14 @@ func (s Status) clone() Status {
 	if s.LastFailure != nil {
 		f := *s.LastFailure
 		s.LastFailure = &f
+	}
+	if s.Awaiting != nil {
+		a := *s.Awaiting
+		s.Awaiting = &a
+	}
+	if s.Approved != nil {
+		a := *s.Approved
+		s.Approved = &a
 	}
 	if s.LastRun != nil {
 		r := *s.LastRun

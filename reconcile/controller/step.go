@@ -5,6 +5,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/spec"
@@ -26,6 +27,9 @@ type Step struct {
 	Engine *engine.Engine
 	// Watcher, when set, hears each run.
 	Watcher Watcher
+	// Approver holds back the disruptive changes nobody has approved,
+	// under the policy's approval: manual; without one, all of them are.
+	Approver Approver
 }
 
 // Reconcile plans and applies the revision. Shutdown (ctx ending) starts
@@ -36,6 +40,18 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	planned, err := e.Plan(ctx, fleet, engine.PlanOptions{})
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
+	}
+	if fleet.Policy.Approval == spec.ApprovalManual {
+		if s.Approver != nil {
+			s.Approver.HoldUnapproved(rev.Commit, planned.Plan)
+		} else {
+			reconcile.Hold(planned.Plan, func(c *plans.Change) *plans.Hold {
+				if c.Disruptive {
+					return &plans.Hold{Gate: plans.GateApproval, Why: approvalWhy}
+				}
+				return nil
+			})
+		}
 	}
 	var progress execute.Progress
 	if s.Watcher != nil {

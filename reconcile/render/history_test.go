@@ -88,6 +88,7 @@ func TestStatusNamesHeldAndFailed(t *testing.T) {
 		LastFailure: &controller.Failure{Run: 42, At: r.FinishedAt, Revision: r.Revision, Outcome: r.Outcome, Error: r.Error,
 			Changes: r.Changes[2:], Total: 2},
 		Degraded: r.Degraded,
+		Awaiting: &controller.Awaiting{Run: 42, Revision: r.Revision, Since: started, Changes: []string{r.Changes[0].ID}, Total: 1},
 	}
 	var b bytes.Buffer
 	render.Status(&b, st)

@@ -51,6 +51,13 @@ func Status(w io.Writer, st controller.Status) {
 		}
 		tw.Flush()
 	}
+	if a := st.Awaiting; a != nil {
+		fmt.Fprintf(w, "\nAwaiting approval: run %d holds %d disruptive change(s) of revision %s since %s; approve with: fpgaops approve %d\n",
+			a.Run, a.Total, a.Revision, a.Since.UTC().Format(time.RFC3339), a.Run)
+	}
+	if a := st.Approved; a != nil {
+		fmt.Fprintf(w, "\nApproved: run %d at %s; %d change(s) of revision %s still to make\n", a.Run, a.At.UTC().Format(time.RFC3339), a.Left, a.Revision)
+	}
 	if len(st.Held) > 0 {
 		fmt.Fprintf(w, "\nHeld back (%d):\n", st.HeldTotal)
 		writeChanges(w, st.Held, st.HeldTotal)
