@@ -14,6 +14,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/dashboard"
 	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
@@ -103,6 +104,12 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		return err
 	}
 	step.Approver = c
+	dash, err := dashboard.New(c, store, dashboard.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	step.Watcher = dash
+	srv.SetUI(dash)
 	// Commit statuses asked for are set before the process ends, within
 	// a bound.
 	defer func() {

@@ -30,6 +30,7 @@ const maxDeliveryID = 128
 //	POST /suspend       stop running       (admin token)
 //	POST /resume        run again          (admin token)
 //	POST /runs/{id}/approve  let the run's disruptive changes go ahead (admin token)
+//	GET  /              the dashboard, with ServeOptions.UI
 //
 // Each handler remembers the deliveries it took on its own.
 func (c *Controller) Handler() http.Handler { return c.handler(ServeOptions{}.withDefaults()) }
@@ -59,6 +60,9 @@ func (c *Controller) handler(opts ServeOptions) http.Handler {
 		c.setSuspended(w, false)
 	}))
 	mux.HandleFunc("POST /runs/{id}/approve", c.admin(c.serveApprove))
+	if opts.UI != nil {
+		mux.Handle("GET /", opts.UI)
+	}
 	return mux
 }
 

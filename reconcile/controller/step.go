@@ -13,11 +13,12 @@ import (
 )
 
 // Watcher hears a run as it goes: its plan, once made, then each change
-// as it starts and ends (from the executor's goroutines). The dashboard
-// is one.
+// as it starts and ends (from the executor's goroutines), then the
+// results (nil when the apply was refused). The dashboard is one.
 type Watcher interface {
 	Planned(desired *spec.Fleet, obs *observed.Fleet, p *plans.Plan)
 	execute.Progress
+	Applied(p *plans.Plan, results []plans.Result)
 }
 
 // Step is the production Reconciler: one engine run (observe, plan,
@@ -59,6 +60,13 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 		progress = s.Watcher
 	}
 	out, err := e.Apply(ctx, planned, engine.ApplyOptions{Progress: progress})
+	if s.Watcher != nil {
+		var results []plans.Result
+		if out != nil {
+			results = out.Report.Results
+		}
+		s.Watcher.Applied(planned.Plan, results)
+	}
 	if out == nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
 	}
