@@ -42,12 +42,20 @@ the plan, server replacements only within the policy's windows and budget,
 never a protected binding's.
 
 HTTP endpoints on --listen:
-  GET  /status         last applied and attempted revision, conditions, nodes
+  GET  /               the dashboard: the fleet, what is held and why, runs
+  GET  /status         revisions, conditions, nodes, held changes, last failure
   GET  /metrics        Prometheus metrics (fpgaops_*)
   GET  /healthz
-  POST /hooks/github   X-Hub-Signature-256 (HMAC-SHA256 of the body)
-  POST /hooks/gitlab   X-Gitlab-Token
-  POST /reconcile, /suspend, /resume   with the admin bearer token
+  POST /hooks/github   X-Hub-Signature-256 (HMAC-SHA256 of the body): push,
+                       pull_request (planned, with --git-host)
+  POST /hooks/gitlab   X-Gitlab-Token: push, Merge Request Hook
+  POST /reconcile, /suspend, /resume, /runs/{id}/approve   with the admin
+                       bearer token
+
+--notify-config tells webhooks, Slack or Alertmanager when a run or a
+change fails, a VM is degraded, drift is found, a revision is rejected, a
+change is held too long, and when the controller recovers. --git-host sets
+commit statuses and comments each pull request's plan.
 
 SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
 'fpgaops status' and 'fpgaops history' read the state directory meanwhile.`,

@@ -19,9 +19,11 @@ func newStatusCommand(s streams) *cobra.Command {
 		Short: "Show the controller's status: revisions, conditions, nodes",
 		Long: `Status shows what the controller last did: the revision in force (last
 applied) and the last one attempted, as full commit hashes, the Ready,
-Reconciling and Stalled conditions with their reasons, and per node what the
-last run changed and what remains. It reads the state directory, which works
-while the controller runs, or with --server asks a running controller.`,
+Reconciling and Stalled conditions with their reasons, per node what the
+last run changed and what remains, what is held back now and why, the last
+failure with the changes that failed, the VMs left degraded, and a run that
+awaits approval. It reads the state directory, which works while the
+controller runs, or with --server asks a running controller.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {

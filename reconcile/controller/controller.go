@@ -5,7 +5,10 @@
 // backoff, and at once when a verified webhook reports a push. It keeps the
 // last good revision in force when a newer one fails to fetch, verify or
 // validate, records every run in the state store, and reports status,
-// conditions and metrics over HTTP.
+// conditions and metrics over HTTP. It tells a Notifier what went wrong,
+// sets commit statuses on the git host and plans pull requests there
+// (without applying them), and, under a policy of manual approval, holds
+// disruptive changes until a person approves the run.
 //
 // The loop never plans or changes the fleet itself: that is the Reconciler
 // it is given (Step in production, a fake in tests). On shutdown it starts
