@@ -116,7 +116,12 @@ func (c *Controller) noteApprovals(run *state.Run) {
 	if a.granted != nil {
 		st.Approved = &Approved{Run: a.run, Revision: a.revision, At: a.at, Left: len(a.granted)}
 	}
-	if a.held == nil { // the run did not reach planning: nothing changes
+	if a.held == nil {
+		// Not held for approval: the run did not plan (nothing changes),
+		// or planned without asking (the policy's approval is auto now).
+		if run.Nodes != nil {
+			a.awaiting, st.Awaiting = nil, nil
+		}
 		return
 	}
 	held := a.held

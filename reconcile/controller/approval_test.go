@@ -136,3 +136,22 @@ func TestManualApproval(t *testing.T) {
 		t.Fatalf("a new revision: awaiting %+v, approved %+v", st.Awaiting, st.Approved)
 	}
 }
+
+// A run that plans without asking for approval (the policy's approval is
+// auto again) leaves no run awaiting it.
+func TestApprovalNoLongerAsked(t *testing.T) {
+	t.Parallel()
+	rec := &approving{}
+	h := newHarness(t, "", func(o *Options) { o.Reconciler = rec })
+	rec.c = h.c
+	h.remote.Commit("fleet", fleetFile("nodes: [n1]"), nil)
+	h.c.RunOnce(context.Background(), "manual")
+	if h.c.Status().Awaiting == nil {
+		t.Fatal("nothing awaits approval")
+	}
+	h.c.opts.Reconciler = &scripted{steps: []scriptStep{{state.Run{Nodes: []state.NodeSummary{{Name: "n1", State: "ok"}}}, nil}}}
+	h.c.RunOnce(context.Background(), "schedule")
+	if a := h.c.Status().Awaiting; a != nil {
+		t.Fatalf("still awaiting: %+v", a)
+	}
+}

@@ -118,7 +118,7 @@ func TestCommitStatusesAndPullRequestPlans(t *testing.T) {
 				}
 				waitUntil(t, fmt.Sprintf("the plan of push %d", i+1), func() bool {
 					cs := f.comments(7)
-					return len(cs) == 1 && strings.Contains(cs[0].Body, "plan of "+head)
+					return len(cs) == 1 && strings.Contains(cs[0].Body, "plan of "+head) && len(f.statuses(head)) == 2
 				})
 				st := f.statuses(head)
 				if len(st) != 2 || st[0].State != "pending" || st[1].State != "success" || st[1].Context != "fpgaops/plan" ||
@@ -141,6 +141,7 @@ func TestCommitStatusesAndPullRequestPlans(t *testing.T) {
 			}
 
 			// The first push's statuses, and those of a rejected one.
+			waitUntil(t, "the applied commit's statuses", func() bool { return len(f.statuses(good)) == 2 })
 			st := f.statuses(good)
 			if len(st) != 2 || st[0].State != "pending" || st[1].State != "success" || st[1].Context != "fpgaops" ||
 				!strings.HasPrefix(st[1].Description, "applied by run 1:") || st[1].TargetURL != "https://fpgaops.example/runs/1" {
