@@ -28,11 +28,12 @@ type reporter struct {
 	log     func(msg string, args ...any)
 	counted func(kind, result string)
 
-	mu    sync.Mutex
-	last  map[string]githost.State // by commit
-	order []string                 // commits, oldest first, to bound last
-	queue chan githost.Status
-	done  chan struct{}
+	mu     sync.Mutex
+	last   map[string]githost.State // by commit
+	order  []string                 // commits, oldest first, to bound last
+	queue  chan githost.Status
+	closed bool
+	done   chan struct{}
 }
 
 // maxReported bounds the commits whose last status is remembered.
@@ -65,6 +66,9 @@ func (r *reporter) loop() {
 func (r *reporter) set(s githost.Status) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.closed {
+		return
+	}
 	last, seen := r.last[s.Commit]
 	if (s.State == githost.Pending && seen) || (seen && last == s.State) {
 		return
@@ -89,9 +93,8 @@ func (r *reporter) set(s githost.Status) {
 // queued.
 func (r *reporter) close(ctx context.Context) error {
 	r.mu.Lock()
-	select {
-	case <-r.done:
-	default:
+	if !r.closed {
+		r.closed = true
 		close(r.queue)
 	}
 	r.mu.Unlock()

@@ -229,7 +229,8 @@ func TestPullRequestWebhookRefusals(t *testing.T) {
 		o.Reconciler, o.GitHost, o.PlanText = &observing{}, f.host, planText
 		o.Heads = &HeadSource{}
 	})
-	t.Cleanup(func() { h.c.Close(context.Background()) })
+	// Closing twice is closing.
+	t.Cleanup(func() { h.c.Close(context.Background()); h.c.Close(context.Background()) })
 	head := strings.Repeat("ab", 20)
 	pull := func(action, head string) string {
 		return fmt.Sprintf(`{"action":%q,"pull_request":{"number":3,"head":{"sha":%q},"base":{"ref":"main"}}}`, action, head)

@@ -237,7 +237,7 @@ func (n *Notifier) Notify(events ...Event) {
 func (n *Notifier) bound(events []Event) []Event {
 	count := map[Kind]int{}
 	var out []Event
-	var last = map[Kind]Event{}
+	last := map[Kind]Event{}
 	for _, ev := range events {
 		count[ev.Kind]++
 		if count[ev.Kind] <= n.cfg.MaxPerKind {
