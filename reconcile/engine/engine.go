@@ -286,6 +286,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if err != nil {
 		return nil, err
 	}
+	times := newTimings(opts.Progress, e.now)
 	ex := &execute.Executor{
 		Policy:         pol,
 		Now:            e.now,
@@ -293,7 +294,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		Backends:       map[string]providers.Planner{},
 		Images:         execute.RepoImages{Root: p.Desired.Root, Max: p.Desired.Policy.MaxBitstreamBytes()},
 		Resume:         p.Resume,
-		Progress:       opts.Progress,
+		Progress:       times,
 		Concurrency:    e.Concurrency,
 		Retry:          e.Retry,
 		RestartTimeout: e.RestartTimeout,
@@ -321,7 +322,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if rep == nil {
 		return nil, runErr // refused before any change
 	}
-	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep)}
+	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep, times)}
 	if ro := p.rollout; ro != nil {
 		e.recordRollout(ro, rep.Converged)
 		out.Rollout, out.Next = ro.state, ro.state.BakeUntil
