@@ -69,6 +69,12 @@ func Run(w io.Writer, r *state.Run) {
 	for _, d := range r.Degraded {
 		fmt.Fprintf(w, "Degraded:  %s on %s lacks %s %s: %s\n", d.VM, d.Node, d.Card, d.Function, d.Reason)
 	}
+	if r.Rollout != "" {
+		fmt.Fprintf(w, "Rollout:   %s\n", r.Rollout)
+	}
+	for _, ev := range r.RolloutEvents {
+		fmt.Fprintf(w, "           %s\n", ev)
+	}
 	if len(r.Changes) == 0 {
 		if r.ChangesOmitted == 0 {
 			fmt.Fprintln(w, "\nNo changes.")

@@ -61,6 +61,9 @@ func heldAndFailed() *state.Run {
 		},
 		ChangesOmitted: 2,
 		Degraded:       []plans.Degraded{{Node: "compute-02", VM: "vnf-b", Card: "pac1", Function: "vf0", Reason: "attach: domain busy"}},
+		Rollout:        "rollout of 8d1f5c2e9b7a failed at step 2 of 3",
+		RolloutEvents: []string{"step 2 (50%) failed: card node/compute-02/fpga/pac1, check card: port 0 reports errors",
+			"reverting 1 card(s) to revision 1a2b3c4d5e6f: node/compute-02/fpga/pac1"},
 	}
 }
 
