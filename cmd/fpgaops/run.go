@@ -96,13 +96,17 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		return err
 	}
 	defer closeState()
-	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
+	// The controller keeps what it checked of each file: a commit's run
+	// parses the files the commit changed.
+	cache := spec.NewFileCache()
+	load := func(dir string) (*spec.Fleet, error) { return spec.LoadWith(dir, spec.Options{Cache: cache}) }
+	opts.Source, opts.Store, opts.Load, opts.Log = src, store, load, log
 	if leader != nil {
 		opts.Leader = leader
 	}
 	e := f.engine.engine(store, log)
 	e.LastGood = lastGood(src)
-	step := &controller.Step{Engine: e}
+	step := &controller.Step{Engine: e, ScopeFor: f.scopeFor}
 	opts.Reconciler = step
 	opts.Registry = prometheus.NewRegistry()
 	if f.notify != nil {

@@ -44,6 +44,7 @@ type runFlags struct {
 	engine                    *engineFlags
 	etcd                      etcdFlags
 	leaseTTL                  time.Duration
+	scopeFor                  time.Duration
 	// notify is the notifications' configuration, read by options.
 	notify *notify.Config
 }
@@ -118,6 +119,7 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.statusContext, "status-context", controller.DefaultStatusContext, "the commit status's context (GitHub) or name (GitLab); plans use CONTEXT/plan")
 	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required\nwithout --etcd; with it, only the repository cache)")
 	f.etcd.register(fs)
+	fs.DurationVar(&f.scopeFor, "scope-for", 15*time.Minute, "for this long after observing the whole fleet, a new revision's run observes\nand plans only the nodes it changes (0: every run observes the whole fleet)")
 	fs.DurationVar(&f.leaseTTL, "etcd-lease-ttl", ha.DefaultLeaseTTL, "with --etcd: how long a leader that stops renewing its lease keeps the lead")
 }
 
@@ -139,6 +141,9 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	}
 	if f.leaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--etcd-lease-ttl %v: want 1s or more", f.leaseTTL))
+	}
+	if f.scopeFor < 0 {
+		errs = append(errs, fmt.Errorf("--scope-for %v: want 0 or more", f.scopeFor))
 	}
 	switch spec.DriftMode(f.drift) {
 	case "", spec.DriftReport, spec.DriftCorrect:

@@ -213,7 +213,7 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
 	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
 	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
-	run.Rollout, run.RolloutEvents = r.Rollout, r.RolloutEvents
+	run.Rollout, run.RolloutEvents, run.Scope = r.Rollout, r.RolloutEvents, r.Scope
 	c.mu.Lock()
 	c.noteRollout(res.Rollout, res.Next, c.now())
 	c.mu.Unlock()

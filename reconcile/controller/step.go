@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"time"
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/plans"
@@ -31,6 +32,35 @@ type Step struct {
 	// Approver holds back the disruptive changes nobody has approved,
 	// under the policy's approval: manual; without one, all of them are.
 	Approver Approver
+	// ScopeFor is how long after observing the whole fleet a new
+	// revision's run observes and plans only the nodes it changes
+	// (engine.Scope): a one-binding commit reaches its card in seconds
+	// whatever the fleet's size. A run of the same revision, and any
+	// run once ScopeFor has passed, observes the whole fleet, which
+	// finds drift. 0 observes the whole fleet every run.
+	ScopeFor time.Duration
+	// Now is the clock; nil is time.Now.
+	Now func() time.Time
+
+	// What the last run planned from, to scope the next; Reconcile calls
+	// do not overlap (the controller's loop makes them one by one).
+	last struct {
+		desired  *spec.Fleet
+		observed *observed.Fleet
+		full     time.Time // when the whole fleet was last observed
+	}
+}
+
+// scope is the run's scope: nil for the whole fleet.
+func (s *Step) scope(fleet *spec.Fleet, now time.Time) *engine.Scope {
+	if s.ScopeFor <= 0 || s.last.observed == nil || now.Sub(s.last.full) >= s.ScopeFor {
+		return nil
+	}
+	nodes, ok := engine.ScopeOf(s.last.desired, fleet)
+	if !ok {
+		return nil
+	}
+	return &engine.Scope{Nodes: nodes, Base: s.last.observed}
 }
 
 // Reconcile plans and applies the revision. Shutdown (ctx ending) starts
@@ -38,9 +68,18 @@ type Step struct {
 // run was interrupted.
 func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.Fleet) (Result, error) {
 	e := s.Engine
-	planned, err := e.Plan(ctx, fleet, engine.PlanOptions{})
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	started := now()
+	planned, err := e.Plan(ctx, fleet, engine.PlanOptions{Scope: s.scope(fleet, started)})
 	if err != nil {
 		return Result{Interrupted: ctx.Err() != nil}, err
+	}
+	s.last.desired, s.last.observed = fleet, planned.Observed
+	if planned.Scope == nil {
+		s.last.full = started
 	}
 	cards := engine.Health(fleet, planned.Observed)
 	if fleet.Policy.Approval == spec.ApprovalManual {

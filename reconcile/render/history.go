@@ -69,6 +69,9 @@ func Run(w io.Writer, r *state.Run) {
 	for _, d := range r.Degraded {
 		fmt.Fprintf(w, "Degraded:  %s on %s lacks %s %s: %s\n", d.VM, d.Node, d.Card, d.Function, d.Reason)
 	}
+	if r.Scope > 0 {
+		fmt.Fprintf(w, "Scope:     the %d node(s) the revision changed, observed fresh; the rest of the fleet waits for a full run\n", r.Scope)
+	}
 	if r.Rollout != "" {
 		fmt.Fprintf(w, "Rollout:   %s\n", r.Rollout)
 	}

@@ -74,6 +74,10 @@ type Run struct {
 	// revert).
 	Rollout       string   `json:"rollout,omitempty"`
 	RolloutEvents []string `json:"rolloutEvents,omitempty"`
+	// Scope counts the nodes a run scoped to a commit's nodes observed
+	// and planned (the controller's --scope-for); 0 when the run covered
+	// the whole fleet.
+	Scope int `json:"scope,omitempty"`
 
 	// Changes are the run's changes, no-ops left out, each with how it
 	// ended, at most MaxRunChanges of them (KeepChanges says which);
