@@ -36,6 +36,11 @@ echo "# hardware takes (x-critical: time over the critical path); the first plan
 echo "# of 10,000 untouched nodes"
 bench -bench Observe1000 -benchtime 3x ./e2e
 bench -bench 'Apply1000|FirstPlan10k' ./e2e
+echo
+echo "# the controller on a converged 10,000-node sim: a signed push webhook for a"
+echo "# one-binding commit to the card's program (median of 5; x-full: over a run"
+echo "# that observes the whole fleet)"
+bench -bench 'CommitToFirstProgram' -benchtime 5x ./e2e
 
 # The command line: a sim of N generated nodes of 4 cards, two plans
 # against it, its memory, and how fast it stops.
