@@ -37,7 +37,7 @@ func acquire(dir, what string) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state dir %s: %w", dir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	if err := tryLock(f); err != nil {
 		holder := readHolder(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
@@ -52,6 +52,20 @@ func acquire(dir, what string) (*os.File, error) {
 		f.Sync()
 	}
 	return f, nil
+}
+
+// tryLock takes the file's lock, trying again for a moment when it is
+// held: a child forked elsewhere in the process shares the descriptor
+// until it executes, and a writer that just ended may still be closing.
+func tryLock(f *os.File) error {
+	var err error
+	for range 10 {
+		if err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); !errors.Is(err, syscall.EWOULDBLOCK) {
+			return err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
 }
 
 // readHolder reads who holds the lock. The holder writes itself just
