@@ -31,6 +31,8 @@ func decode(d *document) {
 				n.Libvirt = v.Value
 			case "hostname":
 				n.Hostname = v.Value
+			case "kubernetes":
+				n.Kubernetes = v.Value
 			case "labels":
 				n.Labels = make(map[string]string, len(v.Content)/2)
 				eachField(v, func(k string, v *yaml.Node) { n.Labels[k] = v.Value })
@@ -81,6 +83,8 @@ func decode(d *document) {
 				b.Function, _ = ParseFunction(v.Value)
 			case "vm":
 				b.VM = v.Value
+			case "pool":
+				b.Pool = v.Value
 			case "bitstream":
 				b.Bitstream = v.Value
 			case "protected":

@@ -60,10 +60,13 @@ type Node struct {
 	Libvirt string `json:"libvirt,omitempty"`
 	// Hostname is the node's name in OpenStack (Nova compute host,
 	// Placement provider), if OpenStack manages its VMs.
-	Hostname string            `json:"hostname,omitempty"`
-	Labels   map[string]string `json:"labels,omitempty"`
-	FPGAs    []FPGA            `json:"fpgas"`
-	Pos      Pos               `json:"-"`
+	Hostname string `json:"hostname,omitempty"`
+	// Kubernetes is the node's name in the Kubernetes cluster the
+	// controller reaches, if its cards go to pods through pools.
+	Kubernetes string            `json:"kubernetes,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	FPGAs      []FPGA            `json:"fpgas"`
+	Pos        Pos               `json:"-"`
 }
 
 // FPGA is one card of a node, named by its slot.
@@ -100,13 +103,16 @@ type Bitstream struct {
 }
 
 // Binding says: this VM gets this function of this card, with this
-// bitstream loaded. A binding without a VM keeps the card programmed.
+// bitstream loaded. A binding without a VM keeps the card programmed; on
+// a Kubernetes node, one with a pool offers the function to that pool's
+// pods.
 type Binding struct {
 	Name      string   `json:"name"`
 	Node      string   `json:"node"`
 	FPGA      string   `json:"fpga"`
 	Function  Function `json:"function"`
 	VM        string   `json:"vm,omitempty"`
+	Pool      string   `json:"pool,omitempty"`
 	Bitstream string   `json:"bitstream"`
 	// Protected bindings are never detached or pruned by fpgaops.
 	Protected bool `json:"protected,omitempty"`
