@@ -10,6 +10,7 @@ build:
 
 # test runs every test, then each fuzz target briefly: CI runs it.
 test:
+	GO=$(GO) ./scripts/kube-binaries.sh
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=5s
