@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/plans"
-	"github.com/fpgaops/fpgaops/reconcile/engine"
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
@@ -32,7 +31,7 @@ func BenchmarkObserve1000Nodes50ms(b *testing.B) {
 			var obs *observed.Fleet
 			for b.Loop() {
 				var err error
-				obs, err = engine.Observe(context.Background(), w.fleet, w.provider, conc, 30*time.Second)
+				obs, err = w.engine.Observe(context.Background(), w.fleet)
 				if err != nil {
 					b.Fatal(err)
 				}

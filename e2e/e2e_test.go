@@ -1,16 +1,17 @@
 package e2e
 
 import (
-	"errors"
+	"bytes"
+	"context"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/planfile"
 
 	"github.com/fpgaops/fpgaops/observed"
 	"github.com/fpgaops/fpgaops/providers/sim"
-	"github.com/fpgaops/fpgaops/reconcile/execute"
 )
 
 // converge reruns apply, as an operator or the controller would, until a
@@ -172,7 +173,7 @@ func TestFaultsAndLatencyConvergeOnRerun(t *testing.T) {
 	w := newWorld(t, 8, sim.Options{FailRate: 0.25, Latency: 2 * time.Millisecond, Seed: 42})
 	// No retries within a run: a failed change stops its card's chain, and
 	// only a rerun finishes it.
-	w.attempts = 1
+	w.engine.Retry.Attempts = 1
 	runs := w.applyUntilQuiet(12)
 	if runs < 2 {
 		t.Fatalf("converged in %d apply; the faults should have left work for a rerun", runs)
@@ -252,14 +253,22 @@ func TestVanishedNodeIsUnknownAndSpared(t *testing.T) {
 	w.converge(2)
 }
 
+// A saved plan is applied only to the fleet it was made against: once
+// another apply has changed the fleet, it is refused, and nothing changes.
 func TestSavedPlanRefusedAfterTheFleetChanged(t *testing.T) {
 	w := newWorld(t, 2, sim.Options{})
-	saved := w.plan()
-	w.rebind(1)
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, w.plan(), w.fleet, nil); err != nil {
+		t.Fatal(err)
+	}
+	w.converge(1)
 	before := w.stats()
-	_, err := w.apply(saved)
-	if !errors.Is(err, execute.ErrValidate) {
-		t.Fatalf("apply of a plan made for another desired state: err = %v; want it refused", err)
+	file, err := planfile.Read(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.engine.Saved(context.Background(), file); err == nil || !strings.Contains(err.Error(), "changed since") {
+		t.Fatalf("a saved plan of a fleet that changed since: err = %v; want it refused", err)
 	}
 	if st := w.stats(); st.Programs != before.Programs || st.SetVFs != before.SetVFs || st.Attaches != before.Attaches {
 		t.Fatalf("a refused plan changed the fleet: %+v, before %+v", st, before)

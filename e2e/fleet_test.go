@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
-	"net/http"
+	"log/slog"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -20,9 +20,9 @@ import (
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/providers/agent"
 	"github.com/fpgaops/fpgaops/providers/sim"
-	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
+	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -42,33 +42,41 @@ func madeUpID(parts ...string) string {
 func writeBitstreams(t testing.TB, dir string) map[spec.Board][]spec.Bitstream {
 	t.Helper()
 	out := map[spec.Board][]spec.Bitstream{}
-	if err := os.MkdirAll(filepath.Join(dir, "bitstreams"), 0o755); err != nil {
-		t.Fatal(err)
-	}
 	for _, info := range spec.Boards {
 		for _, fn := range []string{"nlb", "dma"} {
-			name := fn + "-" + string(info.Board)
-			md := bitstream.Metadata{Version: 1, PlatformName: string(info.Board), AFUImage: bitstream.AFUImage{
-				MagicNo: bitstream.MagicNo, InterfaceUUID: interfaceOf(info.Board),
-				AcceleratorClusters: []bitstream.Cluster{{Name: fn, TotalContexts: 1, AcceleratorTypeUUID: madeUpID("afu", name)}},
-			}}
-			data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 256))
-			if err != nil {
-				t.Fatal(err)
-			}
-			file := "bitstreams/" + name + ".gbs"
-			if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			sum := sha256.Sum256(data)
-			out[info.Board] = append(out[info.Board], spec.Bitstream{
-				Name: name, File: file, SHA256: hex.EncodeToString(sum[:]),
-				InterfaceID: interfaceOf(info.Board), AFUID: madeUpID("afu", name), Size: int64(len(data)),
-			})
+			out[info.Board] = append(out[info.Board], writeImage(t, dir, info.Board, fn))
 		}
 	}
 	return out
 }
+
+// writeImage writes the GBS image of function fn for the board into
+// dir/bitstreams; its AFU ID is imageAFU(fn, board).
+func writeImage(t testing.TB, dir string, board spec.Board, fn string) spec.Bitstream {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "bitstreams"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	name := fn + "-" + string(board)
+	md := bitstream.Metadata{Version: 1, PlatformName: string(board), AFUImage: bitstream.AFUImage{
+		MagicNo: bitstream.MagicNo, InterfaceUUID: interfaceOf(board),
+		AcceleratorClusters: []bitstream.Cluster{{Name: fn, TotalContexts: 1, AcceleratorTypeUUID: imageAFU(fn, board)}},
+	}}
+	data, err := bitstream.Build(md, bytes.Repeat([]byte(name), 256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := "bitstreams/" + name + ".gbs"
+	if err := os.WriteFile(filepath.Join(dir, file), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(data)
+	return spec.Bitstream{Name: name, File: file, SHA256: hex.EncodeToString(sum[:]),
+		InterfaceID: interfaceOf(board), AFUID: imageAFU(fn, board), Size: int64(len(data))}
+}
+
+// imageAFU is the AFU ID of function fn's image for the board.
+func imageAFU(fn string, board spec.Board) string { return madeUpID("afu", fn+"-"+string(board)) }
 
 // buildFleet is a fleet of n nodes with cards cards each (at most 4): a
 // VF bound to a VM, the whole card (PF) bound to another VM, a
@@ -126,23 +134,26 @@ func sortBy[T any](s []T, key func(T) string) {
 	}
 }
 
-// world is a simulated fleet behind an HTTP server, and the controller's
-// view of it.
+// world is a simulated fleet behind an HTTP server, and the one engine
+// every command uses, with a state directory, reaching it as `fpgaops
+// apply --vms endpoint --insecure` does.
 type world struct {
-	t        testing.TB
-	dir      string
-	images   map[spec.Board][]spec.Bitstream
-	sim      *sim.Sim
-	url      string
-	provider providers.Provider
-	fleet    *spec.Fleet
-	cards    int
-	applied  map[string]string
-	conc     int
-	// attempts is how many times the executor tries a change that fails
-	// transiently; 0 means 6.
-	attempts int
+	t      testing.TB
+	dir    string
+	images map[spec.Board][]spec.Bitstream
+	sim    *sim.Sim
+	url    string
+	engine *engine.Engine
+	store  *state.Local
+	fleet  *spec.Fleet
+	cards  int
+	conc   int
+	// planned holds what each plan was made from, for apply.
+	planned map[*plans.Plan]*engine.Planned
 }
+
+// now is the clock of every world: no maintenance window applies.
+var now = time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
 
 func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
 	t.Helper()
@@ -154,7 +165,7 @@ func newWorld(t testing.TB, nodes int, opts sim.Options) *world {
 func newWorldOf(t testing.TB, nodes, cards, conc int, opts sim.Options) *world {
 	t.Helper()
 	dir := t.TempDir()
-	w := &world{t: t, dir: dir, images: writeBitstreams(t, dir), conc: conc, cards: cards}
+	w := &world{t: t, dir: dir, images: writeBitstreams(t, dir), conc: conc, cards: cards, planned: map[*plans.Plan]*engine.Planned{}}
 	// The sim serves the nodes of the fleet it is given; endpoints are
 	// filled in once its address is known.
 	s, err := sim.New(buildFleet(dir, w.images, nodes, cards, 0, ""), opts)
@@ -167,11 +178,19 @@ func newWorldOf(t testing.TB, nodes, cards, conc int, opts sim.Options) *world {
 		s.Close()
 	})
 	w.sim, w.url = s, srv.URL
-	tr := &http.Transport{MaxIdleConnsPerHost: 2 * conc, MaxIdleConns: 2 * conc}
-	t.Cleanup(tr.CloseIdleConnections)
-	c := agent.NewClient(&http.Client{Transport: tr})
-	w.provider = providers.Compose(c, sim.NewVMClient(c))
 	w.fleet = buildFleet(dir, w.images, nodes, cards, 0, srv.URL)
+	if w.store, err = state.Open(filepath.Join(t.TempDir(), "state"), state.Options{Holder: "e2e"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.store.Close() })
+	w.engine = &engine.Engine{
+		Kinds: []providers.Kind{sim.Kind{}}, VMs: sim.Name, Store: w.store,
+		Agents:      agent.Transport{Insecure: true, Concurrency: conc},
+		Concurrency: conc, NodeTimeout: 30 * time.Second,
+		Retry: execute.Retry{Attempts: 6, Base: time.Millisecond, Max: 20 * time.Millisecond},
+		Log:   slog.New(slog.DiscardHandler),
+		Now:   func() time.Time { return now },
+	}
 	return w
 }
 
@@ -182,7 +201,7 @@ func (w *world) rebind(seed int) {
 
 func (w *world) observe() *observed.Fleet {
 	w.t.Helper()
-	obs, err := engine.Observe(context.Background(), w.fleet, w.provider, w.conc, 30*time.Second)
+	obs, err := w.engine.Observe(context.Background(), w.fleet)
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -191,39 +210,26 @@ func (w *world) observe() *observed.Fleet {
 
 func (w *world) plan() *plans.Plan {
 	w.t.Helper()
-	p, err := reconcile.NewPlan(w.fleet, w.observe(), time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC), reconcile.Options{Applied: w.applied})
+	p, err := w.engine.Plan(context.Background(), w.fleet, engine.PlanOptions{})
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	return p
+	w.planned[p.Plan] = p
+	return p.Plan
 }
 
-func (w *world) executor() *execute.Executor {
-	attempts := w.attempts
-	if attempts == 0 {
-		attempts = 6
-	}
-	return &execute.Executor{
-		Provider:    w.provider,
-		Images:      execute.RepoImages{Root: w.dir},
-		Concurrency: w.conc,
-		Retry:       execute.Retry{Attempts: attempts, Base: time.Millisecond, Max: 20 * time.Millisecond},
-	}
-}
-
-// apply carries out the plan and remembers what converged.
+// apply carries out a plan plan() made, recording what converged.
 func (w *world) apply(p *plans.Plan) (*execute.Report, error) {
 	w.t.Helper()
-	rep, err := w.executor().Apply(context.Background(), w.fleet, p)
-	if rep != nil {
-		if w.applied == nil {
-			w.applied = map[string]string{}
-		}
-		for k, v := range rep.Converged {
-			w.applied[k] = v
-		}
+	planned, ok := w.planned[p]
+	if !ok {
+		w.t.Fatal("apply of a plan the world did not make")
 	}
-	return rep, err
+	out, err := w.engine.Apply(context.Background(), planned, engine.ApplyOptions{Trigger: "apply"})
+	if out == nil {
+		return nil, err
+	}
+	return out.Report, err
 }
 
 func (w *world) stats() sim.Stats { return w.sim.Stats() }

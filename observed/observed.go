@@ -108,12 +108,13 @@ func (f *Fleet) Fingerprint() string {
 	c := *f
 	c.Nodes = append([]Node(nil), f.Nodes...)
 	c.Sort()
-	b, err := json.Marshal(c)
-	if err != nil {
+	// Streamed into the hash: a 10,000-node observation is tens of MB of
+	// JSON, never held whole.
+	h := sha256.New()
+	if err := json.NewEncoder(h).Encode(c); err != nil {
 		panic(err) // plain data always marshals
 	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return hex.EncodeToString(h.Sum(nil))
 }
 
 // Decode reads a snapshot, refusing unknown fields and other versions,

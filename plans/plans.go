@@ -9,6 +9,7 @@ package plans
 import (
 	"time"
 
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -154,6 +155,9 @@ const (
 	// temperature at its critical limit) or is quarantined: it is neither
 	// programmed nor given to VMs.
 	GateHealth Gate = "health"
+	// GateRollout: the policy's rollout has not released the card yet,
+	// is paused, or failed.
+	GateRollout Gate = "rollout"
 )
 
 // Restart says how an attach or detach to a running VM whose platform
@@ -219,9 +223,12 @@ type Change struct {
 	Drift bool `json:"drift,omitempty"`
 	// Held is set when a gate holds the change back; it is then not run.
 	Held *Hold `json:"held,omitempty"`
-	// Wave is the rollout wave (1, 2, ...) the change runs in; 0 when it is
-	// not run (held, report, noop).
+	// Wave is the wave (1, 2, ...) of the disruption budget the change
+	// runs in; 0 when it is not run (held, report, noop).
 	Wave int `json:"wave,omitempty"`
+	// RolloutStep is the step (1, 2, ...) of the policy's rollout that
+	// releases the change's card; 0 outside a rollout.
+	RolloutStep int `json:"rolloutStep,omitempty"`
 	// Digest is the desired-state digest of the card the change belongs
 	// to. With ID it keys the executor's journal.
 	Digest string `json:"digest,omitempty"`
@@ -265,6 +272,9 @@ type Plan struct {
 	// and programs itself (a cloud's scheduler), sorted: the plan holds
 	// the backend's changes and reports for them, never a card chain.
 	Owned map[string][]string `json:"owned,omitempty"`
+	// Rollout is the policy's rollout as this plan leaves it, when the
+	// policy has one and the revision reprograms cards.
+	Rollout *rollout.State `json:"rollout,omitempty"`
 }
 
 // Budget is the disruption budget the plan's waves respect.

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
@@ -33,6 +34,13 @@ type Cards interface {
 	// Program loads the image into the card's PR region and verifies the
 	// AFU ID read back. It refuses when a VF is on or the port is busy.
 	Program(ctx context.Context, node *spec.Node, pci string, img Image) error
+}
+
+// Prober makes a rollout's HTTP check from the node itself (its agent):
+// a GET of a workload's health endpoint on the node's loopback. It
+// returns the HTTP status.
+type Prober interface {
+	Probe(ctx context.Context, node *spec.Node, url string, timeout time.Duration) (int, error)
 }
 
 // VMs observes and changes which VM holds which PCI function on a node.

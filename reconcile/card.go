@@ -45,10 +45,13 @@ type chain struct {
 func (c *chain) resetting() bool { return c.vfsOff != nil || c.program != nil || c.vfsOn != nil }
 
 // all lists the chain's changes in step order.
-func (c *chain) all() []*plans.Change {
-	out := append([]*plans.Change(nil), c.other...)
+func (c *chain) all() []*plans.Change { return c.appendAll(nil) }
+
+// appendAll appends the chain's changes, in step order, to out.
+func (c *chain) appendAll(out []*plans.Change) []*plans.Change {
+	out = append(out, c.other...)
 	out = append(out, c.detach...)
-	for _, x := range []*plans.Change{c.vfsOff, c.program, c.vfsOn} {
+	for _, x := range [...]*plans.Change{c.vfsOff, c.program, c.vfsOn} {
 		if x != nil {
 			out = append(out, x)
 		}
@@ -99,6 +102,9 @@ type cardPlan struct {
 func (pl *planner) card(v *nodeView, cp *cardPair) (*chain, error) {
 	n := v.node
 	cid := plans.CardID(n.Name, cp.Card.Slot)
+	if pl.opts.Only != nil && !pl.opts.Only[cid] {
+		return &chain{id: cid, node: n.Name}, nil
+	}
 	c := &cardPlan{chain: &chain{id: cid, node: n.Name}, pl: pl, view: v, pair: cp, card: cp.Card, dev: cp.Dev,
 		digest: cardDigest(n.Name, cp.Card, cp.Bindings, pl.bitstreams)}
 	bs, err := pl.cardBitstream(cid, cp.Bindings)
@@ -133,8 +139,15 @@ func (pl *planner) card(v *nodeView, cp *cardPair) (*chain, error) {
 	if drift := c.drift(); drift != nil {
 		return drift, nil
 	}
-	if sick != nil {
-		c.holdSick(sick)
+	step, released := pl.rollout(cid)
+	for _, x := range c.all() {
+		x.RolloutStep = step
+	}
+	switch {
+	case sick != nil:
+		c.holdWork(sick)
+	case released != nil:
+		c.holdWork(released)
 	}
 	return c.chain, nil
 }

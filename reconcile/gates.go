@@ -43,11 +43,20 @@ func (pl *planner) gatePrune() {
 	}
 }
 
+// disruptionAllowed is the policy's windows, which a repair does not wait
+// for: a revert puts back what a failed rollout broke.
+func (pl *planner) disruptionAllowed(now time.Time) (bool, string) {
+	if pl.opts.Repair {
+		return true, ""
+	}
+	return pl.policy.DisruptionAllowed(now)
+}
+
 // gateDisruption holds the disruptive changes of every backend that a
 // protected binding forbids, and those outside the maintenance windows:
 // the detaches of the card chains and a backend's replacements alike.
 func (pl *planner) gateDisruption(now time.Time) {
-	allowed, why := pl.policy.DisruptionAllowed(now)
+	allowed, why := pl.disruptionAllowed(now)
 	gate := func(c *plans.Change) {
 		if c.Held != nil || !c.Disruptive {
 			return
@@ -88,7 +97,7 @@ func pendingAttach(h holder) bool {
 // given to another VM) is held, since the running VM still holds the
 // function.
 func (pl *planner) gateRestart(now time.Time) {
-	allowed, _ := pl.policy.DisruptionAllowed(now)
+	allowed, _ := pl.disruptionAllowed(now)
 	restart := pl.policy.VMRestart() && allowed
 	waiting := map[string]*plans.Change{}
 	for _, ch := range pl.chains {
@@ -209,10 +218,21 @@ func holdDependents(changes []plans.Change, idx map[string]int) {
 // interface does not fit) would disrupt a VM for nothing. It runs on the
 // flattened plan, after holdDependents.
 func holdDetachesForHeldEnds(changes []plans.Change) {
+	// The detaches that may be held, and what depends on each.
 	dependents := map[string][]int{}
 	for i := range changes {
+		if c := &changes[i]; c.Action == plans.ActionDetach && c.Disruptive && c.Held == nil {
+			dependents[c.ID] = nil
+		}
+	}
+	if len(dependents) == 0 {
+		return
+	}
+	for i := range changes {
 		for _, d := range changes[i].DependsOn {
-			dependents[d] = append(dependents[d], i)
+			if ends, ok := dependents[d]; ok {
+				dependents[d] = append(ends, i)
+			}
 		}
 	}
 	for i := range changes {

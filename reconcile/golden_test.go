@@ -88,9 +88,25 @@ func loadCase(t *testing.T, ar *txtar.Archive) (*spec.Fleet, *observed.Fleet, ti
 		Owned       map[string]string `json:"owned"`
 		Backend     []plans.Change    `json:"backend"`
 		Quarantined map[string]string `json:"quarantined"`
+		// Rollout maps cards to their rollout step and hold.
+		Rollout map[string]struct {
+			Step int    `json:"step"`
+			Hold string `json:"hold"`
+		} `json:"rollout"`
+		Only   []string `json:"only"`
+		Repair bool     `json:"repair"`
 	}
 	mustJSON(t, ar, "options.json", &more, false)
-	opts.Owned, opts.Backend, opts.Quarantined = more.Owned, more.Backend, more.Quarantined
+	opts.Owned, opts.Backend, opts.Quarantined, opts.Repair = more.Owned, more.Backend, more.Quarantined, more.Repair
+	if more.Rollout != nil {
+		opts.Rollout = func(card string) (int, string) { r := more.Rollout[card]; return r.Step, r.Hold }
+	}
+	for _, c := range more.Only {
+		if opts.Only == nil {
+			opts.Only = map[string]bool{}
+		}
+		opts.Only[c] = true
+	}
 	nowText, ok := fileOf(ar, "now")
 	if !ok {
 		t.Fatal("case has no now")

@@ -24,10 +24,11 @@ func (pl *planner) healthHold(cid string, dev *fpga.Device) *plans.Hold {
 	return nil
 }
 
-// holdSick holds every change that would give a sick card work: its
-// reset and the attaches to it. Detaches that move VMs off it go ahead;
-// those that only served the reset are held with it.
-func (c *chain) holdSick(h *plans.Hold) {
+// holdWork holds every change that would give the card work: its reset
+// and the attaches to it, for a sick card or one a rollout has not
+// released. Detaches that move VMs off it go ahead; those that only
+// served the reset are held with it.
+func (c *chain) holdWork(h *plans.Hold) {
 	for _, x := range append([]*plans.Change{c.vfsOff, c.program, c.vfsOn}, c.attach...) {
 		if x != nil && x.Held == nil {
 			x.Held = h
@@ -51,23 +52,42 @@ func (c *cardPlan) healthReport(h *plans.Hold) *plans.Change {
 	return r
 }
 
-// gateSickBackend holds a backend's changes that would give a sick card
-// work, as holdSick does for the card chains.
-func (pl *planner) gateSickBackend() {
-	if len(pl.sick) == 0 {
-		return
-	}
+// gateBackendCards holds a backend's changes that would give a card work
+// when the card chains hold that card's (holdWork): a sick card, or one
+// the rollout has not released. Each change learns its rollout step.
+func (pl *planner) gateBackendCards() {
 	for i := range pl.backend {
 		c := &pl.backend[i]
-		if c.Card == "" || c.Held != nil {
+		if c.Card == "" {
+			continue
+		}
+		cid := plans.CardID(c.Node, c.Card)
+		step, hold := pl.rollout(cid)
+		c.RolloutStep = step
+		if c.Held != nil {
 			continue
 		}
 		switch c.Action {
 		case plans.ActionDetach, plans.ActionReport, plans.ActionNoop:
 			continue
 		}
-		if h, ok := pl.sick[plans.CardID(c.Node, c.Card)]; ok {
+		if h, ok := pl.sick[cid]; ok {
 			c.Held = h
+		} else if hold != nil {
+			c.Held = hold
 		}
 	}
+}
+
+// rollout is the card's rollout step, and the hold when the rollout does
+// not let it change in this run.
+func (pl *planner) rollout(cid string) (int, *plans.Hold) {
+	if pl.opts.Rollout == nil {
+		return 0, nil
+	}
+	step, why := pl.opts.Rollout(cid)
+	if why == "" {
+		return step, nil
+	}
+	return step, &plans.Hold{Gate: plans.GateRollout, Why: why}
 }

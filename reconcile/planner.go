@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/fpgaops/fpgaops/observed"
@@ -35,6 +36,17 @@ type Options struct {
 	// are held (plans.GateHealth) until an operator clears them, even
 	// when they read healthy again.
 	Quarantined map[string]string
+	// Rollout, when set, says for each card the policy's rollout
+	// reprograms its step (from 1; 0 outside the rollout) and why it may
+	// not change in this run ("" when it may): its changes are then held
+	// (plans.GateRollout).
+	Rollout func(card string) (step int, hold string)
+	// Only, when set, limits the plan to these cards: a repair such as a
+	// rollout's revert. Other cards get no change.
+	Only map[string]bool
+	// Repair plans a repair: maintenance windows do not hold it (the
+	// budget, protected bindings and every other gate still do).
+	Repair bool
 }
 
 // NewPlan is the planner: from the desired fleet, an observation of the
@@ -56,6 +68,12 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
 		obs = &c
 	}
+	// The digest and the fingerprint hash the whole fleet and the whole
+	// observation: they take a core of their own while the plan is made.
+	var digest, fingerprint string
+	var hashes sync.WaitGroup
+	hashes.Go(func() { digest = desired.Digest() })
+	hashes.Go(func() { fingerprint = obs.Fingerprint() })
 	pl := &planner{
 		policy:     pol,
 		opts:       opts,
@@ -81,10 +99,11 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 		errs = append(errs, err)
 	}
 	if len(errs) > 0 {
+		hashes.Wait()
 		return nil, fmt.Errorf("plan: %w", errors.Join(errs...))
 	}
 
-	pl.gateSickBackend()
+	pl.gateBackendCards()
 	pl.gatePrune()
 	pl.gateDisruption(now)
 	pl.gateRestart(now)
@@ -92,18 +111,20 @@ func NewPlan(desired *spec.Fleet, obs *observed.Fleet, now time.Time, opts Optio
 	changes := pl.flatten()
 	idx := indexByID(changes)
 	if len(idx) != len(changes) {
+		hashes.Wait()
 		return nil, fmt.Errorf("plan: %w", duplicateIDs(changes))
 	}
 	holdDependents(changes, idx)
 	holdDetachesForHeldEnds(changes)
 	budget := pol.Budget()
 	waves := assignWaves(changes, idx, budget)
+	hashes.Wait()
 
 	return &plans.Plan{
 		FormatVersion:       plans.FormatVersion,
 		Revision:            desired.Revision,
-		DesiredDigest:       desired.Digest(),
-		ObservedFingerprint: obs.Fingerprint(),
+		DesiredDigest:       digest,
+		ObservedFingerprint: fingerprint,
 		CreatedAt:           now.UTC(),
 		Drift:               string(pol.Drift()),
 		Budget:              budget,
@@ -273,7 +294,7 @@ func (pl *planner) flatten() []plans.Change {
 	ptrs := make([]*plans.Change, 0, n)
 	ptrs = append(ptrs, pl.nodeOnly...)
 	for _, ch := range pl.chains {
-		ptrs = append(ptrs, ch.all()...)
+		ptrs = ch.appendAll(ptrs)
 	}
 	for i := range pl.backend {
 		ptrs = append(ptrs, &pl.backend[i])

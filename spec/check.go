@@ -110,7 +110,11 @@ func assemble(docs []*document, ghosts map[declared]bool) (*Fleet, ErrorList) {
 		}
 		switch d.kind {
 		case KindNode:
-			f.Nodes = append(f.Nodes, *d.node)
+			// The node's own copy of its cards, sorted below: the
+			// document may serve the next load (FileCache).
+			n := *d.node
+			n.FPGAs = slices.Clone(n.FPGAs)
+			f.Nodes = append(f.Nodes, n)
 		case KindBitstream:
 			f.Bitstreams = append(f.Bitstreams, *d.bitstream)
 		}
@@ -143,6 +147,14 @@ func checkNode(d *document) ErrorList {
 	var errs ErrorList
 	n := d.node
 	name := d.name()
+	// Only OpenStack reads these names, and only for a node with a hostname.
+	if n.Hostname == "" && d.ok("hostname") {
+		for _, f := range []struct{ key, value string }{{"resourceProvider", n.ResourceProvider}, {"deviceHostname", n.DeviceHostname}} {
+			if f.value != "" {
+				errs = append(errs, d.errorf([]string{f.key}, "node %s: %s names the node in OpenStack: set hostname too", name, f.key))
+			}
+		}
+	}
 	slots := map[string]int{}
 	pcis := map[string]int{}
 	for i, c := range n.FPGAs {
@@ -198,7 +210,55 @@ func checkPolicy(d *document) ErrorList {
 			}
 		}
 	}
+	if p.Rollout != nil {
+		errs = append(errs, checkRollout(d, p.Rollout)...)
+	}
 	return errs
+}
+
+// checkRollout checks what relates a rollout's fields: steps that grow
+// and end with every card, and checks that say what they check.
+func checkRollout(d *document, r *Rollout) ErrorList {
+	var errs ErrorList
+	name := d.name()
+	if d.okUnder("rollout.steps") && len(r.Steps) > 0 {
+		lastCount, lastShare := 0, 0
+		for i, s := range r.Steps {
+			at := []string{"rollout", "steps", strconv.Itoa(i)}
+			n, share := ParseStep(s)
+			switch {
+			case share && n <= lastShare, !share && n <= lastCount:
+				errs = append(errs, d.errorf(at, "policy %s: rollout step %q does not grow: each step takes more cards than the one before", name, s))
+			}
+			if share {
+				lastShare = n
+			} else {
+				lastCount = n
+			}
+		}
+		if last := r.Steps[len(r.Steps)-1]; last != "100%" {
+			errs = append(errs, d.errorf([]string{"rollout", "steps", strconv.Itoa(len(r.Steps) - 1)},
+				"policy %s: the last rollout step is %q; it must be \"100%%\", so that the rollout reaches every card", name, last))
+		}
+	}
+	for i, c := range r.Checks {
+		at := []string{"rollout", "checks", strconv.Itoa(i)}
+		if !d.okUnder(strings.Join(at, ".")) {
+			continue
+		}
+		if (c.HTTP == nil) == (c.Prometheus == nil) {
+			errs = append(errs, d.errorf(at, "policy %s: rollout check %s: give exactly one of http and prometheus", name, c.Name))
+		}
+	}
+	return errs
+}
+
+// ParseStep reads a rollout step: a count of cards, or with share a
+// percentage of them.
+func ParseStep(s string) (n int, share bool) {
+	s, share = strings.CutSuffix(s, "%")
+	n, _ = strconv.Atoi(s)
+	return n, share
 }
 
 // checkBindings resolves every binding's references and checks what a

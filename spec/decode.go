@@ -33,6 +33,10 @@ func decode(d *document) {
 				n.Hostname = v.Value
 			case "kubernetes":
 				n.Kubernetes = v.Value
+			case "resourceProvider":
+				n.ResourceProvider = v.Value
+			case "deviceHostname":
+				n.DeviceHostname = v.Value
 			case "labels":
 				n.Labels = make(map[string]string, len(v.Content)/2)
 				eachField(v, func(k string, v *yaml.Node) { n.Labels[k] = v.Value })
@@ -156,6 +160,8 @@ func decode(d *document) {
 						p.Prune.AllowEmpty = boolOf(v)
 					}
 				})
+			case "rollout":
+				p.Rollout = decodeRollout(d, v)
 			case "limits":
 				eachField(v, func(k string, v *yaml.Node) {
 					if k == "maxBitstreamBytes" && d.ok("limits", k) {
@@ -166,6 +172,66 @@ func decode(d *document) {
 		})
 		d.policy = p
 	}
+}
+
+func decodeRollout(d *document, m *yaml.Node) *Rollout {
+	r := &Rollout{}
+	eachField(m, func(k string, v *yaml.Node) {
+		if !d.ok("rollout", k) {
+			return
+		}
+		switch k {
+		case "steps":
+			for _, s := range v.Content {
+				r.Steps = append(r.Steps, deref(s).Value)
+			}
+		case "bake":
+			dur, _ := time.ParseDuration(v.Value)
+			r.Bake = Duration(dur)
+		case "onFailure":
+			r.OnFailure = RolloutFailure(v.Value)
+		case "maxUnhealthy":
+			r.MaxUnhealthy = atoi(v)
+		case "spreadBy":
+			r.SpreadBy = v.Value
+		case "checks":
+			for i, item := range v.Content {
+				at := strconv.Itoa(i)
+				var c Check
+				eachField(item, func(k string, v *yaml.Node) {
+					if !d.ok("rollout", "checks", at, k) {
+						return
+					}
+					switch k {
+					case "name":
+						c.Name = v.Value
+					case "http":
+						c.HTTP = &HTTPCheck{}
+						eachField(v, func(k string, v *yaml.Node) {
+							switch k {
+							case "url":
+								c.HTTP.URL = v.Value
+							case "status":
+								c.HTTP.Status = atoi(v)
+							case "timeout":
+								dur, _ := time.ParseDuration(v.Value)
+								c.HTTP.Timeout = Duration(dur)
+							}
+						})
+					case "prometheus":
+						c.Prometheus = &PrometheusCheck{}
+						eachField(v, func(k string, v *yaml.Node) {
+							if k == "query" {
+								c.Prometheus.Query = v.Value
+							}
+						})
+					}
+				})
+				r.Checks = append(r.Checks, c)
+			}
+		}
+	})
+	return r
 }
 
 func decodeFPGA(d *document, i string, m *yaml.Node) FPGA {

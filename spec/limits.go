@@ -32,6 +32,9 @@ type Options struct {
 	// MaxDocumentValues bounds each document's values, aliases
 	// expanded. Default DefaultMaxDocumentValues.
 	MaxDocumentValues int
+	// Cache, when set, keeps what each file gave for the next load: see
+	// FileCache.
+	Cache *FileCache
 }
 
 func (o Options) withDefaults() Options {

@@ -3,6 +3,7 @@ package spec
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -79,6 +80,10 @@ func (r *Repo) load(opts loadOptions) (*Fleet, error) {
 		return nil, ErrorList{{Msg: "no fleet documents: the repository holds no .yaml or .yml file, hidden and ignored ones aside"}}
 	}
 
+	if o.Cache != nil {
+		o.Cache.begin()
+		defer o.Cache.end()
+	}
 	results := make([]fileResult, len(files))
 	workers := min(runtime.GOMAXPROCS(0), max(len(files), 1))
 	if len(opts.validators) > 0 {
@@ -276,6 +281,9 @@ type savedPos struct {
 // across documents cite. A fleet's trees are most of the loader's memory,
 // and the garbage collector's work.
 func (d *document) release() {
+	if d.root == nil {
+		return // released already (a document from a FileCache)
+	}
 	var paths [][]string
 	switch d.kind {
 	case KindBinding:
@@ -362,6 +370,14 @@ func loadFile(r *Repo, w walked, v *validator, o Options, parsing *semaphore.Wei
 		res.errs = append(res.errs, yamlFileError(err))
 		res.ghosts = append(res.ghosts, unread)
 		return res
+	}
+	var key cacheKey
+	if o.Cache != nil {
+		key = cacheKey{file: file, sum: sha256.Sum256(data), opts: Options{MaxYAMLBytes: o.MaxYAMLBytes, MaxDocumentValues: o.MaxDocumentValues}}
+		if cached, ok := o.Cache.get(key); ok {
+			return cached
+		}
+		defer func() { o.Cache.put(key, res) }()
 	}
 	trees, broken, errs := parseDocuments(file, data)
 	if !fleetFile(trees, broken) {

@@ -111,6 +111,24 @@ func TestPolicyVMRestart(t *testing.T) {
 	}
 }
 
+// TestNodeOpenStackNames: a node's names in Placement and Cyborg are read
+// as written; without them they are empty (OpenStack then uses hostname).
+func TestNodeOpenStackNames(t *testing.T) {
+	repo := exampleRepo(t)
+	appendFile(t, filepath.Join(repo, "nodes", "compute-02.yaml"), "resourceProvider: compute-02.dc1.example\ndeviceHostname: compute-02\n")
+	f, err := Load(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := f.Nodes[1]
+	if n.Name != "compute-02" || n.ResourceProvider != "compute-02.dc1.example" || n.DeviceHostname != "compute-02" {
+		t.Errorf("node %s: resourceProvider %q, deviceHostname %q", n.Name, n.ResourceProvider, n.DeviceHostname)
+	}
+	if n := f.Nodes[0]; n.ResourceProvider != "" || n.DeviceHostname != "" {
+		t.Errorf("node %s has names it does not declare: %q, %q", n.Name, n.ResourceProvider, n.DeviceHostname)
+	}
+}
+
 // exampleRepo is a copy of examples/fleet in a new directory.
 func exampleRepo(t testing.TB) string {
 	t.Helper()

@@ -192,6 +192,11 @@ func describe(u cue.Value, doc *yaml.Node, path []string, raw string) fieldError
 	}
 	attr := u.LookupPath(cuePath(path)).Attribute("want")
 	want, err := attr.String(0)
+	if _, index := strconv.Atoi(path[len(path)-1]); err != nil && index == nil {
+		// A list's elements say what they accept in the list's @wantEach.
+		each := u.LookupPath(cuePath(path[:len(path)-1])).Attribute("wantEach")
+		want, err = each.String(0)
+	}
 	if err == nil && node != nil {
 		return fieldError{node: node, msg: fmt.Sprintf("%s: want %s, got %s", field, want, gotText(node))}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // APIVersion is the only apiVersion the loader accepts.
@@ -61,6 +62,12 @@ type Node struct {
 	// Hostname is the node's name in OpenStack (Nova compute host,
 	// Placement provider), if OpenStack manages its VMs.
 	Hostname string `json:"hostname,omitempty"`
+	// ResourceProvider is the name of the node's compute resource
+	// provider in Placement, where it is not Hostname: Cyborg finds it by
+	// its agent's configured host name, its cards' providers by
+	// DeviceHostname, the name the agent's machine calls itself.
+	ResourceProvider string `json:"resourceProvider,omitempty"`
+	DeviceHostname   string `json:"deviceHostname,omitempty"`
 	// Kubernetes is the node's name in the Kubernetes cluster the
 	// controller reaches, if its cards go to pods through pools.
 	Kubernetes string            `json:"kubernetes,omitempty"`
@@ -253,7 +260,87 @@ type Policy struct {
 	VMRestart bool `json:"vmRestart,omitempty"`
 	// Limits bound what the fleet's files may hold.
 	Limits Limits `json:"limits,omitzero"`
-	Pos    Pos    `json:"-"`
+	// Rollout, when set, takes a revision's new bitstreams to the fleet in
+	// steps, each baked and checked before the next; nil applies every
+	// card a plan changes at once.
+	Rollout *Rollout `json:"rollout,omitempty"`
+	Pos     Pos      `json:"-"`
+}
+
+// Rollout is how a revision's new bitstreams reach the fleet: in steps of
+// cards, each step's cards healthy for Bake before the next starts.
+type Rollout struct {
+	// Steps are the cumulative cards of each step: a count ("1") or a
+	// share of the cards the revision reprograms ("10%"); the last is
+	// "100%".
+	Steps []string `json:"steps"`
+	// Bake is how long a step's cards must stay healthy.
+	Bake Duration `json:"bake,omitempty"`
+	// OnFailure is what a failed step does: revert its cards to the last
+	// good revision's images (the default), or halt.
+	OnFailure RolloutFailure `json:"onFailure,omitempty"`
+	// MaxUnhealthy is how many of a step's cards may fail their checks
+	// before the step fails.
+	MaxUnhealthy int `json:"maxUnhealthy,omitempty"`
+	// SpreadBy is a node label key: steps take cards from each of its
+	// values in turn (a rack), then from each node. Empty spreads over
+	// nodes only.
+	SpreadBy string `json:"spreadBy,omitempty"`
+	// Checks are what the repository adds to the card's own health.
+	Checks []Check `json:"checks,omitempty"`
+}
+
+// RolloutFailure says what a failed rollout step does.
+type RolloutFailure string
+
+const (
+	RolloutRevert RolloutFailure = "revert"
+	RolloutHalt   RolloutFailure = "halt"
+)
+
+// DefaultBake is a rollout step's bake time when the policy names none.
+const DefaultBake = 10 * time.Minute
+
+// BakeTime is the rollout's bake, or DefaultBake.
+func (r *Rollout) BakeTime() time.Duration {
+	if r.Bake > 0 {
+		return time.Duration(r.Bake)
+	}
+	return DefaultBake
+}
+
+// Failure is the rollout's OnFailure, or revert.
+func (r *Rollout) Failure() RolloutFailure {
+	if r.OnFailure == "" {
+		return RolloutRevert
+	}
+	return r.OnFailure
+}
+
+// Check is a health check a rollout runs on each step: exactly one of an
+// HTTP probe the node's agent makes to a workload on the node, or a
+// Prometheus query that must return a result.
+type Check struct {
+	Name       string           `json:"name"`
+	HTTP       *HTTPCheck       `json:"http,omitempty"`
+	Prometheus *PrometheusCheck `json:"prometheus,omitempty"`
+}
+
+// HTTPCheck is a GET the node's agent makes, on the node's loopback, for
+// each card of a step; {slot} and {pci} in URL name the card. It passes
+// on Status (200 unless set) within Timeout (2s unless set).
+type HTTPCheck struct {
+	URL     string   `json:"url"`
+	Status  int      `json:"status,omitempty"`
+	Timeout Duration `json:"timeout,omitempty"`
+}
+
+// PrometheusCheck is an instant query against the controller's
+// Prometheus; it passes when the result is not empty, as an alerting
+// rule fires when its query returns something, inverted: write the
+// condition that must hold ("sum(rate(errors[5m])) < 1").
+type PrometheusCheck struct {
+	Query string `json:"query"`
 }
 
 // WindowKind says whether a window allows or denies disruptive changes.

@@ -18,7 +18,10 @@ type adminFlags struct {
 
 func (f *adminFlags) register(cmd *cobra.Command) {
 	cmd.Flags().StringVar(&f.server, "server", "", "the controller's URL (http://ADDR)")
-	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "file holding the admin bearer token (default: $FPGAOPS_ADMIN_TOKEN)")
+	cmd.Flags().StringVar(&f.tokenFile, "admin-token-file", "", "file holding the admin bearer token (default: $FPGAOPS_ADMIN_TOKEN)")
+	// The flag's name before it matched run's --admin-token-file.
+	cmd.Flags().StringVar(&f.tokenFile, "token-file", "", "")
+	_ = cmd.Flags().MarkDeprecated("token-file", "use --admin-token-file")
 }
 
 // client checks the flags, all at once, and reads the token from the
@@ -33,16 +36,16 @@ func (f *adminFlags) client() (*controller.Client, error) {
 	case f.tokenFile != "":
 		b, err := os.ReadFile(f.tokenFile)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("--token-file: %w", err))
+			errs = append(errs, fmt.Errorf("--admin-token-file: %w", err))
 		}
 		token = strings.TrimSpace(string(b))
 		if err == nil && token == "" {
-			errs = append(errs, fmt.Errorf("--token-file %s: empty", f.tokenFile))
+			errs = append(errs, fmt.Errorf("--admin-token-file %s: empty", f.tokenFile))
 		}
 	default:
 		token = strings.TrimSpace(os.Getenv("FPGAOPS_ADMIN_TOKEN"))
 		if token == "" {
-			errs = append(errs, errors.New("no admin token: give --token-file or set FPGAOPS_ADMIN_TOKEN"))
+			errs = append(errs, errors.New("no admin token: give --admin-token-file or set FPGAOPS_ADMIN_TOKEN"))
 		}
 	}
 	if err := errors.Join(errs...); err != nil {

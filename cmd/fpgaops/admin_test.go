@@ -114,8 +114,8 @@ func TestAdminCommands(t *testing.T) {
 			"Error: controller " + base + ": POST /suspend: 401 Unauthorized: unauthorized"},
 		{"wrong token reconcile", []string{"reconcile", "--server", base, "--token-file", wrongFile, "--wait"},
 			"Error: controller " + base + ": POST /reconcile: 401 Unauthorized"},
-		{"no token", []string{"resume", "--server", base}, "no admin token: give --token-file or set FPGAOPS_ADMIN_TOKEN"},
-		{"no token file", []string{"suspend", "--server", base, "--token-file", filepath.Join(dir, "nosuch")}, "--token-file: open "},
+		{"no token", []string{"resume", "--server", base}, "no admin token: give --admin-token-file or set FPGAOPS_ADMIN_TOKEN"},
+		{"no token file", []string{"suspend", "--server", base, "--token-file", filepath.Join(dir, "nosuch")}, "--admin-token-file: open "},
 		{"no server", []string{"suspend", "--token-file", tokenFile}, "--server is required"},
 	}
 	for _, tc := range tokenErrors {

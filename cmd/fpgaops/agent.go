@@ -23,7 +23,7 @@ type agentFlags struct {
 	insecure                                    bool
 	maxImage                                    int64
 	maxUploads, maxImagesInMemory               int
-	skipUserClocks                              bool
+	skipUserClocks, requireToken                bool
 	dra                                         dra.Flags
 }
 
@@ -81,7 +81,8 @@ also serves the DRA kubelet plugin of a Kubernetes node (docs/kubernetes.md).`,
 	fs.StringVar(&f.clientCA, "client-ca", "", "CA (PEM) that client certificates must chain to")
 	fs.StringArrayVar(&f.clientNames, "client-name", nil, "accept only client certificates with this DNS or URI SAN (or, without SANs,\ncommon name); repeatable")
 	fs.StringArrayVar(&f.fetchAllow, "fetch-allow", nil, "HOST or HOST:PORT the agent may fetch bitstream URLs from; repeatable or\ncomma-separated (default: URL bitstreams are refused)")
-	fs.StringVar(&f.stateDir, "state-dir", "", "where the agent keeps what it last read of each card (default: in memory only)")
+	fs.StringVar(&f.stateDir, "state-dir", "", "where the agent keeps what it last read of each card and the newest\ncontrollers' fencing token (default: in memory only)")
+	fs.BoolVar(&f.requireToken, "require-fencing-token", false, "refuse requests without a fencing token: every controller runs with --etcd")
 	fs.BoolVar(&f.insecure, "insecure", false, "serve plain HTTP without client certificates (loopback only)")
 	fs.Int64Var(&f.maxImage, "max-image-bytes", agent.DefaultMaxImageBytes, "largest bitstream image accepted")
 	fs.IntVar(&f.maxUploads, "max-uploads", agent.DefaultMaxUploads, "program requests in flight at once; more are answered 503")
@@ -138,12 +139,16 @@ func (f *agentFlags) check() (agent.Server, *tls.Config, *agent.Memory, error) {
 	if err != nil {
 		errs = append(errs, fmt.Errorf("--state-dir: %w", err))
 	}
+	fence, err := agent.OpenFence(f.stateDir, f.requireToken)
+	if err != nil {
+		errs = append(errs, fmt.Errorf("--state-dir: %w", err))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return agent.Server{}, nil, nil, err
 	}
 	return agent.Server{
 		MaxImageBytes: f.maxImage, FetchAllow: allow,
 		MaxUploads: f.maxUploads, MaxImagesInMemory: f.maxImagesInMemory,
-		SkipUserClocks: f.skipUserClocks,
+		SkipUserClocks: f.skipUserClocks, Fence: fence,
 	}, conf, mem, nil
 }

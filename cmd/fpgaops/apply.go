@@ -28,6 +28,9 @@ func newApplyCommand(s streams) *cobra.Command {
 before changing anything (unless --auto-approve). With PLANFILE, a plan saved
 by 'fpgaops plan --out', it applies exactly that plan after observing the
 fleet again, and refuses it when the fleet has changed since it was made.
+It reaches the fleet and keeps its state as the plan was made to (--vms,
+--insecure, --state-dir, --concurrency, --node-timeout, the agent
+certificates); a flag given here overrides the plan's.
 
 Changes run card by card in the safety order (detach, VFs off, program and
 verify, VFs on, attach), in waves within the policy's disruption budget; a
@@ -108,12 +111,21 @@ func (f *planFlags) prepare(ctx context.Context, s streams, args []string) (*eng
 	if err != nil {
 		return nil, nil, err
 	}
+	used, err := f.engine.useSaved(file.Options)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", args[0], err)
+	}
+	if len(used) > 0 && f.output == "text" {
+		fmt.Fprintf(s.out, "Applying %s with the options it was planned with: %s\n", args[0], strings.Join(used, " "))
+	}
 	store, err := f.engine.openState("fpgaops apply " + args[0])
 	if err != nil {
 		return nil, nil, err
 	}
 	e := f.engine.engine(store, warnings(s))
+	done := observing(s, e, len(file.Desired.Nodes))
 	p, err := e.Saved(ctx, file)
+	done()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", args[0], err)
 	}

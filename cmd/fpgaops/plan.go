@@ -28,7 +28,7 @@ func newPlanFlags() *planFlags { return &planFlags{engine: newEngineFlags()} }
 func (f *planFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.repo, "repo", "", "fleet repository directory (the desired state)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output format: text or json")
-	f.engine.register(fs, "where runs keep their journal, history and what they applied\n(default: $XDG_STATE_HOME/fpgaops or ~/.local/state/fpgaops)")
+	f.engine.register(fs, "where runs keep their journal, history and what they applied\n"+defaultStateHelp)
 }
 
 // plan loads the desired state and plans against the fleet (or the saved
@@ -56,7 +56,12 @@ func (f *planFlags) plan(ctx context.Context, s streams, writer string) (*engine
 		return nil, nil, err
 	}
 	e := f.engine.engine(st, warnings(s))
+	done := func() {}
+	if opts.Observed == nil {
+		done = observing(s, e, len(desired.Nodes))
+	}
 	p, err := e.Plan(ctx, desired, opts)
+	done()
 	return e, p, err
 }
 
@@ -93,7 +98,9 @@ with a hostname) Nova and Cyborg attach and program the cards, so the plan
 holds the cloud's changes for them (Glance images, device profiles, flavors,
 programmed pool cards, replaced servers), gated like every other change.
 
-With --out the plan is saved; 'fpgaops apply PLANFILE' applies exactly it,
+With --out the plan is saved, with the options that shaped it (--vms,
+--insecure, --state-dir, --concurrency, --node-timeout and the paths of the
+agent certificates); 'fpgaops apply PLANFILE' applies exactly it with them,
 and refuses it when the fleet has changed since.
 
 Exit codes: 0 no changes, 1 error, and with --detailed-exitcode 2 when there
@@ -107,7 +114,11 @@ policy, or is only reported (drift, an unknown node, an unhealthy card).`,
 				return err
 			}
 			if out != "" {
-				if err := planfile.WriteFile(out, p.Plan, p.Desired); err != nil {
+				opts, err := f.engine.options()
+				if err != nil {
+					return err
+				}
+				if err := planfile.WriteFile(out, p.Plan, p.Desired, opts); err != nil {
 					return err
 				}
 			}

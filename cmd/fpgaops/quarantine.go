@@ -30,19 +30,19 @@ controller holds it, release through the controller with --server.`,
 	return cmd
 }
 
-// quarantineFlags say where the quarantine is: a state directory or a
-// running controller.
-type quarantineFlags struct {
+// stateOrServer say where to read (or change) what a controller keeps:
+// its state directory, or the running controller.
+type stateOrServer struct {
 	admin    adminFlags
 	stateDir string
 }
 
-func (f *quarantineFlags) register(cmd *cobra.Command) {
+func (f *stateOrServer) register(cmd *cobra.Command) {
 	f.admin.register(cmd)
 	cmd.Flags().StringVar(&f.stateDir, "state-dir", "", "the state directory (of apply, or of a controller that is not running)")
 }
 
-func (f *quarantineFlags) check() error {
+func (f *stateOrServer) check() error {
 	if (f.stateDir == "") == (f.admin.server == "") {
 		return errors.New("give one of --state-dir or --server")
 	}
@@ -51,7 +51,7 @@ func (f *quarantineFlags) check() error {
 
 func newQuarantineListCommand(s streams) *cobra.Command {
 	var (
-		f      quarantineFlags
+		f      stateOrServer
 		output string
 	)
 	cmd := &cobra.Command{
@@ -94,7 +94,7 @@ func newQuarantineListCommand(s streams) *cobra.Command {
 
 func newQuarantineReleaseCommand(s streams) *cobra.Command {
 	var (
-		f   quarantineFlags
+		f   stateOrServer
 		all bool
 	)
 	cmd := &cobra.Command{
@@ -137,7 +137,7 @@ quarantined is an error, and nothing is released.`,
 
 // release checks that every named card is quarantined, then releases
 // them: through the controller, or in the state directory.
-func (f *quarantineFlags) release(cmd *cobra.Command, cards []string) ([]state.Quarantine, error) {
+func (f *stateOrServer) release(cmd *cobra.Command, cards []string) ([]state.Quarantine, error) {
 	type quarantine interface {
 		Quarantined() ([]state.Quarantine, error)
 		Release(...string) ([]state.Quarantine, error)

@@ -17,14 +17,14 @@ func newReconcileCommand(s streams) *cobra.Command {
 		timeout time.Duration
 	)
 	cmd := &cobra.Command{
-		Use:   "reconcile --server URL [--token-file FILE] [--wait [--timeout D]]",
+		Use:   "reconcile --server URL [--admin-token-file FILE] [--wait [--timeout D]]",
 		Short: "Make a running controller run now",
 		Long: `Reconcile asks a running controller to fetch, validate and apply its
 repository now instead of at its next scheduled run. A suspended controller
 refuses (exit 1). With --wait it then follows the controller's status until
 the run it asked for has finished, prints the run's revision and outcome,
 and exits 1 unless the revision was applied. The admin token is read from
---token-file or FPGAOPS_ADMIN_TOKEN.`,
+--admin-token-file or FPGAOPS_ADMIN_TOKEN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := f.client()

@@ -9,11 +9,11 @@ import (
 func newResumeCommand(s streams) *cobra.Command {
 	var f adminFlags
 	cmd := &cobra.Command{
-		Use:   "resume --server URL [--token-file FILE]",
+		Use:   "resume --server URL [--admin-token-file FILE]",
 		Short: "Resume a suspended controller's runs",
 		Long: `Resume lets a suspended controller run again on its schedule, on webhooks
 and by hand; its next scheduled run comes as the schedule says. To run at
-once, follow with reconcile. The admin token is read from --token-file or
+once, follow with reconcile. The admin token is read from --admin-token-file or
 FPGAOPS_ADMIN_TOKEN.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

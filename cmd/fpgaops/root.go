@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -27,6 +28,11 @@ controller that does so on a schedule and on every push.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	build := currentBuild()
+	var v strings.Builder
+	build.write(&v)
+	root.Version = build.Version
+	root.SetVersionTemplate(v.String())
 	root.SetIn(s.in)
 	root.SetOut(s.out)
 	root.SetErr(s.err)
@@ -38,6 +44,7 @@ controller that does so on a schedule and on every push.`,
 		newStatusCommand(s),
 		newSuspendCommand(s),
 		newQuarantineCommand(s),
+		newRolloutCommand(s),
 		newResumeCommand(s),
 		newReconcileCommand(s),
 		newHistoryCommand(s),
@@ -45,8 +52,28 @@ controller that does so on a schedule and on every push.`,
 		newBitstreamCommand(s),
 		newAgentCommand(s),
 		newSimCommand(s),
+		newObserveCommand(s),
+		newImportCommand(s),
+		newPKICommand(s),
+		newVersionCommand(s),
 	)
+	completeFlagValues(root)
 	return root
+}
+
+// completeFlagValues lets shell completion offer the values of the flags
+// that take one of a few, wherever a command has them: --vms, and -o,
+// whose choices are its default (text or table) and json.
+func completeFlagValues(c *cobra.Command) {
+	if c.Flags().Lookup("vms") != nil {
+		_ = c.RegisterFlagCompletionFunc("vms", cobra.FixedCompletions(vmsChoices(), cobra.ShellCompDirectiveNoFileComp))
+	}
+	if o := c.Flags().Lookup("output"); o != nil {
+		_ = c.RegisterFlagCompletionFunc("output", cobra.FixedCompletions([]string{o.DefValue, "json"}, cobra.ShellCompDirectiveNoFileComp))
+	}
+	for _, sub := range c.Commands() {
+		completeFlagValues(sub)
+	}
 }
 
 // run executes the command line and returns the process exit code.

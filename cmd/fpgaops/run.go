@@ -7,13 +7,18 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/ha"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/reconcile/state/etcdstore"
 	"github.com/fpgaops/fpgaops/spec"
+	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/spf13/cobra"
 )
 
@@ -44,7 +49,12 @@ HTTP endpoints on --listen:
   POST /reconcile, /suspend, /resume   with the admin bearer token
 
 SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
-'fpgaops status' and 'fpgaops history' read the state directory meanwhile.`,
+'fpgaops status' and 'fpgaops history' read the state directory meanwhile.
+
+With --etcd, several controllers share the fleet: they elect one leader,
+which alone fetches, plans and applies; the others serve the shared status
+and take over when the leader's lease expires (docs/controller.md, High
+availability).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runController(cmd.Context(), s, &f)
@@ -61,15 +71,25 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	if err := errors.Join(err, logErr, srvErr); err != nil {
 		return err
 	}
-	// The store is the controller's for its lifetime: no other writer
-	// (an apply, another controller) shares the directory meanwhile.
-	store, err := state.Open(f.engine.stateDir, state.Options{Holder: "fpgaops run"})
+	var ln net.Listener
+	if !f.once {
+		if ln, err = net.Listen("tcp", f.listen); err != nil {
+			return err
+		}
+		defer ln.Close()
+	}
+	store, leader, closeState, err := f.openState(ln, log)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
+	defer closeState()
 	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
-	opts.Reconciler = &controller.Step{Engine: f.engine.engine(store, log)}
+	if leader != nil {
+		opts.Leader = leader
+	}
+	e := f.engine.engine(store, log)
+	e.LastGood = lastGood(src)
+	opts.Reconciler = &controller.Step{Engine: e}
 	c, err := controller.New(opts)
 	if err != nil {
 		return err
@@ -87,13 +107,9 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		fmt.Fprintf(s.out, "Applied revision %s: %d change(s), %d violation(s).\n", run.Revision, run.Results.Applied, run.Violations)
 		return nil
 	}
-	ln, err := net.Listen("tcp", f.listen)
-	if err != nil {
-		return err
-	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln, c) }()
-	log.Info("controller started", "source", src.String(), "listen", srv.Scheme()+"://"+ln.Addr().String(), "state", f.engine.stateDir)
+	log.Info("controller started", "source", src.String(), "listen", srv.Scheme()+"://"+ln.Addr().String(), "state", f.stateName())
 	runErr := c.Run(ctx)
 	shutdown, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer cancel()
@@ -107,6 +123,44 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 	return runErr
 }
 
+// openState opens the controller's state: the state directory, locked
+// for the controller's lifetime (no other writer shares it meanwhile);
+// or, with --etcd, the state shared by the fleet's controllers and this
+// controller's part in their election. closeState gives the lead up at
+// once, so that another controller takes over without waiting.
+func (f *runFlags) openState(ln net.Listener, log *slog.Logger) (store state.Store, leader *ha.Elector, closeState func(), err error) {
+	if !f.etcd.on() {
+		local, err := state.Open(f.engine.stateDir, state.Options{Holder: "fpgaops run"})
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		return local, nil, func() { local.Close() }, nil
+	}
+	client, err := f.etcd.dial()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	host, _ := os.Hostname()
+	id := fmt.Sprintf("%s pid %d (%s)", host, os.Getpid(), ln.Addr())
+	leader, err = ha.New(ha.Config{Client: client, Prefix: f.etcd.prefix, Identity: id, LeaseTTL: f.leaseTTL, Log: log})
+	if err == nil {
+		store, err = etcdstore.New(client, etcdstore.Options{Prefix: f.etcd.prefix, Guard: leader.Guard})
+	}
+	if err != nil {
+		client.Close()
+		return nil, nil, nil, err
+	}
+	return store, leader, func() { leader.Close(); client.Close() }, nil
+}
+
+// stateName says where the state is, for the log.
+func (f *runFlags) stateName() string {
+	if f.etcd.on() {
+		return "etcd " + strings.Join(f.etcd.endpoints, ",") + " " + f.etcd.prefix
+	}
+	return f.engine.stateDir
+}
+
 func newLogger(s streams, format string) (*slog.Logger, error) {
 	switch format {
 	case "text":
@@ -115,4 +169,21 @@ func newLogger(s streams, format string) (*slog.Logger, error) {
 		return slog.New(slog.NewJSONHandler(s.err, nil)), nil
 	}
 	return nil, fmt.Errorf("--log-format %q: want text or json", format)
+}
+
+// lastGood loads a revision fetched before, which a failed rollout step
+// reverts to.
+func lastGood(src *source.Source) func(context.Context, string) (*spec.Fleet, error) {
+	return func(_ context.Context, revision string) (*spec.Fleet, error) {
+		rev, err := src.Checkout(revision)
+		if err != nil {
+			return nil, err
+		}
+		fleet, err := spec.Load(rev.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("revision %s: %w", revision, err)
+		}
+		fleet.Revision = rev.Commit
+		return fleet, nil
+	}
 }

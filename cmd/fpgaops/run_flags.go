@@ -9,9 +9,12 @@ import (
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/ha"
+	"github.com/fpgaops/fpgaops/reconcile/state/etcdstore"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/spf13/pflag"
+	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // runFlags are the controller's flags.
@@ -32,6 +35,43 @@ type runFlags struct {
 	tlsCert, tlsKey           string
 	allowPlainHTTP            bool
 	engine                    *engineFlags
+	etcd                      etcdFlags
+	leaseTTL                  time.Duration
+}
+
+// etcdFlags say where the state of controllers that share a fleet is:
+// run, status and history take them.
+type etcdFlags struct {
+	endpoints             []string
+	prefix, ca, cert, key string
+}
+
+func (f *etcdFlags) register(fs *pflag.FlagSet) {
+	fs.StringSliceVar(&f.endpoints, "etcd", nil, "etcd endpoints (comma-separated URLs): the state shared by every controller\nof the fleet, in place of --state-dir")
+	fs.StringVar(&f.prefix, "etcd-prefix", "/fpgaops/default", "key prefix of the fleet's state in etcd")
+	fs.StringVar(&f.ca, "etcd-ca", "", "CA (PEM) that signed the etcd members' certificates")
+	fs.StringVar(&f.cert, "etcd-cert", "", "client certificate (PEM) presented to etcd")
+	fs.StringVar(&f.key, "etcd-key", "", "key (PEM) of --etcd-cert")
+}
+
+func (f *etcdFlags) on() bool { return len(f.endpoints) > 0 }
+
+// dial connects to etcd.
+func (f *etcdFlags) dial() (*clientv3.Client, error) {
+	return ha.Dial(ha.ClientConfig{Endpoints: f.endpoints, CA: f.ca, Cert: f.cert, Key: f.key})
+}
+
+// reader opens the shared state for reading; close gives the connection
+// up.
+func (f *etcdFlags) reader() (store *etcdstore.Store, c *clientv3.Client, err error) {
+	if c, err = f.dial(); err != nil {
+		return nil, nil, err
+	}
+	if store, err = etcdstore.New(c, etcdstore.Options{Prefix: f.prefix, ReadOnly: true}); err != nil {
+		c.Close()
+		return nil, nil, err
+	}
+	return store, c, nil
 }
 
 func (f *runFlags) register(fs *pflag.FlagSet) {
@@ -60,7 +100,9 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve --listen over HTTPS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the key (PEM) of --tls-cert")
 	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
-	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required)")
+	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required\nwithout --etcd; with it, only the repository cache)")
+	f.etcd.register(fs)
+	fs.DurationVar(&f.leaseTTL, "etcd-lease-ttl", ha.DefaultLeaseTTL, "with --etcd: how long a leader that stops renewing its lease keeps the lead")
 }
 
 // options checks every flag, reporting all mistakes at once, and reads
@@ -70,8 +112,17 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	if f.git == "" {
 		errs = append(errs, errors.New("--git is required"))
 	}
-	if f.engine.stateDir == "" {
+	switch {
+	case f.engine.stateDir == "" && !f.etcd.on():
 		errs = append(errs, errors.New("--state-dir is required"))
+	case f.engine.stateDir == "" && f.cacheDir == "":
+		errs = append(errs, errors.New("--etcd keeps the state, not the repository cache: give --cache-dir or --state-dir"))
+	}
+	if f.etcd.on() && f.once {
+		errs = append(errs, errors.New("--once and --etcd exclude each other: ask the leader for a run (fpgaops reconcile --server)"))
+	}
+	if f.leaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("--etcd-lease-ttl %v: want 1s or more", f.leaseTTL))
 	}
 	switch spec.DriftMode(f.drift) {
 	case "", spec.DriftReport, spec.DriftCorrect:

@@ -50,7 +50,7 @@ func newOpenStackLab(t *testing.T, afuID string) (*openstacktest.Cloud, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	cardTraits := []string{openstack.TraitIntel, openstack.BoardTrait(spec.BoardPACA10), openstack.FunctionTrait(strings.ReplaceAll(afuID, "-", ""))}
+	cardTraits := []string{openstack.TraitIntel, openstack.BoardTrait(spec.BoardPACA10), openstack.FunctionTrait(strings.ReplaceAll(afuID, "-", "")), openstack.RegionTrait("9926ab6d6c925a68aabca7d84c545738")}
 	for _, tr := range cardTraits {
 		if err := traits.Create(ctx, sc, tr).ExtractErr(); err != nil {
 			t.Fatal(err)

@@ -23,6 +23,7 @@ func newSimServeCommand(s streams) *cobra.Command {
 		failRate               float64
 		seed                   int64
 		timing                 sim.Timing
+		faulty                 []string
 	)
 	c := &cobra.Command{
 		Use:   "serve --repo DIR [--listen ADDR]",
@@ -37,12 +38,13 @@ and the VMs its bindings name, running and holding nothing at first.
 Programming a card, or changing its VFs, while a running VM holds one of its
 functions is refused and counted as a violation. --program-time and the
 other times make each change take as long as on hardware, per card, so
-that a schedule can be judged against the physical critical path. The sim
-serves plain HTTP, so only on loopback.`,
+that a schedule can be judged against the physical critical path. A card
+running an AFU named by --faulty-afu reports an error on its port, so that
+a rollout can be rehearsed. The sim serves plain HTTP, so only on loopback.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			opts := sim.Options{
-				StateDir: stateDir, Latency: latency, FailRate: failRate, Seed: seed, Timing: timing,
+				StateDir: stateDir, Latency: latency, FailRate: failRate, Seed: seed, Timing: timing, FaultyAFUs: faulty,
 				Log: slog.New(slog.NewTextHandler(s.err, nil)),
 			}
 			// Every mistake in the flags at once, before a long load.
@@ -96,5 +98,6 @@ serves plain HTTP, so only on loopback.`,
 	f.DurationVar(&timing.ProgramJitter, "program-jitter", 0, "up to this much more per PR, drawn from --seed")
 	f.DurationVar(&timing.VFs, "vf-time", 0, "time turning a card's VFs on or off takes")
 	f.DurationVar(&timing.Attach, "attach-time", 0, "time an attach or a detach takes")
+	f.StringArrayVar(&faulty, "faulty-afu", nil, "a card running this AFU ID reports a port error from its next observation on (repeatable)")
 	return c
 }

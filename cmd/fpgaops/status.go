@@ -7,27 +7,34 @@ import (
 	"io"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/ha"
 	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/spf13/cobra"
 )
 
 func newStatusCommand(s streams) *cobra.Command {
-	var stateDir, server, output string
+	var (
+		stateDir, server, output string
+		etcd                     etcdFlags
+	)
 	cmd := &cobra.Command{
-		Use:   "status (--state-dir DIR | --server URL) [-o json]",
+		Use:   "status [--state-dir DIR | --server URL | --etcd URLS [--etcd-prefix P]] [-o json]",
 		Short: "Show the controller's status: revisions, conditions, nodes",
 		Long: `Status shows what the controller last did: the revision in force (last
 applied) and the last one attempted, as full commit hashes, the Ready,
 Reconciling and Stalled conditions with their reasons, and per node what the
 last run changed and what remains. It reads the state directory, which works
-while the controller runs, or with --server asks a running controller.`,
+while the controller runs, or with --server asks a running controller, or
+with --etcd reads the state that controllers sharing a fleet keep in etcd,
+and says which of them leads. Without any, it reads the default state
+directory, as plan and apply do.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := checkOutput(output); err != nil {
 				return err
 			}
-			st, err := readStatus(cmd.Context(), stateDir, server)
+			st, err := readStatus(cmd.Context(), stateDir, server, &etcd)
 			if err != nil {
 				return err
 			}
@@ -38,9 +45,10 @@ while the controller runs, or with --server asks a running controller.`,
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory")
+	cmd.Flags().StringVar(&stateDir, "state-dir", "", "the controller's state directory\n"+defaultStateHelp)
 	cmd.Flags().StringVar(&server, "server", "", "a running controller's URL (http://ADDR)")
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "output format: text or json")
+	etcd.register(cmd.Flags())
 	return cmd
 }
 
@@ -52,25 +60,59 @@ func checkOutput(o string) error {
 	return fmt.Errorf("-o %q: want text or json", o)
 }
 
-func readStatus(ctx context.Context, stateDir, server string) (controller.Status, error) {
+func readStatus(ctx context.Context, stateDir, server string, etcd *etcdFlags) (controller.Status, error) {
 	var st controller.Status
+	given := 0
+	for _, on := range []bool{stateDir != "", server != "", etcd.on()} {
+		if on {
+			given++
+		}
+	}
 	switch {
-	case stateDir != "" && server != "":
-		return st, fmt.Errorf("give --state-dir or --server, not both")
+	case given > 1:
+		return st, fmt.Errorf("give one of --state-dir, --server and --etcd")
+	case etcd.on():
+		return etcdStatus(ctx, etcd)
 	case server != "":
 		return controller.NewClient(server, nil).Status(ctx)
-	case stateDir != "":
-		store, err := state.Open(stateDir, state.Options{ReadOnly: true})
-		if err != nil {
-			return st, err
-		}
-		found, err := store.Status(&st)
-		if err == nil && !found {
-			err = fmt.Errorf("state dir %s: %w", stateDir, state.ErrNoState)
-		}
+	}
+	dir, err := stateDirOr(stateDir)
+	if err != nil {
 		return st, err
 	}
-	return st, fmt.Errorf("give --state-dir or --server")
+	store, err := state.Open(dir, state.Options{ReadOnly: true})
+	if err != nil {
+		return st, err
+	}
+	found, err := store.Status(&st)
+	if err == nil && !found {
+		err = fmt.Errorf("state dir %s: %w", dir, state.ErrNoState)
+	}
+	return st, err
+}
+
+// etcdStatus reads the leader's status from etcd, and who leads now.
+func etcdStatus(ctx context.Context, etcd *etcdFlags) (controller.Status, error) {
+	var st controller.Status
+	store, client, err := etcd.reader()
+	if err != nil {
+		return st, err
+	}
+	defer client.Close()
+	found, err := store.Status(&st)
+	if err == nil && !found {
+		err = fmt.Errorf("etcd %s: %w", etcd.prefix, state.ErrNoState)
+	}
+	if err != nil {
+		return st, err
+	}
+	term, err := ha.CurrentLeader(ctx, client, etcd.prefix)
+	if err != nil {
+		return st, err
+	}
+	leader := term.Status()
+	st.Leader = &leader
+	return st, nil
 }
 
 func writeIndented(w io.Writer, v any) error {

@@ -9,7 +9,11 @@
 // whose digest it has not verified, never holds an unverified image in
 // memory, fetches images only from hosts it was told to trust, and never
 // trusts a client without a certificate unless the operator asked for
-// plain HTTP on loopback.
+// plain HTTP on loopback. With a Fence, it refuses a request whose
+// fencing token is older than the newest it has seen: controllers that
+// share a fleet through etcd stamp every request with their leader
+// term's token, so that a leader that lost its term cannot change a card
+// behind the new one's back.
 package agent
 
 import (

@@ -71,6 +71,9 @@ type Server struct {
 	// programming (fpga.ProgramOptions.SkipUserClock): for hosts without
 	// OPAE's userclk, whose images need none.
 	SkipUserClocks bool
+	// Fence, when set, refuses requests whose fencing token is older
+	// than one it has seen (or, if it requires one, that carry none).
+	Fence *Fence
 	// Log receives one line per failed request; nil discards.
 	Log *slog.Logger
 
@@ -162,9 +165,12 @@ func (s *Server) Register(mux *http.ServeMux, prefix string) {
 		}
 	}
 	key := hostKey(prefix)
-	mux.HandleFunc("GET "+prefix+PathInventory, s.inventory)
-	mux.HandleFunc("POST "+prefix+PathProgram, func(w http.ResponseWriter, r *http.Request) { s.program(w, r, key) })
-	mux.HandleFunc("PUT "+prefix+PathVFs, s.setVFs)
+	// Reads are fenced too: a new leader's first look at a host (its
+	// observation) raises the token before it plans anything.
+	mux.HandleFunc("GET "+prefix+PathInventory, s.Fenced(prefix, s.inventory))
+	mux.HandleFunc("POST "+prefix+PathProgram, s.Fenced(prefix, func(w http.ResponseWriter, r *http.Request) { s.program(w, r, key) }))
+	mux.HandleFunc("PUT "+prefix+PathVFs, s.Fenced(prefix, s.setVFs))
+	mux.HandleFunc("POST "+prefix+PathProbe, s.probe)
 	mux.HandleFunc(prefix+"/", func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, Errorf(http.StatusNotFound, CodeNotFound, "no such API path %s", r.URL.Path))
 	})

@@ -40,6 +40,13 @@ func call(t *testing.T, method, url, contentType string, body io.Reader) answer 
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
+	return send(t, req)
+}
+
+// send sends a request and reads the answer, which must be JSON.
+func send(t *testing.T, req *http.Request) answer {
+	t.Helper()
+	method, url := req.Method, req.URL
 	resp, err := (&http.Client{Timeout: time.Minute}).Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,6 +71,20 @@ func (c *Client) SetVFs(ctx context.Context, node *spec.Node, pci string, n int)
 		return fmt.Errorf("card %s: VFs read back as %d, want %d", pci, res.Device.NumVFs, n)
 	}
 	return nil
+}
+
+// Probe asks the node's agent to GET url on the node (a rollout's check)
+// and returns the HTTP status it got.
+func (c *Client) Probe(ctx context.Context, node *spec.Node, url string, timeout time.Duration) (int, error) {
+	body, _ := json.Marshal(agentapi.ProbeRequest{URL: url, TimeoutMS: int(timeout.Milliseconds())})
+	var res agentapi.ProbeResult
+	if err := c.Do(ctx, node, http.MethodPost, agentapi.PathProbe, jsonBody(body), &res); err != nil {
+		return 0, err
+	}
+	if res.Error != "" {
+		return 0, errors.New(res.Error)
+	}
+	return res.Status, nil
 }
 
 // Program sends the image (or its URL, for the agent to fetch) and checks
@@ -162,6 +177,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 	if node.Endpoint == "" {
 		return fmt.Errorf("node %s has no endpoint", node.Name)
 	}
+	if err := checkTerm(ctx); err != nil {
+		return fmt.Errorf("node %s: %w", node.Name, err)
+	}
 	u, err := url.Parse(strings.TrimSuffix(node.Endpoint, "/") + path)
 	if err != nil {
 		return fmt.Errorf("endpoint %q: %w", node.Endpoint, err)
@@ -178,6 +196,9 @@ func (c *Client) do(ctx context.Context, node *spec.Node, method, path string, b
 		return err
 	}
 	req.Header.Set("Accept", "application/json")
+	if tok, ok := FencingToken(ctx); ok {
+		req.Header.Set(agentapi.FencingHeader, strconv.FormatUint(tok, 10))
+	}
 	if body != nil {
 		req.Header.Set("Content-Type", body.ContentType)
 	}

@@ -25,6 +25,7 @@ import (
 	"github.com/gophercloud/gophercloud/v2/openstack/compute/v2/servers"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/imagedata"
 	"github.com/gophercloud/gophercloud/v2/openstack/image/v2/images"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
 )
 
 // maxBitstreamSize caps a bitstream fetched from a URL.
@@ -40,6 +41,12 @@ const DefaultBootTimeout = 10 * time.Minute
 func (b *Backend) Check(ctx context.Context, desired *spec.Fleet, c *plans.Change) error {
 	switch kind(c) {
 	case objImage:
+		if c.Action == plans.ActionUpdate {
+			if c.After == nil || c.After.Attrs[attrUUID] == "" || c.After.Attrs[attrFunctionID] == "" {
+				return errors.New("names no image or function ID")
+			}
+			return nil
+		}
 		_, err := b.readBitstream(ctx, desired, c.After)
 		return err
 	case objProfile, objFlavor:
@@ -88,6 +95,8 @@ func (b *Backend) Apply(ctx context.Context, desired *spec.Fleet, c *plans.Chang
 	switch k := kind(c); {
 	case k == objImage && c.Action == plans.ActionCreate:
 		return b.createImage(ctx, cl, desired, c.After)
+	case k == objImage && c.Action == plans.ActionUpdate:
+		return b.updateImage(ctx, cl, c.After)
 	case k == objProfile && (c.Action == plans.ActionCreate || c.Action == plans.ActionReplace):
 		return b.makeProfile(ctx, cl, c)
 	case k == objFlavor && c.Action == plans.ActionCreate:
@@ -184,9 +193,12 @@ func (b *Backend) createImage(ctx context.Context, cl *Clients, desired *spec.Fl
 	if err != nil {
 		return err
 	}
+	props := map[string]string{PropertySHA256: v.SHA256, PropertyBitstream: v.Bitstream}
+	if v.AFUID != "" {
+		props[attrFunctionID] = v.AFUID
+	}
 	img, err := images.Create(ctx, cl.Image, images.CreateOpts{
-		Name: v.Attrs[attrName], DiskFormat: "raw", ContainerFormat: "bare",
-		Properties: map[string]string{PropertySHA256: v.SHA256, PropertyBitstream: v.Bitstream},
+		Name: v.Attrs[attrName], DiskFormat: "raw", ContainerFormat: "bare", Properties: props,
 	}).Extract()
 	if err != nil {
 		return fmt.Errorf("glance: create image: %w", err)
@@ -201,6 +213,30 @@ func (b *Backend) createImage(ctx context.Context, cl *Clients, desired *spec.Fl
 	md := md5.Sum(data)
 	if got.Status != images.ImageStatusActive || got.Checksum != hex.EncodeToString(md[:]) {
 		return fmt.Errorf("glance: image %s is %s with checksum %s after upload: want active with %x", img.ID, got.Status, got.Checksum, md)
+	}
+	return nil
+}
+
+// updateImage sets the accel:function_id of an image fpgaops uploaded,
+// after checking it still holds the bitstream the plan names.
+func (b *Backend) updateImage(ctx context.Context, cl *Clients, v *plans.Value) error {
+	id := v.Attrs[attrUUID]
+	im, err := images.Get(ctx, cl.Image, id).Extract()
+	if err != nil {
+		return fmt.Errorf("glance: read image %s: %w", id, err)
+	}
+	if sum, _ := im.Properties[PropertySHA256].(string); sum != v.SHA256 {
+		return fmt.Errorf("glance: image %s holds sha256 %s, not bitstream %s's %s: not updating", id, short(sum), v.Bitstream, short(v.SHA256))
+	}
+	op := images.AddOp
+	if _, ok := im.Properties[attrFunctionID]; ok {
+		op = images.ReplaceOp
+	}
+	_, err = images.Update(ctx, cl.Image, id, images.UpdateOpts{
+		images.UpdateImageProperty{Op: op, Name: attrFunctionID, Value: v.Attrs[attrFunctionID]},
+	}).Extract()
+	if err != nil {
+		return fmt.Errorf("glance: set accel:function_id of image %s: %w", id, err)
 	}
 	return nil
 }
@@ -290,8 +326,37 @@ func (b *Backend) program(ctx context.Context, cl *Clients, v *plans.Value) erro
 			return fmt.Errorf("refusing to program: instance %s holds the card", q.Instance())
 		}
 	}
-	_, err = cyborg.ProgramDeployable(ctx, cl.Accelerator, v.Attrs[attrDeployable], img)
-	return err
+	if _, err = cyborg.ProgramDeployable(ctx, cl.Accelerator, v.Attrs[attrDeployable], img); err != nil {
+		return err
+	}
+	return b.record(ctx, cl, v)
+}
+
+// record notes on the card's resource provider what fpgaops programmed:
+// its own trait with the bitstream's digest in place of any earlier one,
+// and the function ID trait of its AFU in place of the others, as
+// Cyborg's bind does after programming (see MarkTrait). Cyborg's agent
+// reads the function from the card later and agrees.
+func (b *Backend) record(ctx context.Context, cl *Clients, v *plans.Value) error {
+	rp := v.Attrs[attrRP]
+	now, err := resourceproviders.GetTraits(ctx, cl.Placement, rp).Extract()
+	if err != nil {
+		return fmt.Errorf("placement: traits of %s: %w", rp, err)
+	}
+	_, err = ModifyTraits(ctx, cl.Placement, rp, now.ResourceProviderGeneration, now.Traits, func(cur []string) []string {
+		out := slices.DeleteFunc(cur, func(t string) bool {
+			return strings.HasPrefix(t, traitMarkPrefix) || v.AFUID != "" && strings.HasPrefix(t, traitFunctionAny)
+		})
+		out = append(out, MarkTrait(v.SHA256))
+		if v.AFUID != "" {
+			out = append(out, FunctionTrait(v.AFUID))
+		}
+		return out
+	})
+	if err != nil {
+		return fmt.Errorf("programmed, but not recorded: %w", err)
+	}
+	return nil
 }
 
 func (b *Backend) updateTraits(ctx context.Context, cl *Clients, before, after *plans.Value) error {
@@ -300,15 +365,9 @@ func (b *Backend) updateTraits(ctx context.Context, cl *Clients, before, after *
 	if err != nil {
 		return fmt.Errorf("resource provider %s: generation: %w", a[attrRP], err)
 	}
-	current, add, remove := splitList(before.Attrs[attrTraits]), splitList(a[attrAdd]), splitList(a[attrRemove])
+	current, remove := splitList(before.Attrs[attrTraits]), splitList(a[attrRemove])
 	_, err = ModifyTraits(ctx, cl.Placement, a[attrRP], gen, current, func(cur []string) []string {
-		out := slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(remove, t) })
-		for _, t := range add {
-			if !slices.Contains(out, t) {
-				out = append(out, t)
-			}
-		}
-		return out
+		return slices.DeleteFunc(cur, func(t string) bool { return slices.Contains(remove, t) })
 	})
 	return err
 }

@@ -13,8 +13,15 @@
 // replaced, because Nova cannot resize or migrate servers with
 // accelerators, and a replacement is disruptive. A binding without a VM
 // (a preprogrammed card) is met through Cyborg's deployable program action,
-// never while a server holds the card. Placement traits are checked
-// against what each card runs; disagreement is drift.
+// never while a server holds the card; since that action does not record
+// what it programmed, fpgaops records it as a trait on the card's resource
+// provider, and the function ID Cyborg's agent reads from the card tells
+// when it changed since (drift). Cards of boards Cyborg does not expose
+// (the DFL boards D5005 and N3000) are reported, nothing else.
+//
+// The backend follows what the services do, not only their API
+// references: cards.go says, with the upstream files, how Cyborg names and
+// finds a node's cards, and the fixtures in openstacktest do the same.
 //
 // The work is split as in the rest of fpgaops: Observe reads (all I/O),
 // Plan is a pure function of the desired fleet and the observed State, and

@@ -18,13 +18,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
 	"github.com/fpgaops/fpgaops/spec"
+	"github.com/gophercloud/gophercloud/v2"
+	"github.com/gophercloud/gophercloud/v2/openstack/placement/v1/resourceproviders"
 )
 
 // e2e is a small fleet on two OpenStack nodes, the fixture cloud it runs
-// on and the real Placement behind it.
+// on and the real Placement behind it, the cards reported to it as
+// Cyborg's agent and conductor do.
 type e2e struct {
 	cloud      *openstacktest.Cloud
 	fleet      *spec.Fleet
@@ -35,61 +39,60 @@ type e2e struct {
 	vmA, tenDB string            // server IDs
 }
 
-const (
-	e2eRPA0 = "3c0e5b1a-0000-4000-8000-0000000001a0"
-	e2eRPA1 = "3c0e5b1a-0000-4000-8000-0000000001a1"
-	e2eRPB0 = "3c0e5b1a-0000-4000-8000-0000000002b0"
-	e2eRPB1 = "3c0e5b1a-0000-4000-8000-0000000002b1"
-)
-
 func sha(b []byte) string {
 	s := sha256.Sum256(b)
 	return hex.EncodeToString(s[:])
 }
 
-// newE2E builds the scene. tag, one hex digit, goes into host names and
-// provider UUIDs, so that tests sharing the package's Placement do not
-// see each other's providers.
+// gbs is a GBS image of an AFU built for a PR interface.
+func gbs(t *testing.T, iface, afu, payload string) []byte {
+	t.Helper()
+	data, err := bitstream.Build(bitstream.Metadata{Version: 1, AFUImage: bitstream.AFUImage{InterfaceUUID: iface,
+		AcceleratorClusters: []bitstream.Cluster{{Name: payload, TotalContexts: 1, AcceleratorTypeUUID: afu}}}}, []byte(payload))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return data
+}
+
+// newE2E builds the scene. tag, one hex digit, goes into host names, so
+// that tests sharing the package's Placement do not see each other's
+// providers. compute-01 has an empty card for server vm-a and one a bind
+// left running nlb; compute-02 two cards for the nlb pool, one of them
+// held by a tenant's server db-1. Glance has an nlb image without
+// accel:function_id.
 func newE2E(t *testing.T, tag string) *e2e {
 	t.Helper()
-	h1, h2 := "e2e-cmp-01-"+tag, "e2e-cmp-02-"+tag
-	rp := func(u string) string { return tag + u[1:] }
-	pc := placementClient(t, http.DefaultTransport)
-	seedHost(t, pc, h1,
-		seedCard{uuid: rp(e2eRPA0), bdf: "0000:5e:00.0", fpga: 1, traits: []string{TraitIntel, "CUSTOM_FPGA_INTEL_PAC_ARRIA10", RegionTrait(ifA10)}},
-		seedCard{uuid: rp(e2eRPA1), bdf: "0000:be:00.0", fpga: 1, traits: []string{TraitIntel, "CUSTOM_FPGA_INTEL_PAC_ARRIA10"}})
-	seedHost(t, pc, h2,
-		seedCard{uuid: rp(e2eRPB0), bdf: "0000:5e:00.0", fpga: 1, traits: []string{TraitIntel, "CUSTOM_FPGA_INTEL_PAC_N3000"}},
-		seedCard{uuid: rp(e2eRPB1), bdf: "0000:af:00.0", fpga: 1, traits: []string{TraitIntel, "CUSTOM_FPGA_INTEL_PAC_N3000", FunctionTrait(afuGzip)}})
-
+	h1 := openstacktest.Host{Nova: "e2e-cmp-01-" + tag}
+	h2 := openstacktest.Host{Nova: "e2e-cmp-02-" + tag}
 	e := &e2e{deps: map[string]string{}}
 	e.cloud = openstacktest.NewCloud(t, placementURL)
 	// With noauth2, Placement takes the token "admin"; Keystone issues it.
 	e.cloud.Token = openstacktest.PlacementToken
 
 	repo := t.TempDir()
-	e.gzipData = append([]byte("XeonFPGA\xb7GBSv001"), bytes.Repeat([]byte("gzip"), 64)...)
+	e.gzipData = gbs(t, ifA10, afuGzip, "gzip")
 	if err := os.MkdirAll(filepath.Join(repo, "bitstreams"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(repo, "bitstreams", "gzip.gbs"), e.gzipData, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	nlbData := append([]byte("XeonFPGA\xb7GBSv001"), bytes.Repeat([]byte("nlb0"), 64)...)
+	nlbData := gbs(t, ifA10, afuNLB, "nlb0")
 	e.fleet = &spec.Fleet{
 		Root: repo,
 		Nodes: []spec.Node{
-			{Name: "compute-01", Hostname: h1, FPGAs: []spec.FPGA{
+			{Name: "compute-01", Hostname: h1.Nova, FPGAs: []spec.FPGA{
 				{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardPACA10, InterfaceID: ifA10},
 				{Slot: "pac1", PCI: "0000:be:00.0", Board: spec.BoardPACA10},
 			}},
-			{Name: "compute-02", Hostname: h2, FPGAs: []spec.FPGA{
-				{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardN3000},
-				{Slot: "pac1", PCI: "0000:af:00.0", Board: spec.BoardN3000},
+			{Name: "compute-02", Hostname: h2.Nova, FPGAs: []spec.FPGA{
+				{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardPACA10},
+				{Slot: "pac1", PCI: "0000:af:00.0", Board: spec.BoardPACA10},
 			}},
 		},
 		Bitstreams: []spec.Bitstream{
-			{Name: "gzip", File: "bitstreams/gzip.gbs", SHA256: sha(e.gzipData), InterfaceID: ifA10, AFUID: afuGzip},
+			{Name: "gzip", File: "bitstreams/gzip.gbs", SHA256: sha(e.gzipData), InterfaceID: ifA10, AFUID: afuGzip, Size: int64(len(e.gzipData))},
 			{Name: "nlb", URL: "https://bitstreams.example.com/nlb.gbs", SHA256: sha(nlbData), AFUID: afuNLB},
 		},
 		Bindings: []spec.Binding{
@@ -102,15 +105,18 @@ func newE2E(t *testing.T, tag string) *e2e {
 
 	c := e.cloud
 	e.nlbImage = c.AddImage("fpgaops-nlb", nlbData, map[string]string{PropertySHA256: sha(nlbData), PropertyBitstream: "nlb"})
-	e.deps["compute-01/pac0"] = c.AddDevice(h1, "0000:5e:00.0", "0x09c4", rp(e2eRPA0), "")
-	e.deps["compute-01/pac1"] = c.AddDevice(h1, "0000:be:00.0", "0x09c4", rp(e2eRPA1), e.nlbImage)
-	e.deps["compute-02/pac0"] = c.AddDevice(h2, "0000:5e:00.0", "0x0b30", rp(e2eRPB0), "")
-	e.deps["compute-02/pac1"] = c.AddDevice(h2, "0000:af:00.0", "0x0b30", rp(e2eRPB1), "")
+	c.AddHost(h1)
+	c.AddHost(h2)
+	pac := openstacktest.ProductPACA10
+	e.deps["compute-01/pac0"] = c.AddCard(h1, openstacktest.Card{PCI: "0000:5e:00.0", Product: pac, InterfaceID: ifA10})
+	e.deps["compute-01/pac1"] = c.AddCard(h1, openstacktest.Card{PCI: "0000:be:00.0", Product: pac, AFUID: afuNLB, BitstreamID: e.nlbImage})
+	e.deps["compute-02/pac0"] = c.AddCard(h2, openstacktest.Card{PCI: "0000:5e:00.0", Product: pac})
+	e.deps["compute-02/pac1"] = c.AddCard(h2, openstacktest.Card{PCI: "0000:af:00.0", Product: pac, AFUID: afuGzip})
 	c.AddFlavor(openstacktest.Flavor{ID: "3", Name: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 40})
 	c.AddProfile(openstacktest.Profile{Name: "tenant-nlb", Groups: []map[string]string{{"resources:FPGA": "1"}}})
 	c.AddFlavor(openstacktest.Flavor{ID: "7", Name: "db.fpga", VCPUs: 4, RAM: 8192, Disk: 80, ExtraSpecs: map[string]string{"accel:device_profile": "tenant-nlb"}})
-	e.vmA = c.AddServer(openstacktest.Server{Name: "vm-a", Host: h1, ImageID: "6b0c5b5e-0000-4000-8000-00000000cafe", Networks: []string{"net-1"}, KeyName: "ops"}, "m1.medium")
-	e.tenDB = c.AddServer(openstacktest.Server{Name: "db-1", Host: h2, ImageID: "6b0c5b5e-0000-4000-8000-00000000beef", Networks: []string{"net-2"}}, "db.fpga")
+	e.vmA = c.AddServer(openstacktest.Server{Name: "vm-a", Host: h1.Nova, ImageID: "6b0c5b5e-0000-4000-8000-00000000cafe", Networks: []string{"net-1"}, KeyName: "ops"}, "m1.medium")
+	e.tenDB = c.AddServer(openstacktest.Server{Name: "db-1", Host: h2.Nova, ImageID: "6b0c5b5e-0000-4000-8000-00000000beef", Networks: []string{"net-2"}}, "db.fpga")
 	c.BindARQ(e.tenDB, e.deps["compute-02/pac1"], "tenant-nlb")
 
 	e.clouds = filepath.Join(t.TempDir(), "clouds.yaml")
@@ -259,6 +265,26 @@ func TestPlanEndToEnd(t *testing.T) {
 	}
 }
 
+// lines is the compact form of the changes Plan makes now.
+func (e *e2e) lines(t *testing.T, b *Backend) []string {
+	t.Helper()
+	var out []string
+	for _, ch := range e.plan(t, b) {
+		out = append(out, line(ch))
+	}
+	return out
+}
+
+// applyClean applies the changes and fails on any error.
+func (e *e2e) applyClean(t *testing.T, b *Backend, changes []plans.Change) {
+	t.Helper()
+	for id, r := range applyAll(t, b, e.fleet, changes, nil) {
+		if r != "" && r != "skipped" {
+			t.Errorf("%s: %s", id, r)
+		}
+	}
+}
+
 func TestApplyEndToEnd(t *testing.T) {
 	ctx := context.Background()
 	e := newE2E(t, "b")
@@ -287,13 +313,22 @@ func TestApplyEndToEnd(t *testing.T) {
 		t.Fatalf("vm-a not replaced: %q in %v", r, res)
 	}
 
-	// Glance holds the repository's bytes under the bitstream's name.
+	// Glance holds the repository's bytes under the bitstream's name, with
+	// the function ID a bind reads; the nlb image got its function ID.
 	var gzipImage string
 	for _, im := range e.cloud.Images() {
-		if im.Name == "fpgaops-gzip" {
+		switch im.Name {
+		case "fpgaops-gzip":
 			gzipImage = im.ID
 			if im.Properties[PropertySHA256] != sha(e.gzipData) || !bytes.Equal(e.cloud.ImageData(im.ID), e.gzipData) || im.Status != "active" {
 				t.Errorf("gzip image %+v does not hold the bitstream", im)
+			}
+			if im.Properties["accel:function_id"] != afuGzip {
+				t.Errorf("gzip image: accel:function_id %q, want %s", im.Properties["accel:function_id"], afuGzip)
+			}
+		case "fpgaops-nlb":
+			if im.Properties["accel:function_id"] != afuNLB {
+				t.Errorf("nlb image: accel:function_id %q, want %s", im.Properties["accel:function_id"], afuNLB)
 			}
 		}
 	}
@@ -318,7 +353,7 @@ func TestApplyEndToEnd(t *testing.T) {
 		if s.Name != "vm-a" {
 			continue
 		}
-		if s.ID == e.vmA || s.Flavor.Name != flavor || s.Flavor.ExtraSpecs["accel:device_profile"] != profile ||
+		if s.ID == e.vmA || s.Status != "ACTIVE" || s.Flavor.Name != flavor || s.Flavor.ExtraSpecs["accel:device_profile"] != profile ||
 			s.Host != e.fleet.Nodes[0].Hostname || !slices.Equal(s.Networks, []string{"net-1"}) || s.KeyName != "ops" || s.ImageID != "6b0c5b5e-0000-4000-8000-00000000cafe" {
 			t.Errorf("vm-a after replace: %+v", s)
 		}
@@ -326,58 +361,94 @@ func TestApplyEndToEnd(t *testing.T) {
 	for _, d := range e.cloud.Deployables() {
 		switch d.UUID {
 		case e.deps["compute-02/pac0"]:
-			if !slices.Equal(d.Programmed, []string{e.nlbImage}) {
-				t.Errorf("pool card programmed with %v, want nlb", d.Programmed)
+			// Programmed through the API: Cyborg leaves bitstream_id alone.
+			if !slices.Equal(d.Programmed, []string{e.nlbImage}) || d.BitstreamID != "" || e.cloud.AFU(d.UUID) != afuNLB {
+				t.Errorf("pool card: programmed with %v, bitstream_id %q, runs %s; want nlb, none, %s", d.Programmed, d.BitstreamID, e.cloud.AFU(d.UUID), afuNLB)
 			}
 		case e.deps["compute-02/pac1"]:
 			if len(d.Programmed) != 0 {
 				t.Errorf("the card db-1 holds was programmed: %v", d.Programmed)
 			}
 		case e.deps["compute-01/pac0"]:
-			if d.BitstreamID != gzipImage {
-				t.Errorf("vm-a's card runs %s, want the gzip image", d.BitstreamID)
+			// Programmed by the bind of vm-a's new server.
+			if d.BitstreamID != gzipImage || e.cloud.AFU(d.UUID) != afuGzip {
+				t.Errorf("vm-a's card: bitstream_id %s, runs %s; want the gzip image and AFU", d.BitstreamID, e.cloud.AFU(d.UUID))
 			}
 		}
 	}
 
-	// Converged: what is left is held or drift.
-	var left []string
-	for _, ch := range e.plan(t, b) {
-		left = append(left, line(ch))
+	// Converged: what is left is held, before and after the agents report.
+	held := "program node/compute-02/fpga/pac1:program held=in-use: held by running server db-1"
+	if got := e.lines(t, b); !slices.Equal(got, []string{held}) {
+		t.Errorf("after apply:\n  %s\nwant only the held program", strings.Join(got, "\n  "))
 	}
-	want := []string{
-		"report node/compute-01/fpga/pac0:report drift",
-		"report node/compute-01/fpga/pac1:report drift",
-		"report node/compute-02/fpga/pac0:report drift",
-		"program node/compute-02/fpga/pac1:program held=in-use: held by running server db-1",
-	}
-	if !slices.Equal(left, want) {
-		t.Errorf("after apply:\n  %s\nwant:\n  %s", strings.Join(left, "\n  "), strings.Join(want, "\n  "))
+	e.cloud.ReportAgents()
+	if got := e.lines(t, b); !slices.Equal(got, []string{held}) {
+		t.Errorf("after the agents reported:\n  %s\nwant only the held program", strings.Join(got, "\n  "))
 	}
 
-	// In drift mode "correct", the traits are set in Placement.
+	// Someone programs the pool card behind fpgaops's back; Cyborg's agent
+	// reads the other AFU from it: drift, reported, corrected in
+	// drift mode "correct".
+	e.cloud.Reprogram(e.deps["compute-02/pac0"], afuGzip)
+	e.cloud.ReportAgents()
+	if got := e.lines(t, b); !slices.Equal(got, []string{"report node/compute-02/fpga/pac0:report drift", held}) {
+		t.Errorf("after a reprogram behind fpgaops's back:\n  %s", strings.Join(got, "\n  "))
+	}
 	e.fleet.Policy.Drift = spec.DriftCorrect
-	for id, r := range applyAll(t, b, e.fleet, e.plan(t, b), nil) {
-		if r != "" && r != "skipped" {
-			t.Errorf("%s: %s", id, r)
+	changes = e.plan(t, b)
+	if got := lines(changes); !slices.Equal(got, []string{"program node/compute-02/fpga/pac0:program drift", held}) {
+		t.Errorf("drift mode correct:\n  %s", strings.Join(got, "\n  "))
+	}
+	e.applyClean(t, b, changes)
+	e.cloud.ReportAgents()
+	if got := e.lines(t, b); !slices.Equal(got, []string{held}) || e.cloud.AFU(e.deps["compute-02/pac0"]) != afuNLB {
+		t.Errorf("after correcting the pool card:\n  %s", strings.Join(got, "\n  "))
+	}
+
+	// A function ID trait beside the one of what a card runs is drift too;
+	// "correct" removes it from Placement.
+	a1 := e.deps["compute-01/pac1"]
+	var rp string
+	for _, d := range e.cloud.Deployables() {
+		if d.UUID == a1 {
+			rp = d.RPUUID
 		}
 	}
-	left = nil
-	for _, ch := range e.plan(t, b) {
-		left = append(left, line(ch))
-	}
-	if !slices.Equal(left, want[3:]) {
-		t.Errorf("after correcting traits:\n  %s\nwant only the held program", strings.Join(left, "\n  "))
-	}
-	var st State
-	data, err := b.ObservePlatform(ctx, e.fleet, owned(e.fleet))
-	if err != nil || json.Unmarshal(data, &st) != nil {
+	pc := placementClient(t, http.DefaultTransport)
+	now := traitsOf(t, pc, rp)
+	if _, err := ModifyTraits(ctx, pc, rp, now.ResourceProviderGeneration, now.Traits, func(cur []string) []string { return append(cur, FunctionTrait(afuGzip)) }); err != nil {
 		t.Fatal(err)
 	}
-	a0 := st.node("compute-01").card("0000:5e:00.0")
-	if !slices.Contains(a0.Traits, FunctionTrait(afuGzip)) || !slices.Contains(a0.Traits, RegionTrait(ifA10)) {
-		t.Errorf("traits of vm-a's card: %v", a0.Traits)
+	changes = e.plan(t, b)
+	if got := lines(changes); !slices.Equal(got, []string{"update node/compute-01/fpga/pac1:update drift", held}) {
+		t.Errorf("with a stale function trait:\n  %s", strings.Join(got, "\n  "))
 	}
+	e.applyClean(t, b, changes)
+	if got := e.lines(t, b); !slices.Equal(got, []string{held}) {
+		t.Errorf("after correcting the traits:\n  %s", strings.Join(got, "\n  "))
+	}
+	if tr := traitsOf(t, pc, rp).Traits; slices.Contains(tr, FunctionTrait(afuGzip)) || !slices.Contains(tr, FunctionTrait(afuNLB)) {
+		t.Errorf("traits of compute-01/pac1: %v", tr)
+	}
+}
+
+func lines(changes []plans.Change) []string {
+	var out []string
+	for _, c := range changes {
+		out = append(out, line(c))
+	}
+	return out
+}
+
+// traitsOf reads a provider's traits from the real Placement.
+func traitsOf(t *testing.T, pc *gophercloud.ServiceClient, rp string) *resourceproviders.ResourceProviderTraits {
+	t.Helper()
+	tr, err := resourceproviders.GetTraits(context.Background(), pc, rp).Extract()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tr
 }
 
 func TestCreateImageChecksTheDigest(t *testing.T) {

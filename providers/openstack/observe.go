@@ -113,7 +113,8 @@ func listImages(ctx context.Context, c *Clients, name string) ([]Image, error) {
 	var out []Image
 	for _, im := range list {
 		sum, _ := im.Properties[PropertySHA256].(string)
-		out = append(out, Image{ID: im.ID, Name: im.Name, Status: string(im.Status), Checksum: im.Checksum, SHA256: sum, Size: im.SizeBytes})
+		fn, _ := im.Properties[attrFunctionID].(string)
+		out = append(out, Image{ID: im.ID, Name: im.Name, Status: string(im.Status), Checksum: im.Checksum, SHA256: sum, FunctionID: fn, Size: im.SizeBytes})
 	}
 	return out, nil
 }
@@ -125,13 +126,15 @@ func (b *Backend) observeNode(ctx context.Context, c *Clients, n *spec.Node, dep
 		b.log.Warn("openstack: node unknown", "node", n.Name, "hostname", n.Hostname, "err", err)
 		return Node{Name: n.Name, Hostname: n.Hostname, State: observed.NodeUnknown, Reason: err.Error()}
 	}
-	cards, err := observeCards(ctx, c.Placement, n.Hostname)
+	cards, err := observeCards(ctx, c.Placement, RootProvider(n), DeviceHostname(n))
 	if err != nil {
 		return unknown(err)
 	}
+	// The conductor names a card's provider as its deployable and records
+	// the provider on it.
 	for i := range cards {
 		for _, d := range deployables {
-			if d.RPUUID == cards[i].RPUUID {
+			if d.RPUUID == cards[i].RPUUID || d.RPUUID == "" && d.Name == cards[i].RPName {
 				cards[i].Deployable = d.UUID
 				cards[i].Bitstream = d.Bitstream()
 			}

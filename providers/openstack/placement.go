@@ -23,24 +23,24 @@ const ResourceClassFPGA = "FPGA"
 // another writer of the same resource provider.
 const maxConflictRetries = 5
 
-// observeCards lists the FPGA resource providers under a compute host's
-// provider: the children named "<hostname>_<bdf>" with FPGA inventory,
+// observeCards lists the FPGA resource providers under a compute node's
+// provider (named root): the children Cyborg names "<deviceHost>_<bdf>",
 // with their inventories and traits.
-func observeCards(ctx context.Context, pc *gophercloud.ServiceClient, hostname string) ([]Card, error) {
-	roots, err := listProviders(ctx, pc, resourceproviders.ListOpts{Name: hostname})
+func observeCards(ctx context.Context, pc *gophercloud.ServiceClient, root, deviceHost string) ([]Card, error) {
+	roots, err := listProviders(ctx, pc, resourceproviders.ListOpts{Name: root})
 	if err != nil {
-		return nil, fmt.Errorf("placement: find provider %s: %w", hostname, err)
+		return nil, fmt.Errorf("placement: find provider %s: %w", root, err)
 	}
 	if len(roots) != 1 {
-		return nil, fmt.Errorf("placement: no resource provider named %s", hostname)
+		return nil, fmt.Errorf("placement: no resource provider named %s", root)
 	}
 	tree, err := listProviders(ctx, pc, resourceproviders.ListOpts{InTree: roots[0].UUID})
 	if err != nil {
-		return nil, fmt.Errorf("placement: providers in tree %s: %w", hostname, err)
+		return nil, fmt.Errorf("placement: providers in tree %s: %w", root, err)
 	}
 	var cards []Card
 	for _, rp := range tree {
-		pci, ok := strings.CutPrefix(rp.Name, hostname+"_")
+		pci, ok := strings.CutPrefix(rp.Name, deviceHost+"_")
 		if !ok || rp.UUID == roots[0].UUID {
 			continue
 		}

@@ -19,7 +19,7 @@ func TestObserveCardsFromRealPlacement(t *testing.T) {
 	// Another host's cards must not show up.
 	seedHost(t, pc, "obs-02", seedCard{uuid: "7b1f0c55-0002-4c1e-9d2a-000000000001", bdf: "0000:5e:00.0", fpga: 1})
 
-	cards, err := observeCards(context.Background(), pc, "obs-01")
+	cards, err := observeCards(context.Background(), pc, "obs-01", "obs-01")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +54,7 @@ func TestObserveCardsFromRealPlacement(t *testing.T) {
 		})
 	}
 
-	if _, err := observeCards(context.Background(), pc, "obs-missing"); err == nil {
+	if _, err := observeCards(context.Background(), pc, "obs-missing", "obs-missing"); err == nil {
 		t.Error("a host Placement does not know: got no error")
 	}
 }

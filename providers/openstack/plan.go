@@ -46,8 +46,11 @@ const (
 	attrKeyName       = "key-name"
 	attrGeneration    = "generation"
 	attrTraits        = "traits"
-	attrAdd           = "add"
 	attrRemove        = "remove"
+	// attrFunctionID is the Glance image property Cyborg's bind reads
+	// after programming a card (cyborg/objects/extarq/fpga_ext_arq.py):
+	// the AFU ID, whose function ID trait it then sets.
+	attrFunctionID = "accel:function_id"
 )
 
 // Placement trait names Cyborg's Intel driver reports.
@@ -55,22 +58,10 @@ const (
 	TraitIntel          = "CUSTOM_FPGA_INTEL"
 	traitRegionPrefix   = "CUSTOM_FPGA_REGION_INTEL_"
 	traitFunctionPrefix = "CUSTOM_FPGA_FUNCTION_ID_INTEL_"
+	// traitFunctionAny is the prefix of every function ID trait: Cyborg's
+	// bind removes them all before it sets the one of what it programmed.
+	traitFunctionAny = "CUSTOM_FPGA_FUNCTION_ID_"
 )
-
-// BoardTrait is the board trait of a card model: Cyborg reports
-// CUSTOM_FPGA_INTEL_PAC_ARRIA10 for the PAC A10; fpgaops names the other
-// boards the same way.
-func BoardTrait(b spec.Board) string {
-	switch b {
-	case spec.BoardPACA10:
-		return "CUSTOM_FPGA_INTEL_PAC_ARRIA10"
-	case spec.BoardD5005:
-		return "CUSTOM_FPGA_INTEL_PAC_D5005"
-	case spec.BoardN3000:
-		return "CUSTOM_FPGA_INTEL_PAC_N3000"
-	}
-	return "CUSTOM_FPGA_INTEL_" + strings.ToUpper(sanitizeTrait(string(b)))
-}
 
 // RegionTrait is the trait of a card whose PR interface ID is id.
 func RegionTrait(id string) string { return traitRegionPrefix + strings.ToUpper(sanitizeTrait(id)) }
@@ -109,15 +100,26 @@ func ProfileGroup(b spec.Bitstream, board spec.Board) map[string]string {
 // changes for the nodes OpenStack owns: images, device profiles and
 // flavors (which belong to no node), pool cards programmed through
 // Cyborg, servers replaced to get another accelerator, and traits; what
-// it cannot change it reports. It is pure and deterministic, and holds a
-// change only where the cloud itself forbids it (plans.GateInUse):
-// windows, protected bindings and the budget are the planner's.
+// it cannot change it reports, cards of boards Cyborg does not expose
+// first. It is pure and deterministic, and holds a change only where the
+// cloud itself forbids it (plans.GateInUse): windows, protected bindings
+// and the budget are the planner's.
 func Plan(desired *spec.Fleet, nodes []*spec.Node, st *State) []plans.Change {
 	p := planner{fleet: desired, st: st, images: map[string]string{}, imageChange: map[string]string{},
 		profileChange: map[string]string{}, flavorChange: map[string]string{}, nodes: map[string]*Node{},
-		reports: map[string]*plans.Change{}}
+		reports: map[string]*plans.Change{}, imageByID: map[string]*Image{}, bySHA: map[string]*spec.Bitstream{},
+		pooled: map[string]bool{}}
 	for i := range st.Nodes {
 		p.nodes[st.Nodes[i].Name] = &st.Nodes[i]
+	}
+	for i := range st.Images {
+		p.imageByID[st.Images[i].ID] = &st.Images[i]
+	}
+	for i := range desired.Bitstreams {
+		bs := &desired.Bitstreams[i]
+		if p.bySHA[bs.SHA256] == nil {
+			p.bySHA[bs.SHA256] = bs
+		}
 	}
 	p.plan(nodes)
 	for _, id := range slices.Sorted(maps.Keys(p.reports)) {
@@ -134,11 +136,19 @@ type planner struct {
 	// images maps a bitstream to its Glance image ID, when it exists.
 	images map[string]string
 	// imageChange, profileChange and flavorChange map a bitstream,
-	// profile or flavor this plan makes to the change that makes it.
+	// profile or flavor this plan makes (or, for an image, updates) to
+	// the change that does it.
 	imageChange, profileChange, flavorChange map[string]string
 	nodes                                    map[string]*Node
 	// reports gathers, per object, what the plan reports about it.
 	reports map[string]*plans.Change
+	// imageByID indexes the observed images; bySHA the fleet's
+	// bitstreams by digest (the first by name where two share one).
+	imageByID map[string]*Image
+	bySHA     map[string]*spec.Bitstream
+	// pooled are the resource providers of cards a pool binding keeps
+	// programmed: what they run is that binding's business.
+	pooled map[string]bool
 }
 
 // use is a binding on a node OpenStack owns.
@@ -151,8 +161,17 @@ type use struct {
 
 func (p *planner) plan(nodes []*spec.Node) {
 	owned := make(map[string]*spec.Node, len(nodes))
+	exposed := map[*spec.FPGA]bool{}
 	for _, n := range nodes {
 		owned[n.Name] = n
+		for i := range n.FPGAs {
+			f := &n.FPGAs[i]
+			if why := unsupportedBoard(n, f); why != "" {
+				p.report(plans.CardID(n.Name, f.Slot), n.Name, f, false, why)
+				continue
+			}
+			exposed[f] = true
+		}
 	}
 	var uses []use
 	for i := range p.fleet.Bindings {
@@ -163,8 +182,13 @@ func (p *planner) plan(nodes []*spec.Node) {
 		}
 		f, ok := n.FPGA(b.FPGA)
 		bs, ok2 := p.fleet.Bitstream(b.Bitstream)
-		if !ok || !ok2 {
+		if !ok || !ok2 || !exposed[f] {
 			continue // the spec's checks report dangling references
+		}
+		if b.VM != "" && bs.AFUID == "" {
+			p.report(plans.VMID(n.Name, b.VM), n.Name, nil, false, "bitstream "+bs.Name+" declares no afuID: Cyborg's bind programs the card, "+
+				"then reads accel:function_id from the image and fails without it (openstack/cyborg cyborg/objects/extarq/fpga_ext_arq.py)")
+			continue
 		}
 		uses = append(uses, use{b, n, f, bs})
 	}
@@ -181,10 +205,11 @@ func (p *planner) plan(nodes []*spec.Node) {
 			p.report(plans.NodeID(u.node.Name), u.node.Name, nil, false, "OpenStack could not be observed for node "+u.node.Name+": "+reason)
 			continue
 		}
-		card := sn.card(u.fpga.PCI)
+		card := sn.card(u.fpga)
 		if card == nil {
 			p.report(plans.CardID(u.node.Name, u.fpga.Slot), u.node.Name, u.fpga, false,
-				fmt.Sprintf("no FPGA resource provider %s_%s in Placement", u.node.Hostname, u.fpga.PCI))
+				fmt.Sprintf("no FPGA resource provider %s_%s (or named after a VF of the card) under %s in Placement",
+					DeviceHostname(u.node), u.fpga.PCI, RootProvider(u.node)))
 			continue
 		}
 		if u.b.VM == "" {
@@ -193,7 +218,7 @@ func (p *planner) plan(nodes []*spec.Node) {
 		}
 		p.planServer(u, sn, card)
 	}
-	p.planTraits(nodes)
+	p.planTraits(nodes, exposed)
 }
 
 // change starts a change of this backend.
@@ -223,7 +248,8 @@ func (p *planner) report(object, node string, f *spec.FPGA, drift bool, why stri
 	p.reports[object] = &r
 }
 
-// planImages makes a Glance image of every bitstream in use that has none.
+// planImages makes a Glance image of every bitstream in use that has none,
+// and gives one that lacks it the accel:function_id Cyborg's bind reads.
 func (p *planner) planImages(uses []use) {
 	want := map[string]*spec.Bitstream{}
 	for _, u := range uses {
@@ -231,8 +257,19 @@ func (p *planner) planImages(uses []use) {
 	}
 	for _, name := range slices.Sorted(maps.Keys(want)) {
 		bs := want[name]
-		if id := p.findImage(bs); id != "" {
-			p.images[name] = id
+		if im := p.findImage(bs); im != nil {
+			p.images[name] = im.ID
+			if bs.AFUID == "" || im.FunctionID == bs.AFUID {
+				continue
+			}
+			c := change(objImage+name, plans.StepUpdate, plans.ActionUpdate)
+			c.Reason = "Glance image " + im.Name + " has accel:function_id " + orNothing(im.FunctionID) + ", bitstream " + name +
+				"'s AFU is " + bs.AFUID + ": Cyborg's bind reads it (openstack/cyborg cyborg/objects/extarq/fpga_ext_arq.py)"
+			c.Before = &plans.Value{Bitstream: name, Attrs: map[string]string{attrUUID: im.ID, attrFunctionID: im.FunctionID}}
+			c.After = &plans.Value{Bitstream: name, SHA256: bs.SHA256, AFUID: bs.AFUID,
+				Attrs: map[string]string{attrUUID: im.ID, attrName: im.Name, attrFunctionID: bs.AFUID}}
+			p.imageChange[name] = c.ID
+			p.out = append(p.out, c)
 			continue
 		}
 		c := change(objImage+name, plans.StepCreate, plans.ActionCreate)
@@ -243,10 +280,18 @@ func (p *planner) planImages(uses []use) {
 		} else {
 			attrs[attrURL] = bs.URL
 		}
-		c.After = &plans.Value{Bitstream: name, SHA256: bs.SHA256, Attrs: attrs}
+		// Apply sets accel:function_id from the AFU ID.
+		c.After = &plans.Value{Bitstream: name, SHA256: bs.SHA256, AFUID: bs.AFUID, Attrs: attrs}
 		p.imageChange[name] = c.ID
 		p.out = append(p.out, c)
 	}
+}
+
+func orNothing(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
 }
 
 // imageDeps is what a change that needs the bitstream's image waits for.
@@ -303,13 +348,14 @@ func (p *planner) planProfiles(uses []use) {
 
 // findImage returns the active Glance image holding the bitstream, found
 // by name and recorded digest.
-func (p *planner) findImage(bs *spec.Bitstream) string {
-	for _, im := range p.st.Images {
+func (p *planner) findImage(bs *spec.Bitstream) *Image {
+	for i := range p.st.Images {
+		im := &p.st.Images[i]
 		if im.Name == ImageName(*bs) && im.SHA256 == bs.SHA256 && im.Status == "active" && (bs.Size == 0 || im.Size == 0 || im.Size == bs.Size) {
-			return im.ID
+			return im
 		}
 	}
-	return ""
+	return nil
 }
 
 func (p *planner) profileUsers(profile string) []string {
@@ -328,51 +374,46 @@ func (p *planner) profileUsers(profile string) []string {
 }
 
 // planPool programs a card no VM asks for through its Cyborg deployable,
-// never while a server holds it.
+// never while a server holds it. A card fpgaops programmed with the
+// binding's bitstream, on which Cyborg now reads another function, was
+// reprogrammed behind its back: drift.
 func (p *planner) planPool(u use, sn *Node, card *Card) {
 	cid := plans.CardID(u.node.Name, u.fpga.Slot)
 	if card.Deployable == "" {
 		p.report(cid, u.node.Name, u.fpga, false, "Cyborg has no deployable on resource provider "+card.RPName)
 		return
 	}
-	img := p.images[u.bs.Name]
-	if img != "" && card.Bitstream == img {
+	p.pooled[card.RPUUID] = true
+	r := p.running(card)
+	if r.is(u.bs) && !r.other {
 		return
 	}
 	c := change(cid, plans.StepProgram, plans.ActionProgram)
 	onCard(&c, u.node.Name, u.fpga)
 	c.Binding = u.b.Name
-	c.Reason = "card runs " + p.describeImage(card.Bitstream) + ", binding " + u.b.Name + " wants " + u.bs.Name
-	c.Before = &plans.Value{Bitstream: p.bitstreamOf(card.Bitstream), Attrs: map[string]string{attrImage: card.Bitstream}}
+	c.Reason = "card runs " + r.String() + ", binding " + u.b.Name + " wants " + u.bs.Name
+	if r.is(u.bs) {
+		why := "card was programmed with " + u.bs.Name + ", but Cyborg reports function " + strings.Join(r.afus, ",") + " on it: programmed since"
+		if p.fleet.Policy.Drift != spec.DriftCorrect {
+			p.report(cid, u.node.Name, u.fpga, true, why)
+			return
+		}
+		c.Drift, c.Reason = true, "drift: "+why
+	}
+	c.Before = &plans.Value{SHA256: r.sha}
+	if r.bs != nil {
+		c.Before.Bitstream = r.bs.Name
+	}
+	if len(r.afus) == 1 {
+		c.Before.AFUID = r.afus[0]
+	}
 	c.After = &plans.Value{Bitstream: u.bs.Name, SHA256: u.bs.SHA256, AFUID: u.bs.AFUID,
-		Attrs: map[string]string{attrDeployable: card.Deployable, attrRP: card.RPUUID, attrImage: img}}
+		Attrs: map[string]string{attrDeployable: card.Deployable, attrRP: card.RPUUID, attrImage: p.images[u.bs.Name]}}
 	c.DependsOn = p.imageDeps(u.bs.Name)
 	if h := sn.holder(card.RPUUID); h != nil {
 		c.Held = &plans.Hold{Gate: plans.GateInUse, Why: "held by running server " + h.Name}
 	}
 	p.out = append(p.out, c)
-}
-
-// bitstreamOf names the fleet bitstream whose image id is, or "".
-func (p *planner) bitstreamOf(id string) string {
-	for name, img := range p.images {
-		if img == id && id != "" {
-			return name
-		}
-	}
-	return ""
-}
-
-func (p *planner) describeImage(id string) string {
-	if id == "" {
-		return "nothing fpgaops knows"
-	}
-	for _, im := range p.st.Images {
-		if im.ID == id {
-			return strings.TrimPrefix(im.Name, "fpgaops-")
-		}
-	}
-	return "image " + id
 }
 
 // planServer gives a VM its accelerator: a server booted with the right
@@ -405,7 +446,8 @@ func (p *planner) planServer(u use, sn *Node, card *Card) {
 		return
 	}
 	flavor := FlavorName(srv.VCPUs, srv.RAM, srv.Disk, profile)
-	var deps []string
+	// A bind reads the image's function ID: wait for its update too.
+	deps := p.imageDeps(u.bs.Name)
 	if id, ok := p.profileChange[profile]; ok {
 		deps = append(deps, id)
 	}
@@ -416,7 +458,9 @@ func (p *planner) planServer(u use, sn *Node, card *Card) {
 			c.Reason = "no flavor with accel:device_profile=" + profile + " for the size of " + b.VM
 			c.After = &plans.Value{Attrs: map[string]string{attrName: flavor, attrVCPUs: strconv.Itoa(srv.VCPUs),
 				attrRAM: strconv.Itoa(srv.RAM), attrDisk: strconv.Itoa(srv.Disk), attrDeviceProfile: profile}}
-			c.DependsOn = slices.Clone(deps)
+			if id, ok := p.profileChange[profile]; ok {
+				c.DependsOn = []string{id}
+			}
 			p.flavorChange[flavor] = c.ID
 			p.out = append(p.out, c)
 		}
@@ -441,18 +485,14 @@ func (p *planner) planServer(u use, sn *Node, card *Card) {
 	p.out = append(p.out, c)
 }
 
-// planTraits checks each card's function traits against what Cyborg says
-// the card runs, for the cards that run an image of a fleet bitstream:
-// a difference is drift, corrected in drift mode "correct".
-func (p *planner) planTraits(nodes []*spec.Node) {
-	afuOf := map[string]string{} // image ID -> AFU ID
-	for _, bs := range p.fleet.Bitstreams {
-		for _, im := range p.st.Images {
-			if im.Name == ImageName(bs) && im.SHA256 == bs.SHA256 {
-				afuOf[im.ID] = bs.AFUID
-			}
-		}
-	}
+// planTraits checks each card's provider: its FPGA inventory, the region
+// trait of its declared interface, and its function ID traits against
+// what the card was last programmed with. A function ID trait beside the
+// one of what the card runs is drift, removed in drift mode "correct"; a
+// card without one is not (the host cannot read the AFU of a port a VM
+// holds). Another function than the record's, on a card no pool binding
+// keeps, is drift to report: its servers got it from Cyborg.
+func (p *planner) planTraits(nodes []*spec.Node, exposed map[*spec.FPGA]bool) {
 	for _, n := range nodes {
 		sn := p.nodes[n.Name]
 		if sn == nil || sn.State != observed.NodeOK {
@@ -460,8 +500,8 @@ func (p *planner) planTraits(nodes []*spec.Node) {
 		}
 		for i := range n.FPGAs {
 			f := &n.FPGAs[i]
-			card := sn.card(f.PCI)
-			if card == nil {
+			card := sn.card(f)
+			if card == nil || !exposed[f] {
 				continue
 			}
 			cid := plans.CardID(n.Name, f.Slot)
@@ -471,22 +511,24 @@ func (p *planner) planTraits(nodes []*spec.Node) {
 			if f.InterfaceID != "" && !slices.Contains(card.Traits, RegionTrait(f.InterfaceID)) {
 				p.report(cid, n.Name, f, true, "placement lacks region trait "+RegionTrait(f.InterfaceID))
 			}
-			afu, ok := afuOf[card.Bitstream]
-			if !ok || afu == "" {
+			r := p.running(card)
+			if r.other && !p.pooled[card.RPUUID] {
+				p.report(cid, n.Name, f, true, "card was programmed with "+r.bs.Name+", but Cyborg reports function "+strings.Join(r.afus, ",")+" on it")
+			}
+			if r.bs == nil || r.bs.AFUID == "" || r.other {
 				continue
 			}
-			want := FunctionTrait(afu)
+			want := FunctionTrait(r.bs.AFUID)
 			var stale []string
 			for _, t := range card.Traits {
-				if strings.HasPrefix(t, traitFunctionPrefix) && t != want {
+				if strings.HasPrefix(t, traitFunctionAny) && t != want {
 					stale = append(stale, t)
 				}
 			}
-			has := slices.Contains(card.Traits, want)
-			if has && len(stale) == 0 {
+			if len(stale) == 0 {
 				continue
 			}
-			reason := "placement traits do not match what the card runs (" + want + ")"
+			reason := "placement traits do not match what the card runs (" + want + "): " + strings.Join(stale, ", ")
 			if p.fleet.Policy.Drift != spec.DriftCorrect {
 				p.report(cid, n.Name, f, true, reason)
 				continue
@@ -494,13 +536,9 @@ func (p *planner) planTraits(nodes []*spec.Node) {
 			c := change(cid, plans.StepUpdate, plans.ActionUpdate)
 			onCard(&c, n.Name, f)
 			c.Drift, c.Reason = true, "drift: "+reason
-			add := ""
-			if !has {
-				add = want
-			}
 			c.Before = &plans.Value{Attrs: map[string]string{attrTraits: strings.Join(card.Traits, ",")}}
 			c.After = &plans.Value{Attrs: map[string]string{attrRP: card.RPUUID, attrGeneration: strconv.Itoa(card.Generation),
-				attrAdd: add, attrRemove: strings.Join(stale, ",")}}
+				attrRemove: strings.Join(stale, ",")}}
 			p.out = append(p.out, c)
 		}
 	}

@@ -32,7 +32,7 @@ func testFleet() *spec.Fleet {
 				{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardPACA10, InterfaceID: ifA10},
 				{Slot: "pac1", PCI: "0000:be:00.0", Board: spec.BoardPACA10},
 			}},
-			{Name: "compute-02", Hostname: "cmp-02", FPGAs: []spec.FPGA{{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardN3000}}},
+			{Name: "compute-02", Hostname: "cmp-02", FPGAs: []spec.FPGA{{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardPACA10}}},
 			{Name: "kvm-01", Libvirt: "qemu:///system", FPGAs: []spec.FPGA{{Slot: "pac0", PCI: "0000:5e:00.0", Board: spec.BoardPACA10}}},
 		},
 		Bitstreams: []spec.Bitstream{
@@ -57,8 +57,8 @@ func convergedState() *State {
 	flavor := FlavorName(2, 4096, 20, profGzip)
 	return &State{
 		Images: []Image{
-			{ID: imgGzip, Name: "fpgaops-gzip", Status: "active", SHA256: shaGzip},
-			{ID: imgNLB, Name: "fpgaops-nlb", Status: "active", SHA256: shaNLB},
+			{ID: imgGzip, Name: "fpgaops-gzip", Status: "active", SHA256: shaGzip, FunctionID: afuGzip},
+			{ID: imgNLB, Name: "fpgaops-nlb", Status: "active", SHA256: shaNLB, FunctionID: afuNLB},
 		},
 		Profiles: []Profile{{UUID: "dp-1", Name: profGzip, Groups: []map[string]string{withImage(ProfileGroup(b, spec.BoardPACA10), imgGzip)}}},
 		Flavors:  []Flavor{{ID: "f-1", Name: flavor, VCPUs: 2, RAM: 4096, Disk: 20, DeviceProfile: profGzip}, {ID: "f-0", Name: "m1.medium", VCPUs: 2, RAM: 4096, Disk: 20}},
@@ -145,18 +145,71 @@ func TestPlan(t *testing.T) {
 			return st
 		}, []string{
 			"program node/compute-02/fpga/pac0:program held=in-use: held by running server tenant-vm",
-			"report node/compute-02/fpga/pac0:report drift",
 		}},
-		{"trait drift is reported", nil, func() *State {
+		{"pool card fpgaops programmed, by its record", nil, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Bitstream = ""
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, MarkTrait(shaNLB), FunctionTrait(afuNLB)}
+			return st
+		}, nil},
+		{"record without a function Cyborg reports", nil, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Bitstream = ""
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, MarkTrait(shaNLB)}
+			return st
+		}, nil},
+		{"the record beats a bind's older bitstream_id", nil, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Bitstream = imgGzip
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, MarkTrait(shaNLB), FunctionTrait(afuNLB)}
+			return st
+		}, nil},
+		{"pool card recorded with another bitstream is programmed", nil, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Bitstream = imgNLB
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, MarkTrait(shaGzip), FunctionTrait(afuGzip)}
+			return st
+		}, []string{"program node/compute-02/fpga/pac0:program"}},
+		{"pool card programmed since is drift", nil, func() *State {
 			st := convergedState()
 			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
 			return st
 		}, []string{"report node/compute-02/fpga/pac0:report drift"}},
-		{"trait drift is corrected in correct mode", func(f *spec.Fleet) { f.Policy.Drift = spec.DriftCorrect }, func() *State {
+		{"pool card programmed since is programmed in correct mode", func(f *spec.Fleet) { f.Policy.Drift = spec.DriftCorrect }, func() *State {
 			st := convergedState()
-			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, MarkTrait(shaNLB), FunctionTrait(afuGzip)}
+			return st
+		}, []string{"program node/compute-02/fpga/pac0:program drift"}},
+		{"VM card programmed since is reported", nil, func() *State {
+			st := convergedState()
+			st.Nodes[0].Cards[0].Traits = []string{TraitIntel, RegionTrait(ifA10), FunctionTrait(afuNLB)}
+			return st
+		}, []string{"report node/compute-01/fpga/pac0:report drift"}},
+		{"stale function trait is reported", nil, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuNLB), FunctionTrait(afuGzip)}
+			return st
+		}, []string{"report node/compute-02/fpga/pac0:report drift"}},
+		{"stale function trait is removed in correct mode", func(f *spec.Fleet) { f.Policy.Drift = spec.DriftCorrect }, func() *State {
+			st := convergedState()
+			st.Nodes[1].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuNLB), FunctionTrait(afuGzip)}
 			return st
 		}, []string{"update node/compute-02/fpga/pac0:update drift"}},
+		{"card named after its VF", nil, func() *State {
+			st := convergedState()
+			st.Nodes[0].Cards[0].PCI, st.Nodes[0].Cards[0].RPName = "0000:5e:00.1", "cmp-01_0000:5e:00.1"
+			return st
+		}, nil},
+		{"image without accel:function_id is updated", nil, func() *State {
+			st := convergedState()
+			st.Images[0].FunctionID = ""
+			return st
+		}, []string{"update image/gzip:update"}},
+		{"a VM's bitstream without an AFU ID is reported, not booted", func(f *spec.Fleet) { f.Bitstreams[0].AFUID = "" }, freshState, []string{
+			"create image/nlb:create",
+			"report node/compute-01/vm/vm-a:report",
+			"program node/compute-02/fpga/pac0:program",
+		}},
 		{"missing region trait", nil, func() *State {
 			st := convergedState()
 			st.Nodes[0].Cards[0].Traits = []string{TraitIntel, FunctionTrait(afuGzip)}
@@ -257,7 +310,7 @@ func TestPlanDetails(t *testing.T) {
 	flavor := FlavorName(2, 4096, 20, profGzip)
 	if s.Before == nil || s.Before.VM != "vm-a" || s.Before.Attrs[attrServer] != "srv-a" || s.Before.Attrs[attrHost] != "cmp-01" ||
 		s.Before.Attrs[attrImage] != "os-image" || s.Before.Attrs[attrFlavor] != "m1.medium" || s.After.Attrs[attrDeviceProfile] != profGzip ||
-		s.Binding != "vm-a-gzip" || s.Card != "pac0" || !slices.Equal(s.DependsOn, []string{"device-profile/" + profGzip + ":create", "flavor/" + flavor + ":create"}) {
+		s.Binding != "vm-a-gzip" || s.Card != "pac0" || !slices.Equal(s.DependsOn, []string{"image/gzip:create", "device-profile/" + profGzip + ":create", "flavor/" + flavor + ":create"}) {
 		t.Errorf("server change %+v %+v %+v", s, s.Before, s.After)
 	}
 	pr := byID["node/compute-02/fpga/pac0:program"]
@@ -266,7 +319,8 @@ func TestPlanDetails(t *testing.T) {
 		t.Errorf("program change %+v", pr)
 	}
 	img := byID["image/gzip:create"]
-	if img.After == nil || img.After.Attrs[attrFile] != "bitstreams/gzip.gbs" || img.After.SHA256 != shaGzip || img.After.Attrs[attrName] != "fpgaops-gzip" {
+	if img.After == nil || img.After.Attrs[attrFile] != "bitstreams/gzip.gbs" || img.After.SHA256 != shaGzip || img.After.Attrs[attrName] != "fpgaops-gzip" ||
+		img.After.AFUID != afuGzip {
 		t.Errorf("image change %+v", img.After)
 	}
 }

@@ -17,14 +17,16 @@ type State struct {
 }
 
 // Image is a Glance image. SHA256 is the digest fpgaops recorded as an
-// image property when it uploaded the image.
+// image property when it uploaded the image; FunctionID its
+// accel:function_id property, which Cyborg's bind reads.
 type Image struct {
-	ID       string `json:"id"`
-	Name     string `json:"name"`
-	Status   string `json:"status"`
-	Checksum string `json:"checksum,omitempty"`
-	SHA256   string `json:"sha256,omitempty"`
-	Size     int64  `json:"size,omitempty"`
+	ID         string `json:"id"`
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Checksum   string `json:"checksum,omitempty"`
+	SHA256     string `json:"sha256,omitempty"`
+	FunctionID string `json:"functionID,omitempty"`
+	Size       int64  `json:"size,omitempty"`
 }
 
 // Profile is a Cyborg device profile.
@@ -56,7 +58,8 @@ type Node struct {
 }
 
 // Card is an FPGA as Placement and Cyborg see it: a resource provider
-// named "<hostname>_<bdf>" and the Cyborg deployable on it.
+// named "<device hostname>_<bdf>" and the Cyborg deployable on it. PCI is
+// the bdf of the name: the card's PF, or with SR-IOV on one of its VFs.
 type Card struct {
 	PCI        string `json:"pci"`
 	RPName     string `json:"rpName"`
@@ -66,7 +69,8 @@ type Card struct {
 	FPGATotal int      `json:"fpgaTotal"`
 	Traits    []string `json:"traits"`
 	// Deployable is the Cyborg deployable's UUID, "" if Cyborg does not
-	// know the card; Bitstream the Glance image Cyborg last programmed.
+	// know the card; Bitstream its bitstream_id: the Glance image the last
+	// bind programmed (Cyborg's program action leaves it alone).
 	Deployable string `json:"deployable,omitempty"`
 	Bitstream  string `json:"bitstream,omitempty"`
 }
@@ -141,15 +145,6 @@ func (s *State) flavor(name string) *Flavor {
 	for i := range s.Flavors {
 		if s.Flavors[i].Name == name {
 			return &s.Flavors[i]
-		}
-	}
-	return nil
-}
-
-func (n *Node) card(pci string) *Card {
-	for i := range n.Cards {
-		if n.Cards[i].PCI == pci {
-			return &n.Cards[i]
 		}
 	}
 	return nil

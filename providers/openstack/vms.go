@@ -22,6 +22,9 @@ var ErrNovaAttaches = errors.New("on OpenStack, Nova attaches accelerators at bo
 // ObserveVMs lists the servers on the node's host. A server holds the
 // functions named in the attach handles of its bound ARQs; both Live and
 // Config are set, since Nova gives them for the server's whole life.
+// Nova's libvirt driver puts them into the domain only when every one is
+// of type PCI (nova/virt/libvirt/driver.py): Cyborg's fake driver hands
+// out TEST_PCI handles, and a server with one holds nothing.
 func (b *Backend) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.VM, error) {
 	if node.Hostname == "" {
 		return nil, fmt.Errorf("node %s: no hostname: OpenStack does not manage its VMs", node.Name)
@@ -48,13 +51,21 @@ func (b *Backend) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.V
 			continue
 		}
 		vm := observed.VM{Name: s.Name, Running: s.Status == "ACTIVE"}
+		allPCI := true
 		for _, a := range arqs {
 			if a.Instance() != s.ID || a.State != cyborg.ARQBound {
+				continue
+			}
+			if a.AttachHandleType != attachPCIType {
+				allPCI = false
 				continue
 			}
 			if pci := attachPCI(a.AttachHandleInfo); pci != "" {
 				vm.Hostdevs = append(vm.Hostdevs, observed.Hostdev{PCI: pci, Live: true, Config: true})
 			}
+		}
+		if !allPCI {
+			vm.Hostdevs = nil
 		}
 		sort.Slice(vm.Hostdevs, func(i, j int) bool { return vm.Hostdevs[i].PCI < vm.Hostdevs[j].PCI })
 		vms = append(vms, vm)
@@ -62,6 +73,9 @@ func (b *Backend) ObserveVMs(ctx context.Context, node *spec.Node) ([]observed.V
 	sort.Slice(vms, func(i, j int) bool { return vms[i].Name < vms[j].Name })
 	return vms, nil
 }
+
+// attachPCIType is the one attach handle type Nova gives a server.
+const attachPCIType = "PCI"
 
 // attachPCI turns an ARQ's attach handle into "dddd:bb:dd.f".
 func attachPCI(h map[string]string) string {

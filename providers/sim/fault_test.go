@@ -253,3 +253,36 @@ func TestBusyPort(t *testing.T) {
 		t.Fatal("a busy port on a card the node lacks: want an error")
 	}
 }
+
+// A card programmed with a faulty AFU reports its port's error from its
+// next observation on; programming another AFU clears it.
+func TestFaultyAFU(t *testing.T) {
+	if _, err := sim.New(testFleet(), sim.Options{FaultyAFUs: []string{"not-an-id"}}); err == nil || !strings.Contains(err.Error(), `faulty AFU "not-an-id"`) {
+		t.Fatalf("a bad AFU ID: %v", err)
+	}
+	f := start(t, testFleet(), sim.Options{FaultyAFUs: []string{strings.ToUpper(afuDMA)}})
+	ctx := context.Background()
+	const pci = "0000:5e:00.0"
+	portErrors := func() []string {
+		d := f.card(t, pci)
+		if !d.Health.OK() {
+			t.Fatalf("a port error made the card unhealthy: %+v", d.Health)
+		}
+		return d.Health.Warnings
+	}
+	if w := portErrors(); len(w) != 0 {
+		t.Fatalf("the factory AFU reports %v", w)
+	}
+	if err := f.cards.Program(ctx, f.node, pci, image(t, "dma", afuDMA)); err != nil {
+		t.Fatal(err)
+	}
+	if w := portErrors(); len(w) != 1 || w[0] != "port 0 errors/errors = 0x1" {
+		t.Fatalf("the faulty AFU reports %v", w)
+	}
+	if err := f.cards.Program(ctx, f.node, pci, image(t, "nlb", afuNLB)); err != nil {
+		t.Fatal(err)
+	}
+	if w := portErrors(); len(w) != 0 {
+		t.Fatalf("after programming a good AFU: %v", w)
+	}
+}

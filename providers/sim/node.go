@@ -94,6 +94,27 @@ func (n *node) discover() []fpga.Device {
 	return devs
 }
 
+// markFaulty makes the cards that run a faulty AFU show the error their
+// port logged, as the sysfs host code reads it (a warning of the port's
+// errors/errors register, which programming clears).
+func (s *Sim) markFaulty(devs []fpga.Device) {
+	if len(s.opts.FaultyAFUs) == 0 {
+		return
+	}
+	for i := range devs {
+		d := &devs[i]
+		for _, p := range d.Ports {
+			if p.ID == 0 && slices.Contains(s.opts.FaultyAFUs, bitstream.NormalizeID(p.AFUID)) {
+				d.Health.Registers = append(d.Health.Registers, fpga.Register{Name: "port 0 errors/errors", Value: faultyPortErrors, Severity: fpga.SeverityWarning})
+				d.Health.Warnings = append(d.Health.Warnings, fmt.Sprintf("port 0 errors/errors = %#x", faultyPortErrors))
+			}
+		}
+	}
+}
+
+// faultyPortErrors is what a faulty AFU's port logs: an AFU access error.
+const faultyPortErrors = 0x1
+
 // fault counts a request and says whether to fail it: a hash of the seed,
 // the node and the request's number, so a run with the same seed and the
 // same requests per node fails the same ones.
@@ -158,7 +179,9 @@ var _ fpga.Host = guarded{}
 func (g guarded) Discover(context.Context) ([]fpga.Device, error) {
 	g.n.mu.Lock()
 	defer g.n.mu.Unlock()
-	return g.n.discover(), nil
+	devs := g.n.discover()
+	g.s.markFaulty(devs)
+	return devs, nil
 }
 
 // begin takes the card's op lock and the node's lock for a change of the

@@ -41,6 +41,10 @@ type Options struct {
 	// replace it.
 	Sleep func(ctx context.Context, d time.Duration) error
 	Log   *slog.Logger
+	// FaultyAFUs are AFU IDs that misbehave: a card running one reports
+	// an error on its port from its next observation on, as an AFU that
+	// hangs its workload does, so that rollouts can be rehearsed.
+	FaultyAFUs []string
 }
 
 // Timing is how long changes take on the simulated hardware. The time is
@@ -170,6 +174,11 @@ func (o Options) Check() error {
 	if err := o.Timing.check(); err != nil {
 		errs = append(errs, err)
 	}
+	for _, id := range o.FaultyAFUs {
+		if !bitstream.ValidID(id) {
+			errs = append(errs, fmt.Errorf("faulty AFU %q: want an AFU ID of 32 hex digits", id))
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -177,6 +186,10 @@ func (o Options) Check() error {
 func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 	if err := opts.Check(); err != nil {
 		return nil, err
+	}
+	opts.FaultyAFUs = slices.Clone(opts.FaultyAFUs)
+	for i, id := range opts.FaultyAFUs {
+		opts.FaultyAFUs[i] = bitstream.NormalizeID(id)
 	}
 	s := &Sim{opts: opts, index: make(map[string]int, len(fleet.Nodes)),
 		nodes: make([]node, len(fleet.Nodes)), bindings: make([][]*spec.Binding, len(fleet.Nodes)),
@@ -207,12 +220,14 @@ func New(fleet *spec.Fleet, opts Options) (*Sim, error) {
 		s.store = st
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.api = agent.Server{Host: s.hostFor, Log: opts.Log}
+	// Each node keeps its fencing token as its agent would, in memory.
+	fence, _ := agent.OpenFence("", false)
+	s.api = agent.Server{Host: s.hostFor, Log: opts.Log, Fence: fence}
 	mux := http.NewServeMux()
 	s.api.Register(mux, "/nodes/{node}")
-	mux.HandleFunc("GET /nodes/{node}"+PathVMs, s.listVMs)
-	mux.HandleFunc("POST /nodes/{node}"+PathAttach, s.attach)
-	mux.HandleFunc("POST /nodes/{node}"+PathDetach, s.detach)
+	mux.HandleFunc("GET /nodes/{node}"+PathVMs, s.api.Fenced("/nodes/{node}", s.listVMs))
+	mux.HandleFunc("POST /nodes/{node}"+PathAttach, s.api.Fenced("/nodes/{node}", s.attach))
+	mux.HandleFunc("POST /nodes/{node}"+PathDetach, s.api.Fenced("/nodes/{node}", s.detach))
 	mux.HandleFunc("GET /sim/stats", func(w http.ResponseWriter, r *http.Request) {
 		agent.WriteJSON(w, http.StatusOK, s.Stats())
 	})

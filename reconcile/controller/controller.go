@@ -25,6 +25,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,11 @@ type Result struct {
 	// Cards is the health of the cards the run observed; nil when it
 	// observed none.
 	Cards []engine.CardHealth
+	// Rollout is the policy's rollout after the run, and Next when it
+	// wants the next run (the end of a step's bake); nil and zero without
+	// one.
+	Rollout *rollout.State
+	Next    time.Time
 }
 
 // Loader loads and checks the fleet in a directory: spec.Load.
@@ -95,6 +101,10 @@ type Options struct {
 	// without it they answer 403.
 	AdminToken []byte
 
+	// Leader, when set, gates every run on leading the controllers that
+	// share the fleet (leader.go); followers serve the store's status.
+	Leader Leadership
+
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
@@ -123,6 +133,8 @@ type Controller struct {
 	policySchedule string
 	rng            *rand.Rand
 	suspended      bool
+	// wake is when the rollout wants the next run (a bake's end).
+	wake time.Time
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -189,28 +201,48 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
-	if _, err := opts.Store.Status(&c.status); err != nil {
+	if opts.Leader != nil {
+		// A follower restores nothing: the leader's state is restored
+		// when it takes the lead.
+		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
+		c.status.Source = opts.Source.String()
+		return c, opts.Registry.Register(newLeaderCollector(opts.Leader))
+	}
+	if err := c.restore(); err != nil {
 		return nil, err
 	}
-	suspended, err := opts.Store.Suspended()
+	return c, nil
+}
+
+// restore takes up the state the store keeps: the last status, the
+// suspended flag, and the run a process left in flight when it ended.
+func (c *Controller) restore() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var st Status
+	if _, err := c.opts.Store.Status(&st); err != nil {
+		return err
+	}
+	suspended, err := c.opts.Store.Suspended()
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.suspended = suspended
+	c.status, c.suspended = st, suspended
 	c.lastGood = c.status.LastAppliedRevision
 	if err := c.recordInterrupted(); err != nil {
-		return nil, err
+		return err
 	}
 	if len(c.status.Conditions) == 0 {
 		c.status.setCondition(Ready, "Unknown", ReasonProgressing, "no run yet", c.now())
 	}
-	c.status.Source = opts.Source.String()
+	c.status.Source = c.opts.Source.String()
 	c.status.Suspended = suspended
+	c.status.Leader = nil
 	c.metrics.setSuspended(suspended)
 	if c.status.LastAppliedAt != nil {
 		c.metrics.lastApplied.Set(float64(c.status.LastAppliedAt.Unix()))
 	}
-	return c, nil
+	return nil
 }
 
 // Trigger asks for a run as soon as the loop is free. Triggers that arrive
@@ -246,25 +278,34 @@ func (c *Controller) SetSuspended(on bool) error {
 	return c.opts.Store.PutStatus(st)
 }
 
-// Status is a copy of the current status.
+// Status is a copy of the current status; a follower's is the leader's.
 func (c *Controller) Status() Status {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.status.clone()
+	st := c.status.clone()
+	c.mu.Unlock()
+	if c.following() {
+		st = c.sharedStatus(st)
+	}
+	return c.withLeader(st)
 }
 
 // Run reconciles at once and then on the schedule, on triggers and on
 // retries, until ctx ends. Then it waits for the run in flight and returns.
 func (c *Controller) Run(ctx context.Context) error {
 	why := "start"
+	var term context.Context // the leader term runs go on under
 	for {
+		var ok bool
+		if term, why, ok = c.awaitLead(ctx, why, term); !ok {
+			return nil
+		}
 		c.mu.Lock()
 		suspended := c.suspended
 		c.mu.Unlock()
 		if suspended {
 			c.log.Info("run skipped: suspended", "trigger", why)
 		} else {
-			c.reconcile(ctx, why)
+			c.reconcile(term, why)
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -282,6 +323,8 @@ func (c *Controller) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			timer.Stop()
 			return nil
+		case <-term.Done(): // the lead is lost: wait for it again
+			timer.Stop()
 		case <-timer.C:
 			why = reason
 		case why = <-c.triggers:
@@ -298,9 +341,14 @@ func (c *Controller) next(now time.Time) (time.Time, string) {
 	if c.opts.Jitter > 0 {
 		jitter = time.Duration(c.rng.Int64N(int64(c.opts.Jitter)))
 	}
-	sched := c.schedule
+	sched, wake := c.schedule, c.wake
 	c.mu.Unlock()
-	return nextRun(now, sched, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+	at, why := nextRun(now, sched, failures, c.opts.RetryInterval, c.opts.MaxRetryInterval, jitter)
+	if !wake.IsZero() && wake.Before(at) {
+		// The step's bake ends: check its cards and release the next.
+		return wake, "rollout"
+	}
+	return at, why
 }
 
 // followPolicy adopts the schedule of a valid revision's policy when the

@@ -22,6 +22,7 @@ import (
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
 	"github.com/fpgaops/fpgaops/spec/source/gittest"
@@ -664,5 +665,102 @@ func TestCardHealthMetrics(t *testing.T) {
 		if got := testutil.CollectAndCount(tc.c); got != tc.want {
 			t.Errorf("%s: %d series, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// A commit that lacks the repository's --path is rejected, as an invalid
+// revision is: no retry with backoff, nothing applied.
+func TestCommitWithoutThePathIsRejected(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, "", nil)
+	src, err := source.New(source.Config{URL: h.remote.FileURL(), Ref: source.Ref{Kind: source.RefBranch, Name: "main"}, CacheDir: t.TempDir(), Path: "fleet"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := New(Options{Source: src, Load: loadFake, Reconciler: h.rec, Store: h.store, Interval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.remote.Commit("no fleet/ here", fleetFile("nodes: []"), nil)
+	run := c.RunOnce(context.Background(), "manual")
+	st := c.Status()
+	if run.Outcome != state.OutcomeRejected || condition(st, Stalled).Reason != ReasonValidationFailed || st.ConsecutiveFailures != 0 {
+		t.Fatalf("outcome %s, stalled %+v, failures %d; want rejected without a retry", run.Outcome, condition(st, Stalled), st.ConsecutiveFailures)
+	}
+	if !strings.Contains(run.Error, "path fleet: no such directory") || len(h.rec.revisions()) != 0 {
+		t.Fatalf("error %q, %d revisions reconciled", run.Error, len(h.rec.revisions()))
+	}
+}
+
+// rolloutReconciler leaves the rollout it is given, in the store too.
+type rolloutReconciler struct {
+	r     *rollout.State
+	next  time.Time
+	store state.Store
+}
+
+func (rr *rolloutReconciler) Reconcile(context.Context, source.Revision, *spec.Fleet) (Result, error) {
+	if err := rr.store.PutRollout(rr.r); err != nil {
+		return Result{}, err
+	}
+	return Result{Run: state.Run{Rollout: rr.r.Summary()}, Rollout: rr.r, Next: rr.next}, nil
+}
+
+// The controller shows the rollout a run left (status, condition,
+// metrics), runs again when its bake ends, and passes an operator's
+// pause, resume and abort to the next run through the store.
+func TestRolloutInStatusMetricsAndControl(t *testing.T) {
+	t.Parallel()
+	p := &spec.Rollout{Steps: []string{"1", "100%"}, Bake: spec.Duration(time.Minute)}
+	r := rollout.Start(p, "rev-2", "rev-1", []rollout.Card{{ID: "node/a/fpga/pac0", Node: "a"}, {ID: "node/b/fpga/pac0", Node: "b"}}, time.Now())
+	r.Converged(p, []string{r.Cards[0]}, time.Now())
+	rr := &rolloutReconciler{r: r, next: r.BakeUntil}
+	h := newHarness(t, "", func(o *Options) { o.Reconciler = rr })
+	rr.store = h.store
+	h.remote.Commit("rollout", fleetFile("nodes: [a, b]"), nil)
+	h.c.RunOnce(context.Background(), "manual")
+	st := h.c.Status()
+	if st.Rollout == nil || st.Rollout.Phase != rollout.Baking {
+		t.Fatalf("status rollout %+v", st.Rollout)
+	}
+	if c := condition(st, RolloutHealthy); c.Status != "True" || c.Reason != ReasonRolloutProgressing || !strings.Contains(c.Message, "step 1 of 2 (1), baking") {
+		t.Fatalf("condition %+v", c)
+	}
+	if got := testutil.ToFloat64(h.c.metrics.rolloutStep); got != 1 {
+		t.Errorf("fpgaops_rollout_step = %v, want 1", got)
+	}
+	for state, want := range map[string]float64{"pending": 1, "released": 1, "done": 1, "reverted": 0} {
+		if got := testutil.ToFloat64(h.c.metrics.rolloutCards.WithLabelValues(state)); got != want {
+			t.Errorf("fpgaops_rollout_cards_total{state=%q} = %v, want %v", state, got, want)
+		}
+	}
+	if at, why := h.c.next(time.Now()); why != "rollout" || !at.Equal(r.BakeUntil) {
+		t.Fatalf("next run %s (%s), want the bake's end %s", at, why, r.BakeUntil)
+	}
+
+	c := NewClient(h.srv.URL, []byte(adminToken))
+	ctx := context.Background()
+	if a, err := c.RolloutAction(ctx, "pause"); err != nil || !a.Control.Paused || a.Rollout == nil {
+		t.Fatalf("pause: %+v, %v", a, err)
+	}
+	if ctl, _ := h.store.RolloutControl(); !ctl.Paused {
+		t.Fatal("the pause is not in the store")
+	}
+	if a, err := c.RolloutAction(ctx, "resume"); err != nil || a.Control.Paused {
+		t.Fatalf("resume: %+v, %v", a, err)
+	}
+	if a, err := c.RolloutAction(ctx, "abort"); err != nil || a.Control.Abort != "rev-2" {
+		t.Fatalf("abort: %+v, %v", a, err)
+	}
+	if _, err := NewClient(h.srv.URL, nil).RolloutAction(ctx, "pause"); err == nil {
+		t.Fatal("a pause without the admin token was taken")
+	}
+
+	r.Evaluate(p, map[string]rollout.Reading{r.Cards[0]: {Converged: true, Failed: []rollout.CheckFailure{{Check: "card", Reason: "port 0 errors/errors = 0x1"}}}}, nil, time.Now())
+	rr.next = time.Time{}
+	h.c.RunOnce(context.Background(), "manual")
+	if c := condition(h.c.Status(), RolloutHealthy); c.Status != "False" || c.Reason != ReasonRolloutFailed ||
+		!strings.Contains(c.Message, "card node/a/fpga/pac0, check card: port 0 errors/errors = 0x1") {
+		t.Fatalf("condition after the failure %+v", c)
 	}
 }

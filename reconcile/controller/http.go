@@ -27,6 +27,9 @@ const maxDeliveryID = 128
 //	POST /reconcile     run now            (admin token)
 //	POST /suspend       stop running       (admin token)
 //	POST /resume        run again          (admin token)
+//	GET  /rollout       the policy's rollout
+//	POST /rollout/pause, /rollout/resume, /rollout/abort
+//	                    (admin token)
 //	GET  /quarantine    the quarantined cards
 //	POST /quarantine/release?card=ID&...|all=true
 //	                    release cards      (admin token)
@@ -59,6 +62,10 @@ func (c *Controller) handler(opts ServeOptions) http.Handler {
 		c.setSuspended(w, false)
 	}))
 	mux.HandleFunc("GET /quarantine", c.serveQuarantine)
+	mux.HandleFunc("GET /rollout", c.serveRollout)
+	mux.HandleFunc("POST /rollout/pause", c.admin(c.serveRolloutControl(pauseRollout)))
+	mux.HandleFunc("POST /rollout/resume", c.admin(c.serveRolloutControl(resumeRollout)))
+	mux.HandleFunc("POST /rollout/abort", c.admin(c.serveRolloutControl(abortRollout)))
 	mux.HandleFunc("POST /quarantine/release", c.admin(c.serveRelease))
 	return mux
 }

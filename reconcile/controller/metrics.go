@@ -5,6 +5,7 @@ import (
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -32,6 +33,9 @@ type metrics struct {
 	cardTemperature *prometheus.GaugeVec
 	cardPower       *prometheus.GaugeVec
 	cardQuarantined *prometheus.GaugeVec
+	// The rollout: its current step, and its cards by state.
+	rolloutStep  prometheus.Gauge
+	rolloutCards *prometheus.GaugeVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -85,12 +89,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cardPower: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fpgaops_card_power_watts", Help: "A card's power sensors.",
 		}, []string{"node", "card", "sensor"}),
+		rolloutStep: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "fpgaops_rollout_step", Help: "The step (from 1) the policy's rollout is at; 0 when it is complete.",
+		}),
+		rolloutCards: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "fpgaops_rollout_cards_total", Help: "The rollout's cards by state: pending, released, done, reverted.",
+		}, []string{"state"}),
 		cardQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fpgaops_card_quarantined", Help: "1 for each quarantined card: held until an operator releases it.",
 		}, []string{"node", "card"}),
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded,
-		m.cardHealthy, m.cardRegister, m.cardTemperature, m.cardPower, m.cardQuarantined} {
+		m.cardHealthy, m.cardRegister, m.cardTemperature, m.cardPower, m.cardQuarantined, m.rolloutStep, m.rolloutCards} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -170,4 +180,21 @@ func (m *metrics) setQuarantine(qs []state.Quarantine) {
 			m.cardQuarantined.WithLabelValues(node, slot).Set(1)
 		}
 	}
+}
+
+// setRollout exports where the rollout is.
+func (m *metrics) setRollout(r *rollout.State) {
+	step := 0
+	if r.Phase != rollout.Complete && len(r.Steps) > 0 {
+		step = r.Step + 1
+	}
+	m.rolloutStep.Set(float64(step))
+	released := len(r.Released())
+	if r.Phase == rollout.Complete {
+		released = len(r.Cards)
+	}
+	m.rolloutCards.WithLabelValues("pending").Set(float64(len(r.Cards) - released))
+	m.rolloutCards.WithLabelValues("released").Set(float64(released))
+	m.rolloutCards.WithLabelValues("done").Set(float64(len(r.Done)))
+	m.rolloutCards.WithLabelValues("reverted").Set(float64(len(r.Reverted)))
 }

@@ -26,11 +26,21 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	c.mu.Unlock()
 	c.log.Info("run started", "trigger", trigger)
 	// Should the process die in this run, the next start records it.
-	if err := c.opts.Store.Running(run); err != nil {
+	var (
+		rev   source.Revision
+		stage string
+		err   = c.opts.Store.Running(run)
+	)
+	switch {
+	case err != nil && c.opts.Leader != nil:
+		// A leader never changes the fleet without the shared store.
+		stage, run.Outcome, run.Error = "store", state.OutcomeFailed, "not started: the shared state cannot record it: "+err.Error()
+	case err != nil:
 		c.log.Error("run in flight not recorded", "err", err)
+		fallthrough
+	default:
+		rev, stage, err = c.attempt(ctx, run)
 	}
-
-	rev, stage, err := c.attempt(ctx, run)
 	end := c.now()
 	run.FinishedAt = end
 	run.DurationSeconds = end.Sub(start).Seconds()
@@ -130,6 +140,11 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		case errors.Is(err, source.ErrUntrusted):
 			run.Outcome = state.OutcomeRejected
 			return rev, "verify", err
+		case errors.Is(err, source.ErrRejected):
+			// The commit lacks the repository's path: fetching again
+			// cannot help, only a new commit or another --path.
+			run.Outcome = state.OutcomeRejected
+			return rev, "validate", err
 		}
 		run.Outcome = state.OutcomeFetchFailed
 		return rev, "fetch", err
@@ -154,6 +169,10 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
 	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
 	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
+	run.Rollout, run.RolloutEvents = r.Rollout, r.RolloutEvents
+	c.mu.Lock()
+	c.noteRollout(res.Rollout, res.Next, c.now())
+	c.mu.Unlock()
 	c.metrics.countChanges(r.Applied, r.Failed)
 	if res.Cards != nil {
 		c.metrics.setCards(res.Cards)

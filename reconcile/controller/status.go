@@ -8,6 +8,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 )
 
 // Condition types, as Flux and Kubernetes name them.
@@ -25,6 +26,10 @@ const (
 	// Degraded is True when the last run left VMs without a function they
 	// held before it (a failed change fpgaops could not undo).
 	Degraded = "Degraded"
+	// RolloutHealthy is False when the policy's rollout failed a check
+	// (the message names the card and check) or was aborted; the
+	// revision's remaining cards wait for a new commit.
+	RolloutHealthy = "RolloutHealthy"
 )
 
 // Reasons a condition carries.
@@ -41,6 +46,10 @@ const (
 	ReasonAllObserved        = "AllNodesObserved"
 	ReasonVMsDegraded        = "VMsDegraded"
 	ReasonNoneDegraded       = "NoVMDegraded"
+	ReasonRolloutFailed      = "RolloutFailed"
+	ReasonRolloutAborted     = "RolloutAborted"
+	ReasonRolloutProgressing = "RolloutProgressing"
+	ReasonRolloutComplete    = "RolloutComplete"
 )
 
 // Condition is one aspect of the controller's state.
@@ -79,6 +88,10 @@ type Status struct {
 	ConsecutiveFailures int              `json:"consecutiveFailures"`
 	NextRunAt           *time.Time       `json:"nextRunAt,omitempty"`
 	LastRun             *state.Run       `json:"lastRun,omitempty"`
+	// Rollout is the policy's rollout as the last run left it.
+	Rollout *rollout.State `json:"rollout,omitempty"`
+	// Leader says who leads, when controllers share the fleet (--etcd).
+	Leader *LeaderStatus `json:"leader,omitempty"`
 }
 
 // Condition returns the condition of this type.
@@ -106,7 +119,7 @@ func (s *Status) setCondition(typ, status, reason, msg string, now time.Time) {
 		return
 	}
 	s.Conditions = append(s.Conditions, Condition{typ, status, reason, msg, now})
-	order := map[string]int{Ready: 0, Reconciling: 1, Stalled: 2, NodesObserved: 3, Degraded: 4}
+	order := map[string]int{Ready: 0, Reconciling: 1, Stalled: 2, NodesObserved: 3, Degraded: 4, RolloutHealthy: 5}
 	slices.SortFunc(s.Conditions, func(a, b Condition) int { return order[a.Type] - order[b.Type] })
 }
 
@@ -117,6 +130,14 @@ func (s Status) clone() Status {
 	if s.LastRun != nil {
 		r := *s.LastRun
 		s.LastRun = &r
+	}
+	if s.Rollout != nil {
+		r := *s.Rollout
+		s.Rollout = &r
+	}
+	if s.Leader != nil {
+		l := *s.Leader
+		s.Leader = &l
 	}
 	return s
 }

@@ -28,5 +28,6 @@ func (s *Step) Reconcile(ctx context.Context, rev source.Revision, fleet *spec.F
 	if out == nil {
 		return Result{Interrupted: ctx.Err() != nil, Cards: cards}, err
 	}
-	return Result{Run: out.Run, Interrupted: out.Report.NotRun > 0 && ctx.Err() != nil, Cards: cards}, err
+	return Result{Run: out.Run, Interrupted: out.Report.NotRun > 0 && ctx.Err() != nil, Cards: cards,
+		Rollout: out.Rollout, Next: out.Next}, err
 }

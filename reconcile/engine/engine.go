@@ -29,6 +29,7 @@ import (
 	"github.com/fpgaops/fpgaops/reconcile"
 	"github.com/fpgaops/fpgaops/reconcile/execute"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -59,12 +60,21 @@ type Engine struct {
 	// NodeTimeout bounds observing one node; a node that does not answer
 	// in time is unknown. 0 means no bound but the context's.
 	NodeTimeout time.Duration
+	// Observed, when set, hears of each node as its observation ends,
+	// from several goroutines at once: a progress display.
+	Observed func(observed.Node)
 	// Retry and RestartTimeout tune the executor (execute.Executor).
 	Retry          execute.Retry
 	RestartTimeout time.Duration
 	Log            *slog.Logger
 	// Now is the clock for maintenance windows; nil means time.Now.
 	Now func() time.Time
+	// LastGood loads the fleet of an earlier revision, which a failed
+	// rollout step reverts its cards to; nil when there is no history (a
+	// failed rollout then halts).
+	LastGood func(ctx context.Context, revision string) (*spec.Fleet, error)
+	// Prometheus answers the rollout's Prometheus checks; nil fails them.
+	Prometheus *Prometheus
 }
 
 // DefaultConcurrency is how many nodes are observed at once by default.
@@ -88,8 +98,10 @@ func (e *Engine) log() *slog.Logger {
 type target struct {
 	desired *spec.Fleet
 	sel     *providers.Selection
-	// provider is the card side and the VM backends, by node.
+	// provider is the card side and the VM backends, by node; cards the
+	// card side alone.
 	provider providers.Provider
+	cards    providers.Cards
 }
 
 // connect chooses each node's backend and the card side that reaches its
@@ -123,7 +135,7 @@ func (e *Engine) connect(desired *spec.Fleet, offline bool) (*target, error) {
 	if e.Cards != nil {
 		cards = e.Cards
 	}
-	return &target{desired: desired, sel: sel, provider: providers.Compose(cards, sel.VMs())}, nil
+	return &target{desired: desired, sel: sel, provider: providers.Compose(cards, sel.VMs()), cards: cards}, nil
 }
 
 func (e *Engine) concurrency() int {
@@ -142,6 +154,8 @@ type Planned struct {
 	// the journal holds: the steps it completed are skipped.
 	Resume bool
 	t      *target
+	// rollout is the run's part of the policy's rollout, saved by Apply.
+	rollout *rolloutRun
 }
 
 // PlanOptions tune Plan.
@@ -165,30 +179,51 @@ func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions
 			return nil, err
 		}
 	}
-	p, err := e.plan(t, obs)
+	popts, err := e.options(t, obs)
+	if err != nil {
+		return nil, err
+	}
+	p, err := reconcile.NewPlan(desired, obs, e.now(), popts)
 	if err != nil {
 		return nil, err
 	}
 	planned := &Planned{Desired: desired, Observed: obs, Plan: p}
+	if desired.Policy.Rollout != nil {
+		rp, ro, err := e.planRollout(ctx, t, obs, popts, p, opts.Observed != nil)
+		if err != nil {
+			return nil, err
+		}
+		rp.rollout = ro
+		planned = rp
+	}
 	if opts.Observed == nil {
 		planned.t = t
 	}
 	return planned, nil
 }
 
-// plan is the planner's call: the inventory, the backends' own changes
-// and the nodes they own.
+// plan is the planner's call, without a rollout.
 func (e *Engine) plan(t *target, obs *observed.Fleet) (*plans.Plan, error) {
+	opts, err := e.options(t, obs)
+	if err != nil {
+		return nil, err
+	}
+	return reconcile.NewPlan(t.desired, obs, e.now(), opts)
+}
+
+// options are the planner's options: the inventory, the quarantine, the
+// backends' own changes and the nodes they own.
+func (e *Engine) options(t *target, obs *observed.Fleet) (reconcile.Options, error) {
 	opts := reconcile.Options{Owned: t.sel.Owned()}
 	if e.Store != nil {
 		applied, err := e.Store.Applied()
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
 		opts.Applied = applied
 		qs, err := e.Store.Quarantined()
 		if err != nil {
-			return nil, err
+			return opts, err
 		}
 		for _, q := range qs {
 			if opts.Quarantined == nil {
@@ -204,11 +239,11 @@ func (e *Engine) plan(t *target, obs *observed.Fleet) (*plans.Plan, error) {
 		}
 		changes, err := o.Plan(t.desired, o.Nodes, platform)
 		if err != nil {
-			return nil, fmt.Errorf("backend %s: %w", o.Name(), err)
+			return opts, fmt.Errorf("backend %s: %w", o.Name(), err)
 		}
 		opts.Backend = append(opts.Backend, changes...)
 	}
-	return reconcile.NewPlan(t.desired, obs, e.now(), opts)
+	return opts, nil
 }
 
 // ApplyOptions tune Apply.
@@ -226,6 +261,11 @@ type Outcome struct {
 	// Run summarises the plan and the apply, per node too: what the
 	// history keeps of it.
 	Run state.Run
+	// Rollout is the policy's rollout after the run, nil without one.
+	Rollout *rollout.State
+	// Next, when set, is when the rollout wants the next run: the end of
+	// its step's bake.
+	Next time.Time
 }
 
 // ErrNotApplicable is returned for a plan made against a saved
@@ -269,12 +309,29 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		if err := e.Store.Quarantine(sick(p.Desired, p.Observed, started)...); err != nil {
 			return nil, err
 		}
+		// What the rollout read before this run (a failed step, a bake
+		// begun) outlives a crash in the middle of it.
+		if p.rollout != nil {
+			if err := e.Store.PutRollout(p.rollout.state); err != nil {
+				return nil, err
+			}
+		}
 	}
 	rep, runErr := ex.Apply(ctx, p.Desired, p.Plan)
 	if rep == nil {
 		return nil, runErr // refused before any change
 	}
 	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep)}
+	if ro := p.rollout; ro != nil {
+		e.recordRollout(ro, rep.Converged)
+		out.Rollout, out.Next = ro.state, ro.state.BakeUntil
+		out.Run.Rollout, out.Run.RolloutEvents = ro.state.Summary(), ro.events
+		if e.Store != nil {
+			if err := e.Store.PutRollout(ro.state); err != nil {
+				runErr = errors.Join(runErr, err)
+			}
+		}
+	}
 	if e.Store == nil {
 		return out, runErr
 	}

@@ -31,7 +31,7 @@ func (e *Engine) observe(ctx context.Context, t *target) (*observed.Fleet, error
 			platforms[i] = platform{o.Name(), data, err}
 		})
 	}
-	obs, err := Observe(ctx, t.desired, t.provider, e.concurrency(), e.NodeTimeout)
+	obs, err := observeNodes(ctx, t.desired, t.provider, e.concurrency(), e.NodeTimeout, e.Observed)
 	wg.Wait()
 	if err != nil {
 		return nil, err
@@ -60,6 +60,11 @@ func (e *Engine) observe(ctx context.Context, t *target) (*observed.Fleet, error
 // nothing for it; Observe itself fails only when ctx ends. The result is
 // sorted, so its fingerprint is stable.
 func Observe(ctx context.Context, fleet *spec.Fleet, p providers.Provider, concurrency int, perNodeTimeout time.Duration) (*observed.Fleet, error) {
+	return observeNodes(ctx, fleet, p, concurrency, perNodeTimeout, nil)
+}
+
+// observeNodes is Observe telling done, when set, of each node observed.
+func observeNodes(ctx context.Context, fleet *spec.Fleet, p providers.Provider, concurrency int, perNodeTimeout time.Duration, done func(observed.Node)) (*observed.Fleet, error) {
 	if concurrency <= 0 {
 		concurrency = 1
 	}
@@ -70,6 +75,9 @@ func Observe(ctx context.Context, fleet *spec.Fleet, p providers.Provider, concu
 		n := &fleet.Nodes[i]
 		g.Go(func() error {
 			nodes[i] = observeNode(gctx, n, p, perNodeTimeout)
+			if done != nil {
+				done(nodes[i])
+			}
 			return nil
 		})
 	}

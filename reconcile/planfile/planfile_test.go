@@ -2,6 +2,8 @@ package planfile_test
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,7 +38,7 @@ func sample(t testing.TB) (*plans.Plan, *spec.Fleet) {
 func TestRoundTrip(t *testing.T) {
 	p, desired := sample(t)
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
 		t.Fatal(err)
 	}
 	f, err := planfile.Read(&buf)
@@ -54,7 +56,7 @@ func TestRoundTrip(t *testing.T) {
 func TestReadRefuses(t *testing.T) {
 	p, desired := sample(t)
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
 		t.Fatal(err)
 	}
 	good := buf.String()
@@ -83,7 +85,7 @@ func TestReadRefuses(t *testing.T) {
 func FuzzRead(f *testing.F) {
 	p, desired := sample(f)
 	var buf bytes.Buffer
-	if err := planfile.Write(&buf, p, desired); err != nil {
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
 		f.Fatal(err)
 	}
 	good := buf.Bytes()
@@ -98,7 +100,7 @@ func FuzzRead(f *testing.F) {
 			return
 		}
 		var again bytes.Buffer
-		if err := planfile.Write(&again, got.Plan, got.Desired); err != nil {
+		if err := planfile.Write(&again, got.Plan, got.Desired, got.Options); err != nil {
 			t.Fatalf("an accepted plan cannot be written: %v", err)
 		}
 		back, err := planfile.Read(&again)
@@ -109,4 +111,54 @@ func FuzzRead(f *testing.F) {
 			t.Fatal("an accepted plan changed through a write and a read")
 		}
 	})
+}
+
+// A saved plan keeps the options it was made with, their paths absolute,
+// and never what the files hold; a plan saved without them reads back
+// with none.
+func TestOptions(t *testing.T) {
+	p, desired := sample(t)
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.WriteFile("client-key.pem", []byte("-----BEGIN EC PRIVATE KEY-----\nSECRET\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts := planfile.Options{VMs: "endpoint", Insecure: true, StateDir: "state", Concurrency: 8,
+		NodeTimeout: spec.Duration(3 * time.Second), AgentCert: "client.pem", AgentKey: "client-key.pem", AgentCA: "/etc/fpgaops/ca.pem"}
+	if err := planfile.WriteFile("p.plan", p, desired, opts); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile("p.plan")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(raw), "SECRET") {
+		t.Error("the key's content is in the saved plan")
+	}
+	if !strings.Contains(string(raw), `"nodeTimeout": "3s"`) {
+		t.Errorf("node timeout not written as a duration:\n%s", raw)
+	}
+	f, err := planfile.ReadFile(filepath.Join(dir, "p.plan"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := opts
+	want.StateDir, want.AgentCert, want.AgentKey = filepath.Join(dir, "state"), filepath.Join(dir, "client.pem"), filepath.Join(dir, "client-key.pem")
+	if f.Options == nil || *f.Options != want {
+		t.Errorf("options read back = %+v, want %+v", f.Options, want)
+	}
+	if st, err := os.Stat("p.plan"); err != nil || st.Mode().Perm() != 0o600 {
+		t.Errorf("saved plan mode: %v %v, want 0600", st.Mode(), err)
+	}
+
+	var buf bytes.Buffer
+	if err := planfile.Write(&buf, p, desired, nil); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), `"options"`) {
+		t.Error("a plan without options writes an options field")
+	}
+	if f, err := planfile.Read(&buf); err != nil || f.Options != nil {
+		t.Errorf("plan without options: %+v, %v; want no options", f, err)
+	}
 }

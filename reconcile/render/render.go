@@ -12,8 +12,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/rollout"
 )
 
 // Style says how text is decorated.
@@ -132,6 +134,9 @@ func Text(w io.Writer, p *plans.Plan, s Style) error {
 	if lines := ownedLines(p); len(lines) > 0 {
 		b.WriteString("\n" + strings.Join(lines, "\n") + "\n")
 	}
+	if p.Rollout != nil {
+		b.WriteString("\n" + RolloutLine(p.Rollout) + "\n")
+	}
 	b.WriteString("\n" + SummaryLine(p) + "\n")
 	_, err := io.WriteString(w, b.String())
 	return err
@@ -173,6 +178,9 @@ func writeChange(b *strings.Builder, c *plans.Change, s Style) {
 	var tags []string
 	if c.Wave > 0 {
 		tags = append(tags, "wave "+strconv.Itoa(c.Wave))
+	}
+	if c.RolloutStep > 0 {
+		tags = append(tags, "rollout step "+strconv.Itoa(c.RolloutStep))
 	}
 	if c.Disruptive {
 		tags = append(tags, "disruptive")
@@ -337,6 +345,21 @@ func shortID(id string) string {
 		return id[:8] + "…"
 	}
 	return id
+}
+
+// RolloutLine says where the policy's rollout is, and what stopped it.
+func RolloutLine(r *rollout.State) string {
+	line := "Rollout: " + r.Summary() + "."
+	if !r.BakeUntil.IsZero() {
+		line += " Bakes until " + r.BakeUntil.UTC().Format(time.RFC3339) + "."
+	}
+	if r.Failure != nil {
+		line += " Failed: " + r.Failure.String() + "."
+	}
+	if len(r.Reverted) > 0 {
+		line += fmt.Sprintf(" Reverted %d card(s) to revision %s.", len(r.Reverted), r.LastGood)
+	}
+	return line
 }
 
 // SummaryLine is the last line of the text plan. The counts of a

@@ -3,11 +3,13 @@ package render
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/reconcile/state"
+	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
 )
 
@@ -28,6 +30,10 @@ func Status(w io.Writer, st controller.Status) {
 		return s
 	}
 	fmt.Fprintf(w, "Source:     %s\n", st.Source)
+	if l := st.Leader; l != nil {
+		line := fmt.Sprintf("Leader:     %s%s (term %d) %s", or(l.Leader, "none"), strings.Replace(when(l.Since), "at", "since", 1), l.Term, l.Error)
+		fmt.Fprintln(w, strings.TrimSpace(line))
+	}
 	if st.Suspended {
 		fmt.Fprintln(w, "Suspended:  yes (no scheduled or triggered runs)")
 	}
@@ -99,4 +105,39 @@ func Quarantine(w io.Writer, qs []state.Quarantine) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\n", q.Card, q.Since.UTC().Format(time.RFC3339), q.Reason)
 	}
 	tw.Flush()
+}
+
+// Rollout shows the policy's rollout: where it is, each step, what failed.
+func Rollout(w io.Writer, r *rollout.State, ctl state.RolloutControl) {
+	if r == nil {
+		fmt.Fprintln(w, "No rollout yet.")
+		return
+	}
+	fmt.Fprintln(w, RolloutLine(r))
+	if ctl.Paused {
+		fmt.Fprintln(w, "Paused by an operator: no more cards are released until `fpgaops rollout resume`.")
+	}
+	if len(r.Steps) == 0 {
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "\nSTEP\tCARDS\tSTARTED\tBAKED\tSTATE")
+	for i, st := range r.Steps {
+		state := "pending"
+		switch {
+		case !st.Baked.IsZero():
+			state = "baked"
+		case i == r.Step:
+			state = string(r.Phase)
+		}
+		fmt.Fprintf(tw, "%d (%s)\t%d\t%s\t%s\t%s\n", i+1, st.Label, st.Cards, stamp(st.Started), stamp(st.Baked), state)
+	}
+	tw.Flush()
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
 }

@@ -68,6 +68,11 @@ type Run struct {
 	Compensations []plans.Compensation `json:"compensations,omitempty"`
 	// Stopped says why the apply stopped before its last wave.
 	Stopped string `json:"stopped,omitempty"`
+	// Rollout is where the policy's rollout stood after the run, and
+	// RolloutEvents what it did in the run (a step baked, a failure, a
+	// revert).
+	Rollout       string   `json:"rollout,omitempty"`
+	RolloutEvents []string `json:"rolloutEvents,omitempty"`
 }
 
 // Problem is one validation error of a revision, at its position in the

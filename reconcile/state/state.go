@@ -1,8 +1,10 @@
 package state
 
+import "github.com/fpgaops/fpgaops/rollout"
+
 // Store is what fpgaops keeps between runs: the history of runs, the last
 // status, the inventory of what converged, the journal of the run in
-// flight, the quarantined cards. `plan`, `apply` and the controller all go through it. A Store
+// flight, the quarantined cards, the rollout in progress. `plan`, `apply` and the controller all go through it. A Store
 // opened for writing is held by one process at a time.
 type Store interface {
 	// Journal is the executor's journal.
@@ -36,6 +38,13 @@ type Store interface {
 	Quarantine(q ...Quarantine) error
 	Quarantined() ([]Quarantine, error)
 	Release(cards ...string) ([]Quarantine, error)
+	// Rollout and PutRollout keep the policy's rollout between runs (the
+	// engine writes it); RolloutControl and SetRolloutControl keep what
+	// an operator said about it (pause, abort).
+	Rollout() (*rollout.State, error)
+	PutRollout(r *rollout.State) error
+	RolloutControl() (RolloutControl, error)
+	SetRolloutControl(c RolloutControl) error
 }
 
 // Journal remembers which steps of an unfinished run of a plan completed,

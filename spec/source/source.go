@@ -366,6 +366,9 @@ func (s *Source) fetch(ctx context.Context) (Revision, error) {
 			CABundle: s.cfg.CABundle,
 		})
 	}
+	if ref.Kind == RefHead && errors.Is(err, git.NoMatchingRefSpecError{}) {
+		return Revision{}, fmt.Errorf("fetch %s: %w: %s", src, err, s.headHint(ctx, remote))
+	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return Revision{}, fmt.Errorf("fetch %s: %w", src, err)
 	}
@@ -405,6 +408,61 @@ func (s *Source) fetch(ctx context.Context) (Revision, error) {
 	}
 	rev.Dir = dir
 	return rev, nil
+}
+
+// Checkout writes out a commit fetched before, from the cache, without
+// asking the remote: an earlier revision that a failed rollout reverts to.
+// A signed source checks its signature again.
+func (s *Source) Checkout(commit string) (Revision, error) {
+	repo, err := s.open()
+	if err != nil {
+		return Revision{}, fmt.Errorf("git source %s: cache: %w", s, err)
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(commit))
+	if err != nil {
+		return Revision{}, fmt.Errorf("git source %s: commit %s is not in the cache: %w", s, commit, err)
+	}
+	rev := Revision{Commit: c.Hash.String(), Author: c.Author.Name, Time: c.Committer.When.UTC(), Subject: firstLine(c.Message)}
+	if s.cfg.Keyring != "" {
+		if rev.Signer, err = verify(c, s.cfg.Keyring); err != nil {
+			return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
+		}
+	}
+	if rev.Dir, err = s.writeOut(c); err != nil {
+		return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
+	}
+	return rev, nil
+}
+
+// headHint says what to do about a remote whose HEAD names no branch: a
+// bare repository whose default branch was never pushed. It names the
+// branches the remote has, when it can list them.
+func (s *Source) headHint(ctx context.Context, remote *git.Remote) string {
+	hint := "the remote's HEAD names no branch that exists; pass --ref with the branch to follow"
+	refs, err := remote.ListContext(ctx, &git.ListOptions{Auth: s.auth, CABundle: s.cfg.CABundle})
+	if err != nil {
+		return hint
+	}
+	var branches []string
+	for _, r := range refs {
+		if r.Name().IsBranch() {
+			branches = append(branches, r.Name().Short())
+		}
+	}
+	if len(branches) == 0 {
+		return hint + " (the remote has no branch yet)"
+	}
+	return hint + " (the remote has: " + listSome(branches) + ")"
+}
+
+// listSome sorts names and joins at most ten of them.
+func listSome(names []string) string {
+	sort.Strings(names)
+	const most = 10
+	if len(names) > most {
+		return strings.Join(names[:most], ", ") + fmt.Sprintf(", and %d more", len(names)-most)
+	}
+	return strings.Join(names, ", ")
 }
 
 func (s *Source) resolveSemver(ctx context.Context, remote *git.Remote) (string, error) {
@@ -456,9 +514,8 @@ func (s *Source) writeOut(c *object.Commit) (string, error) {
 		return "", err
 	}
 	if s.subdir != "" {
-		tree, err = tree.Tree(s.subdir)
-		if err != nil {
-			return "", fmt.Errorf("path %s: not a directory in this commit", s.subdir)
+		if tree, err = subtree(tree, s.subdir); err != nil {
+			return "", err
 		}
 	}
 	if err := os.MkdirAll(s.revisionsDir(), 0o755); err != nil {
@@ -479,6 +536,28 @@ func (s *Source) writeOut(c *object.Commit) (string, error) {
 		return "", err
 	}
 	return final, nil
+}
+
+// subtree is the fleet directory of a commit's tree. A path the commit
+// does not hold as a directory is the revision's fault (ErrRejected): it
+// says what the top level holds, since a typo in --path is likely.
+func subtree(tree *object.Tree, dir string) (*object.Tree, error) {
+	sub, err := tree.Tree(dir)
+	if err == nil {
+		return sub, nil
+	}
+	if e, ferr := tree.FindEntry(dir); ferr == nil && e.Mode.IsFile() {
+		return nil, fmt.Errorf("%w: path %s: a file, not a directory; check --path", ErrRejected, dir)
+	}
+	var top []string
+	for _, e := range tree.Entries {
+		name := e.Name
+		if e.Mode == filemode.Dir {
+			name += "/"
+		}
+		top = append(top, name)
+	}
+	return nil, fmt.Errorf("%w: path %s: no such directory in this commit; check --path (the top level holds: %s)", ErrRejected, dir, listSome(top))
 }
 
 func writeFile(root string, f *object.File) error {

@@ -188,12 +188,63 @@ func TestRefs(t *testing.T) {
 			t.Fatalf("got %v", err)
 		}
 	})
-	t.Run("missing path", func(t *testing.T) {
-		s := newSource(t, source.Config{URL: r.FileURL(), Path: "nowhere"})
-		if _, err := s.Fetch(context.Background()); err == nil || !strings.Contains(err.Error(), "path nowhere") {
-			t.Fatalf("got %v", err)
-		}
-	})
+}
+
+// A --path the fetched commit does not hold is the revision's problem, not
+// the remote's: a rejection (ErrRejected, not a fetch failure to retry)
+// that names the path and what the commit's top level holds.
+func TestMissingPath(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	c := r.Commit("one", files("fleet/nodes.yaml", "x", "README.md", "y"), nil)
+	tests := []struct{ name, path, want string }{
+		{"typo", "fleets", `commit ` + c + `: revision rejected: path fleets: no such directory in this commit; check --path (the top level holds: README.md, fleet/)`},
+		{"a file", "README.md", `path README.md: a file, not a directory; check --path`},
+		{"below a file", "README.md/x", `path README.md/x: no such directory in this commit; check --path`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := newSource(t, source.Config{URL: r.FileURL(), Path: tt.path})
+			_, err := s.Fetch(context.Background())
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+			if !errors.Is(err, source.ErrRejected) {
+				t.Errorf("%v is not an ErrRejected", err)
+			}
+			if errors.Is(err, source.ErrUntrusted) {
+				t.Errorf("%v is an ErrUntrusted: a missing path is no signature problem", err)
+			}
+		})
+	}
+	// The right path fetches; an unreachable remote is no rejection.
+	if rev := fetch(t, newSource(t, source.Config{URL: r.FileURL(), Path: "fleet"})); readFile(t, rev.Dir, "nodes.yaml") != "x" {
+		t.Fatal("the fleet directory was not written out")
+	}
+	s := newSource(t, source.Config{URL: "file://" + filepath.Join(t.TempDir(), "gone.git"), Path: "fleet"})
+	if _, err := s.Fetch(context.Background()); err == nil || errors.Is(err, source.ErrRejected) {
+		t.Fatalf("missing remote: %v, want a fetch failure that is not a rejection", err)
+	}
+}
+
+// A bare remote whose HEAD names a branch that does not exist (its
+// default branch was never pushed) gets a hint to pass --ref, with the
+// branches it has.
+func TestHeadWithoutBranch(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	r.Commit("one", files("v", "1"), nil)
+	if err := os.WriteFile(filepath.Join(r.BarePath(), "HEAD"), []byte("ref: refs/heads/trunk\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := newSource(t, source.Config{URL: r.FileURL()}).Fetch(context.Background())
+	want := `couldn't find remote ref "HEAD": the remote's HEAD names no branch that exists; pass --ref with the branch to follow (the remote has: main)`
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v, want %q", err, want)
+	}
+	if rev := fetch(t, newSource(t, source.Config{URL: r.FileURL(), Ref: source.Ref{Kind: source.RefBranch, Name: "main"}})); readFile(t, rev.Dir, "v") != "1" {
+		t.Fatal("--ref main did not fetch the branch")
+	}
 }
 
 func TestParseRef(t *testing.T) {
@@ -423,5 +474,34 @@ func TestCacheBounded(t *testing.T) {
 		if len(packs) > 3 {
 			t.Fatalf("after fetch %d the cache holds %d packs", i, len(packs))
 		}
+	}
+}
+
+// An earlier revision is checked out from the cache after the
+// written-out copies were dropped, without the remote; a commit never
+// fetched is an error that names it.
+func TestCheckoutOfAnEarlierRevision(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	first := r.Commit("one", files("nodes.yaml", "v1"), nil)
+	s := newSource(t, source.Config{URL: r.FileURL()})
+	fetch(t, s)
+	r.Commit("two", files("nodes.yaml", "v2"), nil)
+	if rev := fetch(t, s); readFile(t, rev.Dir, "nodes.yaml") != "v2" {
+		t.Fatal("the second revision was not fetched")
+	}
+	if err := s.Retain(); err != nil {
+		t.Fatal(err)
+	}
+	rev, err := s.Checkout(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev.Commit != first || rev.Subject != "one" || readFile(t, rev.Dir, "nodes.yaml") != "v1" {
+		t.Fatalf("checkout %+v", rev)
+	}
+	missing := strings.Repeat("ab", 20)
+	if _, err := s.Checkout(missing); err == nil || !strings.Contains(err.Error(), "commit "+missing+" is not in the cache") {
+		t.Fatalf("checkout of a commit never fetched: %v", err)
 	}
 }

@@ -14,6 +14,12 @@ import (
 // because its commit is not signed by a key of the keyring.
 var ErrUntrusted = errors.New("verification failed")
 
+// ErrRejected marks a revision that was fetched but holds no fleet where
+// the source looks for one (a --path the commit does not hold). Like an
+// ErrUntrusted, fetching again does not cure it: only a new revision, or
+// another --path, does.
+var ErrRejected = errors.New("revision rejected")
+
 // ErrUnsigned is returned for a commit without a signature when one is
 // required; it is also an ErrUntrusted.
 var ErrUnsigned = fmt.Errorf("%w: commit is not signed", ErrUntrusted)

@@ -5,6 +5,14 @@
 // harness that starts a real Placement API. The fixtures report every
 // request that breaks the API reference as a test error, so a client that
 // drifts from the references fails its tests.
+//
+// Where fpgaops depends on how the services behave, not only on what they
+// answer, the fixtures do what the services' code does, each rule citing
+// the upstream file: Cyborg's agent and conductor report cards into the
+// real Placement (agent.go), its program action leaves bitstream_id alone,
+// a bind schedules through Placement and needs accel:function_id on the
+// image (cyborg.go), Nova puts a server whose bind failed in ERROR
+// (nova.go).
 package openstacktest
 
 import (
@@ -42,6 +50,8 @@ type Cloud struct {
 	BootFault string
 
 	mu          sync.Mutex
+	hosts       map[string]Host
+	providers   []string // made in Placement, in order
 	images      []*Image
 	imageData   map[string][]byte
 	profiles    []*Profile

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -20,12 +21,25 @@ type Profile struct {
 // Deployable is a Cyborg deployable (an FPGA's PR region) in the fixture.
 // Name is "<hostname>_<bdf>", as Cyborg's Intel driver names it.
 type Deployable struct {
-	UUID        string
-	Name        string
-	RPUUID      string
-	DeviceID    int
+	UUID            string
+	Name            string
+	RPUUID          string
+	DeviceID        int
+	NumAccelerators int
+	// BitstreamID is what the last bind programmed: Cyborg's program
+	// action leaves it alone.
 	BitstreamID string
 	Programmed  []string // image UUIDs programmed through the API, in order
+	// Handles are the functions servers are given.
+	Handles []AttachHandle
+
+	// live is the card behind it, for the deployables AddCard made.
+	live *card
+}
+
+// AttachHandle is a function of a card that a bound ARQ hands to Nova.
+type AttachHandle struct {
+	Type, PCI string
 }
 
 // Device is a Cyborg device in the fixture.
@@ -37,7 +51,7 @@ type Device struct {
 // ARQ is an accelerator request in the fixture.
 type ARQ struct {
 	UUID, State, DeviceProfileName, Hostname, DeviceRPUUID, InstanceUUID string
-	PCI                                                                  string
+	AttachType, PCI                                                      string
 }
 
 // AddProfile seeds a device profile and returns its UUID.
@@ -58,12 +72,15 @@ func (c *Cloud) AddDevice(host, bdf, productID, rpUUID, bitstreamID string) stri
 	defer c.mu.Unlock()
 	id := c.next()
 	c.devices = append(c.devices, &Device{UUID: newUUID(), Type: "FPGA", Vendor: "0x8086", Model: "miss_model_info", Hostname: host, ProductID: productID})
-	d := &Deployable{UUID: newUUID(), Name: host + "_" + bdf, RPUUID: rpUUID, DeviceID: id, BitstreamID: bitstreamID}
+	d := &Deployable{UUID: newUUID(), Name: host + "_" + bdf, RPUUID: rpUUID, DeviceID: id, BitstreamID: bitstreamID,
+		NumAccelerators: 1, Handles: []AttachHandle{{Type: "PCI", PCI: strings.ToLower(bdf)}}}
 	c.deployables = append(c.deployables, d)
 	return d.UUID
 }
 
-// BindARQ seeds a Bound ARQ of server on the deployable's RP.
+// BindARQ seeds a Bound ARQ of server on the deployable's RP, holding its
+// first free attach handle. A deployable AddCard made gets the allocation
+// Nova would have made in Placement.
 func (c *Cloud) BindARQ(serverID, deployableUUID, profile string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -72,7 +89,30 @@ func (c *Cloud) BindARQ(serverID, deployableUUID, profile string) {
 	if s == nil || d == nil {
 		c.t.Fatalf("openstacktest: BindARQ: no server %s or deployable %s", serverID, deployableUUID)
 	}
-	c.arqs = append(c.arqs, &ARQ{UUID: newUUID(), State: "Bound", DeviceProfileName: profile, Hostname: s.Host, DeviceRPUUID: d.RPUUID, InstanceUUID: s.ID, PCI: strings.TrimPrefix(d.Name, s.Host+"_")})
+	h := c.freeHandle(d)
+	if h == nil {
+		c.t.Fatalf("openstacktest: BindARQ: deployable %s has no free attach handle", d.Name)
+	}
+	if d.live != nil {
+		if err := c.allocate(s, d.RPUUID); err != nil {
+			c.t.Fatalf("openstacktest: BindARQ: %v", err)
+		}
+	}
+	c.arqs = append(c.arqs, &ARQ{UUID: newUUID(), State: "Bound", DeviceProfileName: profile, Hostname: s.Host, DeviceRPUUID: d.RPUUID, InstanceUUID: s.ID, AttachType: h.Type, PCI: h.PCI})
+}
+
+// freeHandle is an attach handle of the deployable no bound ARQ holds.
+func (c *Cloud) freeHandle(d *Deployable) *AttachHandle {
+	for i := range d.Handles {
+		busy := false
+		for _, a := range c.arqs {
+			busy = busy || a.DeviceRPUUID == d.RPUUID && a.State == "Bound" && a.PCI == d.Handles[i].PCI
+		}
+		if !busy {
+			return &d.Handles[i]
+		}
+	}
+	return nil
 }
 
 // Profiles returns a copy of the device profiles.
@@ -115,32 +155,162 @@ func (c *Cloud) deployableByUUID(id string) *Deployable {
 }
 
 // bindAccelerator does what Nova and Cyborg do when a server boots with a
-// flavor naming a device profile: an ARQ bound to a free deployable on
-// the server's host, which Cyborg programs with the profile's bitstream.
+// flavor naming a device profile. Placement picks a card on the server's
+// host whose provider has the group's resources and traits (Nova asks for
+// allocation candidates and claims one); Cyborg binds an ARQ to the
+// card's deployable and, when the group names a bitstream the deployable
+// did not last bind, programs it, reads accel:function_id from the image
+// (a bind without it fails), moves the card's function ID trait to it and
+// records the image as the deployable's bitstream_id
+// (cyborg/objects/extarq/fpga_ext_arq.py bind).
 func (c *Cloud) bindAccelerator(s *Server, profile string) error {
 	p := c.profileByName(profile)
 	if p == nil {
 		return fmt.Errorf("Device profile name %s not found", profile)
 	}
+	g := p.Groups[0]
+	h, ok := c.hosts[s.Host]
+	if !ok {
+		h = Host{Nova: s.Host}
+	}
+	rp, err := c.candidate(h, g)
+	if err != nil {
+		return err
+	}
+	var d *Deployable
+	for _, x := range c.deployables {
+		if x.RPUUID == rp {
+			d = x
+		}
+	}
+	if d == nil {
+		return fmt.Errorf("No valid host was found. There are not enough hosts available.")
+	}
+	handle := c.freeHandle(d)
+	if err := c.allocate(s, rp); err != nil {
+		return err
+	}
+	if err := c.bindProgram(d, g); err != nil {
+		_ = c.placement(http.MethodDelete, "/allocations/"+s.ID, nil, nil)
+		return fmt.Errorf("Failed to bind accelerator requests: %v", err)
+	}
+	c.arqs = append(c.arqs, &ARQ{UUID: newUUID(), State: "Bound", DeviceProfileName: profile, Hostname: s.Host, DeviceRPUUID: d.RPUUID, InstanceUUID: s.ID, AttachType: handle.Type, PCI: handle.PCI})
+	return nil
+}
+
+// candidate asks the real Placement for a provider in the host's tree
+// with the group's resources and traits, and picks the first in the
+// cloud's order of deployables.
+func (c *Cloud) candidate(h Host, g map[string]string) (string, error) {
+	root := c.rootProvider(h.provider())
+	if root == "" {
+		return "", fmt.Errorf("No valid host was found. There are not enough hosts available.")
+	}
+	q := url.Values{"in_tree": {root}}
+	var res, traits []string
+	for k, v := range g {
+		switch {
+		case strings.HasPrefix(k, "resources:"):
+			res = append(res, strings.TrimPrefix(k, "resources:")+":"+v)
+		case strings.HasPrefix(k, "trait:") && v == "required":
+			traits = append(traits, strings.TrimPrefix(k, "trait:"))
+		case strings.HasPrefix(k, "trait:") && v == "forbidden":
+			traits = append(traits, "!"+strings.TrimPrefix(k, "trait:"))
+		}
+	}
+	slices.Sort(res)
+	slices.Sort(traits)
+	q.Set("resources", strings.Join(res, ","))
+	if len(traits) > 0 {
+		q.Set("required", strings.Join(traits, ","))
+	}
+	var out struct {
+		Requests []struct {
+			Allocations map[string]any `json:"allocations"`
+		} `json:"allocation_requests"`
+	}
+	if err := c.placement(http.MethodGet, "/allocation_candidates?"+q.Encode(), nil, &out); err != nil {
+		// Placement refuses a trait nobody has: nothing fits.
+		return "", fmt.Errorf("No valid host was found. There are not enough hosts available.")
+	}
 	for _, d := range c.deployables {
-		host, bdf, _ := strings.Cut(d.Name, "_")
-		if host != s.Host {
-			continue
+		for _, r := range out.Requests {
+			if _, ok := r.Allocations[d.RPUUID]; ok && len(r.Allocations) == 1 && c.freeHandle(d) != nil {
+				return d.RPUUID, nil
+			}
 		}
-		busy := false
-		for _, a := range c.arqs {
-			busy = busy || a.DeviceRPUUID == d.RPUUID && a.State == "Bound"
+	}
+	return "", fmt.Errorf("No valid host was found. There are not enough hosts available.")
+}
+
+// allocate claims one FPGA of the provider for the server, besides what
+// it holds, as Nova's scheduler does (a consumer of type INSTANCE).
+func (c *Cloud) allocate(s *Server, rp string) error {
+	var have struct {
+		Allocations map[string]struct {
+			Resources map[string]int `json:"resources"`
+		} `json:"allocations"`
+		Generation *int `json:"consumer_generation"`
+	}
+	if err := c.placement(http.MethodGet, "/allocations/"+s.ID, nil, &have); err != nil {
+		return err
+	}
+	allocs := map[string]any{rp: map[string]any{"resources": map[string]int{"FPGA": 1}}}
+	for k, v := range have.Allocations {
+		if k != rp {
+			allocs[k] = map[string]any{"resources": v.Resources}
 		}
-		if busy {
-			continue
-		}
-		c.arqs = append(c.arqs, &ARQ{UUID: newUUID(), State: "Bound", DeviceProfileName: profile, Hostname: host, DeviceRPUUID: d.RPUUID, InstanceUUID: s.ID, PCI: bdf})
-		if b := p.Groups[0]["accel:bitstream_id"]; b != "" {
-			d.BitstreamID = b
-		}
+	}
+	return c.placement(http.MethodPut, "/allocations/"+s.ID, map[string]any{
+		"allocations": allocs, "consumer_generation": have.Generation, "consumer_type": "INSTANCE",
+		"project_id": "a6944d763bf64ee6a275f1263fae0352", "user_id": "ee4dfb6e5540447cb3741905149d9b6e",
+	}, nil)
+}
+
+// bindProgram is the programming half of a bind: nothing when the group
+// names no bitstream or the deployable already has it; else the card is
+// flashed, and the image must name its function.
+func (c *Cloud) bindProgram(d *Deployable, g map[string]string) error {
+	bs, fn := g["accel:bitstream_id"], g["accel:function_id"]
+	if bs == "" && fn == "" || bs != "" && d.BitstreamID == bs {
 		return nil
 	}
-	return fmt.Errorf("No valid host was found. There are not enough hosts available.")
+	var im *Image
+	if bs != "" {
+		im = c.imageByID(bs)
+	} else {
+		// A function ID names the one image that has it.
+		var found []*Image
+		for _, x := range c.images {
+			if x.Properties["accel:function_id"] == fn {
+				found = append(found, x)
+			}
+		}
+		if len(found) != 1 {
+			return fmt.Errorf("Expected one object of type image but got %d.", len(found))
+		}
+		im = found[0]
+	}
+	if im == nil {
+		return fmt.Errorf("Can not get bitstream metadata from image registry")
+	}
+	if err := c.flash(d, im.ID); err != nil {
+		return err
+	}
+	if fn == "" {
+		var ok bool
+		if fn, ok = im.Properties["accel:function_id"]; !ok {
+			return fmt.Errorf("image %s has no property 'accel:function_id'", im.ID)
+		}
+	}
+	if err := c.removeTraits(d.RPUUID, func(t string) bool { return strings.HasPrefix(t, "CUSTOM_FPGA_FUNCTION_ID") }); err != nil {
+		return err
+	}
+	if err := c.addTraits(d.RPUUID, functionTrait(strings.ReplaceAll(fn, "-", "_-"))); err != nil {
+		return err
+	}
+	d.BitstreamID = im.ID
+	return nil
 }
 
 func links(kind, id string) []map[string]string {
@@ -158,7 +328,7 @@ func deployableJSON(d *Deployable) map[string]any {
 		bs = d.BitstreamID
 	}
 	return map[string]any{
-		"uuid": d.UUID, "parent_id": nil, "root_id": nil, "name": d.Name, "num_accelerators": 1,
+		"uuid": d.UUID, "parent_id": nil, "root_id": nil, "name": d.Name, "num_accelerators": d.NumAccelerators,
 		"device_id": d.DeviceID, "attributes_list": `[{"rc": "FPGA"}, {"trait0": "CUSTOM_FPGA_INTEL"}]`,
 		"rp_uuid": d.RPUUID, "driver_name": "intel", "bitstream_id": bs,
 		"created_at": stamp, "updated_at": stamp, "links": links("deployables", d.UUID),
@@ -304,7 +474,7 @@ func (c *Cloud) serveCyborg(w http.ResponseWriter, r *http.Request, p string) {
 			list = append(list, map[string]any{
 				"uuid": a.UUID, "state": a.State, "device_profile_name": a.DeviceProfileName, "device_profile_group_id": 0,
 				"hostname": a.Hostname, "device_rp_uuid": a.DeviceRPUUID, "instance_uuid": a.InstanceUUID,
-				"attach_handle_type": "PCI", "attach_handle_info": map[string]string{"domain": dom, "bus": bus, "device": dev, "function": fn},
+				"attach_handle_type": a.AttachType, "attach_handle_info": map[string]string{"domain": dom, "bus": bus, "device": dev, "function": fn},
 				"created_at": stamp, "updated_at": stamp, "links": links("accelerator_requests", a.UUID),
 			})
 		}
@@ -393,11 +563,20 @@ func (c *Cloud) program(w http.ResponseWriter, r *http.Request, uuid string) {
 	}
 	for _, a := range c.arqs {
 		if a.DeviceRPUUID == d.RPUUID && a.State == "Bound" {
+			// Cyborg would program it: reprogramming a card under a
+			// server is a reconciler bug.
 			c.violation(w, http.StatusConflict, "cyborg: program %s: the card is bound to instance %s", uuid, a.InstanceUUID)
 			return
 		}
 	}
-	d.BitstreamID = img
+	// The agent downloads the image and flashes the card; neither it nor
+	// the API touches bitstream_id (cyborg/api/controllers/v2/
+	// deployables.py program, cyborg/agent/manager.py fpga_program), and
+	// the answer is the deployable as it was.
+	if err := c.flash(d, img); err != nil {
+		refuse(w, http.StatusInternalServerError, "error_message", err.Error())
+		return
+	}
 	d.Programmed = append(d.Programmed, img)
 	writeJSON(w, http.StatusOK, deployableJSON(d))
 }

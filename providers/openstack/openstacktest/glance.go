@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"strings"
 )
@@ -183,6 +184,8 @@ func (c *Cloud) serveGlance(w http.ResponseWriter, r *http.Request, p string) {
 			return
 		}
 		writeJSON(w, http.StatusOK, imageJSON(im))
+	case len(parts) == 2 && r.Method == http.MethodPatch:
+		c.patchImage(w, r, parts[1])
 	case len(parts) == 3 && parts[2] == "file" && r.Method == http.MethodPut:
 		im := c.imageByID(parts[1])
 		if im == nil {
@@ -207,4 +210,66 @@ func (c *Cloud) serveGlance(w http.ResponseWriter, r *http.Request, p string) {
 	default:
 		c.notAllowed(w, r)
 	}
+}
+
+// patchImage applies a JSON patch to an image's properties (Images API v2
+// "Update image"; glance/api/v2/images.py): the body must carry the
+// JSON-patch media type; add sets a property whether or not it exists
+// (with v2.0, only one that does not), replace and remove need it to
+// exist; read-only fields are refused.
+func (c *Cloud) patchImage(w http.ResponseWriter, r *http.Request, id string) {
+	ct := r.Header.Get("Content-Type")
+	if ct != "application/openstack-images-v2.1-json-patch" && ct != "application/openstack-images-v2.0-json-patch" {
+		c.violation(w, http.StatusUnsupportedMediaType, "glance: update image %s: content type %q: want application/openstack-images-v2.1-json-patch", id, ct)
+		return
+	}
+	var ops []struct {
+		Op    string  `json:"op"`
+		Path  string  `json:"path"`
+		Value *string `json:"value"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&ops); err != nil || len(ops) == 0 {
+		c.violation(w, http.StatusBadRequest, "glance: update image %s: want a JSON-patch list of string properties: %v", id, err)
+		return
+	}
+	im := c.imageByID(id)
+	if im == nil {
+		refuse(w, http.StatusNotFound, "message", "No image found with ID "+id)
+		return
+	}
+	props := maps.Clone(im.Properties)
+	if props == nil {
+		props = map[string]string{}
+	}
+	for _, op := range ops {
+		name := strings.TrimPrefix(op.Path, "/")
+		_, has := props[name]
+		switch {
+		case !strings.HasPrefix(op.Path, "/") || strings.Contains(name, "/"):
+			c.violation(w, http.StatusBadRequest, "glance: update image %s: path %q", id, op.Path)
+			return
+		case glanceReserved[name] || name == "id" || name == "owner":
+			c.violation(w, http.StatusForbidden, "glance: update image %s: attribute %q is read-only", id, name)
+			return
+		case op.Op == "add" && has && ct == "application/openstack-images-v2.0-json-patch":
+			refuse(w, http.StatusConflict, "message", "Property "+name+" already present.")
+			return
+		case op.Op == "add" || op.Op == "replace" && has:
+			if op.Value == nil {
+				c.violation(w, http.StatusBadRequest, "glance: update image %s: %s %s without a value", id, op.Op, op.Path)
+				return
+			}
+			props[name] = *op.Value
+		case op.Op == "remove" && has:
+			delete(props, name)
+		case op.Op == "replace" || op.Op == "remove":
+			refuse(w, http.StatusConflict, "message", "Property "+name+" does not exist.")
+			return
+		default:
+			c.violation(w, http.StatusBadRequest, "glance: update image %s: op %q", id, op.Op)
+			return
+		}
+	}
+	im.Properties = props
+	writeJSON(w, http.StatusOK, imageJSON(im))
 }

@@ -37,8 +37,11 @@ type Server struct {
 	// Fault is the fault message of a server in ERROR.
 	Fault string
 
-	// building counts the reads left before a new server settles.
-	building int
+	// building counts the reads left before a new server settles;
+	// bindFault, when set, is why its accelerators could not be bound:
+	// it settles in ERROR with it.
+	building  int
+	bindFault string
 }
 
 // settle moves a server that is being built on by one read: BUILD until
@@ -52,8 +55,11 @@ func (c *Cloud) settle(s *Server) {
 		s.building--
 		return
 	}
-	if c.BootFault != "" {
+	if s.bindFault != "" || c.BootFault != "" {
 		s.Status, s.Fault = "ERROR", c.BootFault
+		if s.bindFault != "" {
+			s.Fault = s.bindFault
+		}
 		return
 	}
 	s.Status = "ACTIVE"
@@ -457,10 +463,12 @@ func (c *Cloud) createServer(w http.ResponseWriter, r *http.Request) {
 	for _, n := range nets {
 		ns.Networks = append(ns.Networks, n.UUID)
 	}
+	// Nova accepts the boot and binds the accelerators while it builds
+	// the server; a failed bind puts the server in ERROR
+	// (nova/compute/manager.py, AcceleratorRequestBindingFailed).
 	if dp := f.ExtraSpecs["accel:device_profile"]; dp != "" {
 		if err := c.bindAccelerator(ns, dp); err != nil {
-			refuse(w, http.StatusBadRequest, "badRequest", err.Error())
-			return
+			ns.bindFault = err.Error()
 		}
 	}
 	c.servers = append(c.servers, ns)
@@ -479,7 +487,10 @@ func (c *Cloud) deleteServer(s *Server) {
 		}
 	}
 	c.servers = out
-	// Nova deletes the server's ARQs with it.
+	// Nova deletes the server's ARQs and allocations with it.
+	if c.PlacementURL != "" {
+		_ = c.placement(http.MethodDelete, "/allocations/"+s.ID, nil, nil) // 404: it had none
+	}
 	arqs := c.arqs[:0]
 	for _, a := range c.arqs {
 		if a.InstanceUUID != s.ID {

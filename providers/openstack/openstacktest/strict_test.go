@@ -66,6 +66,7 @@ func TestFixturesRejectWhatTheAPIReferencesDoNot(t *testing.T) {
 		{"flavor with an unknown field", req{"POST", "/compute/v2.1/flavors", `{"flavor":{"name":"f","ram":1,"vcpus":1,"disk":0,"gpus":1}}`, novaOK}, 400, "unknown field"},
 		{"server without networks", req{"POST", "/compute/v2.1/servers", `{"server":{"name":"s","imageRef":"i","flavorRef":"f"}}`, novaOK}, 400, "networks"},
 		{"upload to a missing image", req{"PUT", "/image/v2/images/x/file", `{}`, map[string]string{"Content-Type": "application/octet-stream"}}, 404, ""},
+		{"image patch as plain JSON", req{"PATCH", "/image/v2/images/x", `[{"op":"add","path":"/accel:function_id","value":"y"}]`, map[string]string{"Content-Type": "application/json"}}, 415, "json-patch"},
 		{"image with a read-only field", req{"POST", "/image/v2/images", `{"name":"n","disk_format":"raw","container_format":"bare","checksum":"x"}`, map[string]string{"Content-Type": "application/json"}}, 403, "read-only"},
 		{"keystone with a token method", req{"POST", "/identity/v3/auth/tokens", `{"auth":{"identity":{"methods":["token"]}}}`, map[string]string{"Content-Type": "application/json"}}, 400, "methods"},
 	}
