@@ -66,7 +66,7 @@ func (b *Backend) Check(ctx context.Context, desired *spec.Fleet, c *plans.Chang
 		}
 	case kindDevices:
 		v := c.After
-		if c.Action == plans.ActionDetach {
+		if withdraws(c) {
 			v = c.Before
 		}
 		if v == nil || v.Attrs[attrSlice] == "" {
@@ -108,7 +108,7 @@ func (b *Backend) Apply(ctx context.Context, desired *spec.Fleet, c *plans.Chang
 		return fmt.Errorf("node %s is not in the desired state", c.Node)
 	}
 	switch {
-	case k == kindDevices && c.Action == plans.ActionDetach:
+	case k == kindDevices && withdraws(c):
 		names := splitList(c.Before.Attrs[attrDevices])
 		slot := c.Before.Attrs[AttrSlot]
 		return b.editSlice(ctx, node.Kubernetes, func(d *resourceapi.Device) bool {
@@ -134,6 +134,12 @@ func (b *Backend) Apply(ctx context.Context, desired *spec.Fleet, c *plans.Chang
 		return b.opts.Agents.SetVFs(ctx, node, c.CardPCI, *c.After.VFs)
 	}
 	return fmt.Errorf("action %s on %s is not Kubernetes's", c.Action, c.Object)
+}
+
+// withdraws reports whether a change of a card's devices takes them out
+// of the slice: a detach, or the update to none that starts a reset.
+func withdraws(c *plans.Change) bool {
+	return c.Action == plans.ActionDetach || c.Action == plans.ActionUpdate && c.Before != nil && c.After != nil && c.After.Attrs[attrDevices] == ""
 }
 
 // applyClass creates the pool's DeviceClass, or sets its selector.

@@ -244,15 +244,15 @@ func (p *planner) planCard(n *spec.Node, sn *Node, f *spec.FPGA, devs []Device) 
 	switch {
 	case v.card == nil:
 		// The planner reports the missing card.
-		p.withdraw(v, nil, "no card at "+f.PCI)
+		p.withdraw(v, nil, false, "no card at "+f.PCI)
 		return v.allocs
 	case len(v.card.Problems) > 0:
 		// The planner reports a sick card and holds what gives it work.
-		p.withdraw(v, nil, "the card reports "+strings.Join(v.card.Problems, "; "))
+		p.withdraw(v, nil, false, "the card reports "+strings.Join(v.card.Problems, "; "))
 		return v.allocs
 	case v.bs == nil:
 		p.drift(v, nil)
-		p.withdraw(v, nil, "no binding gives it out")
+		p.withdraw(v, nil, false, "no binding gives it out")
 		return v.allocs
 	case v.bs.InterfaceID != "" && v.card.InterfaceID != "" && v.bs.InterfaceID != v.card.InterfaceID:
 		p.report(v.id(), n.Name, f, false, fmt.Sprintf("bitstream %s is built for PR interface %s, the card has %s: it is not programmed",
@@ -305,21 +305,31 @@ func (v *cardView) holders() (pods []Pod, claims map[string][]string, devices ma
 	return pods, claims, devices
 }
 
-// withdraw takes the card's devices out of the slice, if it offers any.
-// With pods that hold them (the start of a reprogramming) it is as
-// disruptive as their evictions, and gated with them.
-func (p *planner) withdraw(v *cardView, pods []Pod, why string) *plans.Change {
+// withdraw takes the card's devices out of the slice, if it offers any:
+// a detach of them. The first step of a reset is an update of them to
+// none instead (reset true): it starts giving the card new work, so the
+// core planner holds it with the card's reset for a sick or quarantined
+// card, or one the rollout has not released, and the evictions wait with
+// it. With pods that hold them it is as disruptive as their evictions,
+// and gated with them.
+func (p *planner) withdraw(v *cardView, pods []Pod, reset bool, why string) *plans.Change {
 	if len(v.devs) == 0 {
 		return nil
 	}
-	c := change(v.id()+objDevices, plans.StepDetach, plans.ActionDetach)
-	onCard(&c, v.n.Name, v.f)
-	c.Binding = v.binding()
 	var names []string
 	for _, d := range v.devs {
 		names = append(names, d.Name)
 	}
-	c.Before = &plans.Value{Attrs: map[string]string{attrSlice: v.sn.Slice.Name, attrDevices: strings.Join(names, ","), AttrSlot: v.f.Slot}}
+	held := &plans.Value{Attrs: map[string]string{attrSlice: v.sn.Slice.Name, attrDevices: strings.Join(names, ","), AttrSlot: v.f.Slot}}
+	c := change(v.id()+objDevices, plans.StepDetach, plans.ActionDetach)
+	c.Before = held
+	if reset {
+		// Still the chain's detach step: it comes first in the plan.
+		c = change(v.id()+objDevices, plans.StepDetach, plans.ActionUpdate)
+		c.Before, c.After = held, &plans.Value{Attrs: map[string]string{attrSlice: v.sn.Slice.Name, attrDevices: "", AttrSlot: v.f.Slot}}
+	}
+	onCard(&c, v.n.Name, v.f)
+	c.Binding = v.binding()
 	c.Reason = "withdraw " + strings.Join(names, ", ") + " from ResourceSlice " + v.sn.Slice.Name + ": " + why
 	if len(pods) > 0 {
 		var ids []string
@@ -353,7 +363,7 @@ func (p *planner) reset(v *cardView, o offer, afu string) {
 		}
 	}
 	var last []string
-	if w := p.withdraw(v, pods, "the card is reset ("+what+")"); w != nil {
+	if w := p.withdraw(v, pods, true, "the card is reset ("+what+")"); w != nil {
 		last = append(last, w.ID)
 		if blocked != nil {
 			w.Held = &plans.Hold{Gate: plans.GateInUse, Why: "the eviction of " + blocked.ID() + " is refused: " + blocked.Blocked}
@@ -437,7 +447,7 @@ func (p *planner) refresh(v *cardView, o offer) {
 	switch {
 	case sameDevices(want, v.devs):
 	case len(want) == 0:
-		p.withdraw(v, nil, "no binding gives it to a pool")
+		p.withdraw(v, nil, false, "no binding gives it to a pool")
 	case len(v.devs) == 0:
 		c := change(v.id()+objDevices, plans.StepAttach, plans.ActionAttach)
 		onCard(&c, n.Name, f)

@@ -133,7 +133,7 @@ func observedFleet(st *State) *observed.Fleet {
 
 // corePlan is the whole planner's plan: this backend's changes through
 // JSON, as the engine passes them, gated by the core.
-func corePlan(t *testing.T, f *spec.Fleet, st *State, now time.Time) *plans.Plan {
+func corePlan(t *testing.T, f *spec.Fleet, st *State, now time.Time, opts reconcile.Options) *plans.Plan {
 	t.Helper()
 	data, err := json.Marshal(st)
 	if err != nil {
@@ -144,7 +144,8 @@ func corePlan(t *testing.T, f *spec.Fleet, st *State, now time.Time) *plans.Plan
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := reconcile.NewPlan(f, observedFleet(st), now, reconcile.Options{Owned: map[string]string{"kube-a": Name}, Backend: changes})
+	opts.Owned, opts.Backend = map[string]string{"kube-a": Name}, changes
+	p, err := reconcile.NewPlan(f, observedFleet(st), now, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -262,6 +263,12 @@ func TestPlan(t *testing.T) {
 			holding(st, "lab/trainer", "trainer-fpga", "pci-0000-3b-00-0", ClassName("genomics"))
 			holding(st, "lab/folder", "folder-fpga", "pci-0000-5e-00-1", ClassName("proteomics"))
 		}},
+		{"a rollout has not released the card", func(f *spec.Fleet) { f.Bindings[0].Bitstream = "sw-v2" }, func(st *State) {
+			holding(st, "lab/trainer", "trainer-fpga", "pci-0000-3b-00-0", ClassName("genomics"))
+		}},
+		{"a quarantined card", func(f *spec.Fleet) { f.Bindings[0].Bitstream = "sw-v2" }, func(st *State) {
+			holding(st, "lab/trainer", "trainer-fpga", "pci-0000-3b-00-0", ClassName("genomics"))
+		}},
 		{"VFs off", func(f *spec.Fleet) {
 			f.Nodes[0].FPGAs[1].VFs = 0
 			f.Bindings[2].Function = spec.PF
@@ -286,6 +293,11 @@ func TestPlan(t *testing.T) {
 			st.Nodes[0].Slice.Devices = append(st.Nodes[0].Slice.Devices, Device{Name: "pci-0000-af-00-0", Attrs: map[string]string{AttrSlot: "pac9"}})
 		}},
 	}
+	// What the engine learns of the policy's rollout and the quarantine.
+	opts := map[string]reconcile.Options{
+		"a rollout has not released the card": {Rollout: func(string) (int, string) { return 2, "rollout step 2 waits for step 1 to be healthy" }},
+		"a quarantined card":                  {Quarantined: map[string]string{"node/kube-a/fpga/pac0": "errors/catfatal_errors read 0x1"}},
+	}
 	var out strings.Builder
 	for _, tt := range tests {
 		f, st := testFleet(), convergedState()
@@ -298,7 +310,7 @@ func TestPlan(t *testing.T) {
 		if tt.name == "unknown node and no Node" {
 			f.Nodes = append(f.Nodes, spec.Node{Name: "kube-b", Kubernetes: "kube-b", Endpoint: "http://127.0.0.1:1/nodes/kube-b"})
 		}
-		p := corePlan(t, f, st, noon)
+		p := corePlan(t, f, st, noon, opts[tt.name])
 		var mine []plans.Change
 		for _, c := range p.Changes {
 			if c.Backend == Name || c.Node == "kube-a" {
