@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -159,8 +160,14 @@ var ErrSchedulerAllocates = errors.New("on Kubernetes, the scheduler gives pods 
 // device is in the platform's observation.
 func (b *Backend) ObserveVMs(context.Context, *spec.Node) ([]observed.VM, error) { return nil, nil }
 
-// Attach refuses: see ErrSchedulerAllocates.
+// Attach refuses: see ErrSchedulerAllocates. The executor asks it to give
+// a pod back the card of a chain that failed after the pod's eviction,
+// which cannot be undone: the error says so, for the degraded report.
 func (b *Backend) Attach(_ context.Context, node *spec.Node, vm, pci string) error {
+	if strings.Contains(vm, "/") {
+		return fmt.Errorf("node %s: give %s back to pod %s: the pod was evicted, which cannot be undone; its controller may create it again, and it gets a device of its pool once one is offered: %w",
+			node.Name, pci, vm, ErrSchedulerAllocates)
+	}
 	return fmt.Errorf("node %s: give %s to %s: %w", node.Name, pci, vm, ErrSchedulerAllocates)
 }
 

@@ -232,6 +232,20 @@ func (s *scene) run() (*plans.Plan, *execute.Report) {
 	return p.Plan, out.Report
 }
 
+// runFailing plans and applies, where a change is meant to fail.
+func (s *scene) runFailing() (*plans.Plan, *execute.Report) {
+	s.t.Helper()
+	p, err := s.engine.Plan(s.ctx, s.fleet, engine.PlanOptions{})
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	out, err := s.engine.Apply(s.ctx, p, engine.ApplyOptions{})
+	if err == nil || out == nil || out.Report == nil {
+		s.t.Fatalf("apply: %v, want a failed change\n%s", err, listing(p.Plan.Changes))
+	}
+	return p.Plan, out.Report
+}
+
 // plan plans without applying.
 func (s *scene) plan() *plans.Plan {
 	s.t.Helper()
@@ -452,23 +466,7 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("aligner's container gets %v, want pac0's port", nodes)
 	}
 	// A claim of its own for pool proteomics gets the VF, and the VF's port.
-	if _, err := c.ResourceV1().ResourceClaims(s.ns).Create(s.ctx, &resourceapi.ResourceClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: "folder-fpga"},
-		Spec: resourceapi.ResourceClaimSpec{Devices: resourceapi.DeviceClaim{Requests: []resourceapi.DeviceRequest{{
-			Name: "fpga", Exactly: &resourceapi.ExactDeviceRequest{DeviceClassName: ClassName("proteomics")}}}}},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	claimName := "folder-fpga"
-	if _, err := c.CoreV1().Pods(s.ns).Create(s.ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "folder"},
-		Spec: corev1.PodSpec{
-			ResourceClaims: []corev1.PodResourceClaim{{Name: "fpga", ResourceClaimName: &claimName}},
-			Containers:     []corev1.Container{{Name: "fold", Image: "registry.example.com/fold:1", Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "fpga"}}}}},
-		},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	s.podWithClaim("folder", "proteomics")
 	folder := s.claimOf(s.running("folder"))
 	if r := folder.Status.Allocation.Devices.Results; len(r) != 1 || r[0].Device != DeviceName(pciA1VF) {
 		t.Fatalf("folder's claim is allocated %+v, want pac1's VF", r)
@@ -551,6 +549,74 @@ func TestEndToEnd(t *testing.T) {
 	s.running("folder")
 	if left := runnable(s.plan()); len(left) != 0 {
 		t.Fatalf("not converged after reprogramming:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+// podWithClaim creates a pod with a ResourceClaim of its own (NAME-fpga)
+// for a device of the pool.
+func (s *scene) podWithClaim(name, pool string) {
+	s.t.Helper()
+	c := cluster.Client
+	claimName := name + "-fpga"
+	if _, err := c.ResourceV1().ResourceClaims(s.ns).Create(s.ctx, &resourceapi.ResourceClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: claimName},
+		Spec: resourceapi.ResourceClaimSpec{Devices: resourceapi.DeviceClaim{Requests: []resourceapi.DeviceRequest{{
+			Name: "fpga", Exactly: &resourceapi.ExactDeviceRequest{DeviceClassName: ClassName(pool)}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := c.CoreV1().Pods(s.ns).Create(s.ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.PodSpec{
+			ResourceClaims: []corev1.PodResourceClaim{{Name: "fpga", ResourceClaimName: &claimName}},
+			Containers:     []corev1.Container{{Name: "work", Image: "registry.example.com/work:1", Resources: corev1.ResourceRequirements{Claims: []corev1.ResourceClaim{{Name: "fpga"}}}}},
+		},
+	}, metav1.CreateOptions{}); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// When programming fails after the card's pod was evicted, the eviction
+// cannot be undone: the pod is reported degraded, the card keeps what it
+// ran and stays out of its pool, and the next run finishes the change.
+func TestFailedProgramAfterEviction(t *testing.T) {
+	s := newScene(t, "fail")
+	if p, rep := s.run(); rep.Failed+rep.Blocked+rep.Held != 0 {
+		t.Fatalf("first run: %+v\n%s", rep.Counts, listing(p.Changes))
+	}
+	s.podWithClaim("worker", "genomics")
+	s.running("worker")
+	s.fleet.Bindings[0].Bitstream = "smith-waterman-v2"
+	if err := s.sim.InjectFault("kube-a", sim.Fault{Op: sim.FaultProgram, PCI: pciA0, Message: "PR failed"}); err != nil {
+		t.Fatal(err)
+	}
+	p, rep := s.runFailing()
+	if rep.Failed != 1 {
+		t.Fatalf("run with a failing PR: %+v\n%s", rep.Counts, listing(p.Changes))
+	}
+	if _, err := cluster.Client.CoreV1().Pods(s.ns).Get(s.ctx, "worker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("worker was not evicted: %v", err)
+	}
+	if len(rep.Degraded) != 1 || rep.Degraded[0].VM != s.ns+"/worker" || rep.Degraded[0].Card != "pac0" ||
+		!strings.Contains(rep.Degraded[0].Reason, "the pod was evicted, which cannot be undone") {
+		t.Errorf("degraded: %+v, want the evicted pod", rep.Degraded)
+	}
+	if d := s.device(DeviceName(pciA0)); d != nil {
+		t.Errorf("pac0 is offered after its PR failed: %+v", d)
+	}
+	if ch, ok := s.plan().Change("node/kube-a/fpga/pac0:program"); !ok || !ch.Runnable() {
+		t.Errorf("the next plan does not program pac0 again:\n%s", listing(s.plan().Changes))
+	}
+
+	p, rep = s.run()
+	if rep.Failed+rep.Blocked+rep.Held != 0 {
+		t.Fatalf("the next run: %+v\n%s", rep.Counts, listing(p.Changes))
+	}
+	if d := s.device(DeviceName(pciA0)); d == nil || attrOf(d, AttrAFUID) != afuSmithWatermanV2 {
+		t.Errorf("pac0 after the next run: %+v", d)
+	}
+	if st := s.sim.Stats(); st.Violations != 0 || st.Refused != 0 {
+		t.Errorf("sim: %d violations, %d refused: want 0, 0", st.Violations, st.Refused)
 	}
 }
 
