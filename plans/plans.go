@@ -158,6 +158,9 @@ const (
 	// GateRollout: the policy's rollout has not released the card yet,
 	// is paused, or failed.
 	GateRollout Gate = "rollout"
+	// GateApproval: a disruptive change that waits for a person to
+	// approve the controller's run (the policy's approval: manual).
+	GateApproval Gate = "approval"
 )
 
 // Restart says how an attach or detach to a running VM whose platform

@@ -389,6 +389,18 @@ func (s *State) Summary() string {
 	return line
 }
 
+// StepState is where step i stands: baked, the rollout's phase for the
+// step in progress, or pending.
+func (s *State) StepState(i int) string {
+	switch {
+	case !s.Steps[i].Baked.IsZero():
+		return "baked"
+	case i == s.Step:
+		return string(s.Phase)
+	}
+	return "pending"
+}
+
 func short(rev string) string {
 	if len(rev) > 12 {
 		return rev[:12]

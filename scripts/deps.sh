@@ -20,6 +20,7 @@ pkgs=(
 	prometheus       # a real Prometheus answering a rollout's checks (reconcile/engine)
 	curl             # scripts that read the simulated fleet's counters (cmd/fpgaops)
 	etcd-server      # real etcd members for high availability (reconcile/ha/etcdtest, e2e), and under the kube-apiserver (providers/kubernetes)
+	chromium         # the dashboard in a real headless browser (reconcile/dashboard)
 )
 
 if [ "${1:-}" = --list ]; then

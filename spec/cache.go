@@ -14,9 +14,10 @@ import (
 // checked on every load. A file that declares a Bitstream is never taken
 // from the cache, since checking it reads its GBS file, which may have
 // changed. The cache holds the files of the last load only. One load at a
-// time may use it.
+// time uses it: a load that starts while another uses it goes without.
 type FileCache struct {
 	mu         sync.Mutex
+	busy       bool
 	last, this map[cacheKey]fileResult
 	// hits and misses count the files of the last load.
 	hits, misses int
@@ -39,17 +40,23 @@ func (c *FileCache) Stats() (hits, misses int) {
 	return c.hits, c.misses
 }
 
-func (c *FileCache) begin() {
+// begin takes the cache for a load; false when another load has it.
+func (c *FileCache) begin() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.busy {
+		return false
+	}
+	c.busy = true
 	c.this, c.hits, c.misses = map[cacheKey]fileResult{}, 0, 0
+	return true
 }
 
-// end keeps only what this load used.
+// end keeps only what this load used, and gives the cache back.
 func (c *FileCache) end() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.last, c.this = c.this, nil
+	c.last, c.this, c.busy = c.this, nil, false
 }
 
 func (c *FileCache) get(k cacheKey) (fileResult, bool) {

@@ -111,3 +111,27 @@ func errText(err error) string {
 	}
 	return err.Error()
 }
+
+// A load that starts while another holds the cache loads without it.
+func TestFileCacheBusyLoadsWithout(t *testing.T) {
+	cache := NewFileCache()
+	if _, err := LoadWith(exampleDir, Options{Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	if !cache.begin() {
+		t.Fatal("a cache no load holds is busy")
+	}
+	if cache.begin() {
+		t.Fatal("the cache was given to two loads")
+	}
+	if _, err := LoadWith(exampleDir, Options{Cache: cache}); err != nil {
+		t.Fatal(err)
+	}
+	if hits, misses := cache.Stats(); hits+misses != 0 {
+		t.Errorf("the second load used the busy cache: %d hits, %d misses", hits, misses)
+	}
+	cache.end()
+	if !cache.begin() {
+		t.Fatal("the cache stays busy after its load ended")
+	}
+}

@@ -111,6 +111,8 @@ func decode(d *document) {
 				p.Drift = DriftMode(v.Value)
 			case "vmRestart":
 				p.VMRestart = boolOf(v)
+			case "approval":
+				p.Approval = ApprovalMode(v.Value)
 			case "windows":
 				for i, item := range v.Content {
 					item = deref(item)

@@ -81,8 +81,11 @@ func (r *Repo) load(opts loadOptions) (*Fleet, error) {
 	}
 
 	if o.Cache != nil {
-		o.Cache.begin()
-		defer o.Cache.end()
+		if o.Cache.begin() {
+			defer o.Cache.end()
+		} else {
+			o.Cache = nil
+		}
 	}
 	results := make([]fileResult, len(files))
 	workers := min(runtime.GOMAXPROCS(0), max(len(files), 1))

@@ -129,6 +129,22 @@ func TestNodeOpenStackNames(t *testing.T) {
 	}
 }
 
+// TestPolicyApproval: approval is read from the policy, auto when absent.
+func TestPolicyApproval(t *testing.T) {
+	repo := exampleRepo(t)
+	if f, err := Load(repo); err != nil || f.Policy.Approval != "" {
+		t.Fatalf("without approval: %+v, %v", f, err)
+	}
+	appendFile(t, filepath.Join(repo, "policy.yaml"), "approval: manual\n")
+	f, err := Load(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Policy.Approval != ApprovalManual {
+		t.Errorf("approval: manual was not read: %+v", f.Policy)
+	}
+}
+
 // exampleRepo is a copy of examples/fleet in a new directory.
 func exampleRepo(t testing.TB) string {
 	t.Helper()

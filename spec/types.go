@@ -243,6 +243,15 @@ const (
 	DriftCorrect DriftMode = "correct"
 )
 
+// ApprovalMode says whether the controller waits for a person before it
+// disrupts a VM.
+type ApprovalMode string
+
+const (
+	ApprovalAuto   ApprovalMode = "auto"
+	ApprovalManual ApprovalMode = "manual"
+)
+
 // Policy gates what a run may change and when.
 type Policy struct {
 	Name string `json:"name"`
@@ -258,6 +267,11 @@ type Policy struct {
 	// for the VM's next restart. A restart is disruptive: it happens only
 	// within the maintenance windows and counts against the budget.
 	VMRestart bool `json:"vmRestart,omitempty"`
+	// Approval, when manual, has the controller plan the disruptive
+	// changes and wait for a person to approve the run (fpgaops approve)
+	// before it makes them; the other changes go ahead. Auto, the
+	// default, makes them within the windows and the budget.
+	Approval ApprovalMode `json:"approval,omitempty"`
 	// Limits bound what the fleet's files may hold.
 	Limits Limits `json:"limits,omitzero"`
 	// Rollout, when set, takes a revision's new bitstreams to the fleet in

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
@@ -61,13 +60,6 @@ func TestAdminCommands(t *testing.T) {
 		}
 	})
 
-	cli := func(args ...string) (int, string) {
-		t.Helper()
-		var out bytes.Buffer
-		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &out})
-		root.SetArgs(args)
-		return exitCode(&out, root.Execute()), out.String()
-	}
 	client := controller.NewClient(base, nil)
 	waitFor := func(what string, ok func(controller.Status) bool) controller.Status {
 		t.Helper()
@@ -119,7 +111,7 @@ func TestAdminCommands(t *testing.T) {
 		{"no server", []string{"suspend", "--token-file", tokenFile}, "--server is required"},
 	}
 	for _, tc := range tokenErrors {
-		code, out := cli(tc.args...)
+		code, out := combinedCLI(tc.args...)
 		if code != 1 || !strings.Contains(out, tc.want) || strings.Contains(out, "wrong-tok-17") || strings.Contains(out, "adm-tok-93") {
 			t.Errorf("%s: exit %d, want 1 and %q:\n%s", tc.name, code, tc.want, out)
 		}
@@ -129,10 +121,10 @@ func TestAdminCommands(t *testing.T) {
 	}
 
 	// Suspend: status shows it, and scheduled runs skip.
-	if code, out := cli("suspend", "--server", base, "--token-file", tokenFile); code != 0 || !strings.Contains(out, "Suspended "+remote.FileURL()) {
+	if code, out := combinedCLI("suspend", "--server", base, "--token-file", tokenFile); code != 0 || !strings.Contains(out, "Suspended "+remote.FileURL()) {
 		t.Fatalf("suspend: exit %d\n%s", code, out)
 	}
-	if code, out := cli("status", "--server", base); code != 0 || !strings.Contains(out, "Suspended:  yes") {
+	if code, out := combinedCLI("status", "--server", base); code != 0 || !strings.Contains(out, "Suspended:  yes") {
 		t.Fatalf("status after suspend: exit %d\n%s", code, out)
 	}
 	// After one skip the loop has passed any run that was in flight; a
@@ -143,16 +135,16 @@ func TestAdminCommands(t *testing.T) {
 	if st := waitFor("status", func(controller.Status) bool { return true }); lastRun(st) != held || !st.Suspended {
 		t.Fatalf("a scheduled run while suspended: last run %d, want %d", lastRun(st), held)
 	}
-	if code, out := cli("reconcile", "--server", base, "--token-file", tokenFile); code != 1 || !strings.Contains(out, "no run triggered: suspended") {
+	if code, out := combinedCLI("reconcile", "--server", base, "--token-file", tokenFile); code != 1 || !strings.Contains(out, "no run triggered: suspended") {
 		t.Fatalf("reconcile while suspended: exit %d\n%s", code, out)
 	}
 
 	// Resume, with the token from the environment: scheduled runs again.
 	t.Setenv("FPGAOPS_ADMIN_TOKEN", "adm-tok-93")
-	if code, out := cli("resume", "--server", base); code != 0 || !strings.Contains(out, "Resumed ") {
+	if code, out := combinedCLI("resume", "--server", base); code != 0 || !strings.Contains(out, "Resumed ") {
 		t.Fatalf("resume: exit %d\n%s", code, out)
 	}
-	if code, out := cli("status", "--server", base); code != 0 || strings.Contains(out, "Suspended") {
+	if code, out := combinedCLI("status", "--server", base); code != 0 || strings.Contains(out, "Suspended") {
 		t.Fatalf("status after resume: exit %d\n%s", code, out)
 	}
 	waitFor("a scheduled run after resume", func(s controller.Status) bool {
@@ -162,7 +154,7 @@ func TestAdminCommands(t *testing.T) {
 	// reconcile --wait returns after the run, with the revision it applied.
 	c2 := remote.Commit("policy: correct drift", map[string][]byte{
 		"fleet/policy.yaml": []byte(strings.Replace(adminPolicy, "report", "correct", 1))}, nil)
-	code, out := cli("reconcile", "--server", base, "--wait")
+	code, out := combinedCLI("reconcile", "--server", base, "--wait")
 	if code != 0 || !regexp.MustCompile(`^Run \d+ applied revision `+c2+`: 0 change\(s\), 0 violation\(s\)\.\n$`).MatchString(out) {
 		t.Fatalf("reconcile --wait: exit %d\n%s", code, out)
 	}
@@ -170,7 +162,7 @@ func TestAdminCommands(t *testing.T) {
 	// A revision that does not validate: reconcile --wait says so, exit 1.
 	c3 := remote.Commit("compute-01 with a wrong board", map[string][]byte{"fleet/nodes.yaml": []byte(
 		"apiVersion: fpgaops/v1\nkind: Node\nname: compute-01\nfpgas:\n  - slot: pac0\n    pci: \"0000:5e:00.0\"\n    board: pac-n9\n")}, nil)
-	code, out = cli("reconcile", "--server", base, "--wait")
+	code, out = combinedCLI("reconcile", "--server", base, "--wait")
 	if code != 1 || !strings.Contains(out, "on revision "+c3+": rejected.") || !strings.Contains(out, "nodes.yaml:7:12: ") {
 		t.Fatalf("reconcile --wait on a rejected revision: exit %d\n%s", code, out)
 	}

@@ -13,12 +13,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/dashboard"
 	"github.com/fpgaops/fpgaops/reconcile/ha"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
+	"github.com/fpgaops/fpgaops/reconcile/render"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/reconcile/state/etcdstore"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 )
 
@@ -41,12 +46,20 @@ the plan, server replacements only within the policy's windows and budget,
 never a protected binding's.
 
 HTTP endpoints on --listen:
-  GET  /status         last applied and attempted revision, conditions, nodes
+  GET  /               the dashboard: the fleet, what is held and why, runs
+  GET  /status         revisions, conditions, nodes, held changes, last failure
   GET  /metrics        Prometheus metrics (fpgaops_*)
   GET  /healthz
-  POST /hooks/github   X-Hub-Signature-256 (HMAC-SHA256 of the body)
-  POST /hooks/gitlab   X-Gitlab-Token
-  POST /reconcile, /suspend, /resume   with the admin bearer token
+  POST /hooks/github   X-Hub-Signature-256 (HMAC-SHA256 of the body): push,
+                       pull_request (planned, with --git-host)
+  POST /hooks/gitlab   X-Gitlab-Token: push, Merge Request Hook
+  POST /reconcile, /suspend, /resume, /runs/{id}/approve   with the admin
+                       bearer token
+
+--notify-config tells webhooks, Slack or Alertmanager when a run or a
+change fails, a VM is degraded, drift is found, a revision is rejected, a
+change is held too long, and when the controller recovers. --git-host sets
+commit statuses and comments each pull request's plan.
 
 SIGTERM or SIGINT stops it: card chains in flight finish, no new one starts.
 'fpgaops status' and 'fpgaops history' read the state directory meanwhile.
@@ -83,17 +96,60 @@ func runController(ctx context.Context, s streams, f *runFlags) error {
 		return err
 	}
 	defer closeState()
-	opts.Source, opts.Store, opts.Load, opts.Log = src, store, spec.Load, log
+	// The controller keeps what it checked of each file: a commit's run
+	// parses the files the commit changed.
+	cache := spec.NewFileCache()
+	load := func(dir string) (*spec.Fleet, error) { return spec.LoadWith(dir, spec.Options{Cache: cache}) }
+	opts.Source, opts.Store, opts.Load, opts.Log = src, store, load, log
 	if leader != nil {
 		opts.Leader = leader
 	}
 	e := f.engine.engine(store, log)
 	e.LastGood = lastGood(src)
-	opts.Reconciler = &controller.Step{Engine: e}
+	step := &controller.Step{Engine: e, ScopeFor: f.scopeFor}
+	opts.Reconciler = step
+	opts.Registry = prometheus.NewRegistry()
+	if f.notify != nil {
+		n, err := notify.New(*f.notify, notify.Options{Log: log, Registry: opts.Registry})
+		if err != nil {
+			return err
+		}
+		// What a run told is delivered before the process ends, within
+		// a bound: a stalled target does not hold up shutdown.
+		defer func() {
+			ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			defer cancel()
+			if err := n.Close(ctx); err != nil {
+				log.Warn("notifications", "err", err)
+			}
+		}()
+		opts.Notifier, opts.HeldLongerThan = n, n.Config().HeldLongerThan
+	}
+	opts.PlanText = func(p *plans.Plan) string {
+		var b strings.Builder
+		render.Text(&b, p, render.Style{})
+		return b.String()
+	}
 	c, err := controller.New(opts)
 	if err != nil {
 		return err
 	}
+	step.Approver = c
+	dash, err := dashboard.New(c, store, dashboard.Options{Log: log})
+	if err != nil {
+		return err
+	}
+	step.Watcher = dash
+	srv.SetUI(dash)
+	// Commit statuses asked for are set before the process ends, within
+	// a bound.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if err := c.Close(ctx); err != nil {
+			log.Warn("git host", "err", err)
+		}
+	}()
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if f.once {

@@ -3,13 +3,16 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/fpgaops/fpgaops/reconcile/controller"
+	"github.com/fpgaops/fpgaops/reconcile/githost"
 	"github.com/fpgaops/fpgaops/reconcile/ha"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state/etcdstore"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -34,9 +37,16 @@ type runFlags struct {
 	logFormat                 string
 	tlsCert, tlsKey           string
 	allowPlainHTTP            bool
+	notifyConfig, externalURL string
+	gitHost, gitHostURL       string
+	gitHostRepo, gitHostToken string
+	statusContext             string
 	engine                    *engineFlags
 	etcd                      etcdFlags
 	leaseTTL                  time.Duration
+	scopeFor                  time.Duration
+	// notify is the notifications' configuration, read by options.
+	notify *notify.Config
 }
 
 // etcdFlags say where the state of controllers that share a fleet is:
@@ -100,8 +110,16 @@ func (f *runFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve --listen over HTTPS with this certificate (PEM)")
 	fs.StringVar(&f.tlsKey, "tls-key", "", "the key (PEM) of --tls-cert")
 	fs.BoolVar(&f.allowPlainHTTP, "allow-plain-http", false, "serve plain HTTP off loopback, behind a proxy that terminates TLS")
+	fs.StringVar(&f.notifyConfig, "notify-config", "", "file (YAML or JSON) naming where to send notifications: webhooks,\nSlack, Alertmanager (docs/controller.md)")
+	fs.StringVar(&f.externalURL, "external-url", "", "the controller's URL as people reach it, for links in notifications\nand commit statuses (default: none)")
+	fs.StringVar(&f.gitHost, "git-host", "", "github or gitlab: set commit statuses and plan pull requests there")
+	fs.StringVar(&f.gitHostURL, "git-host-url", "", "the git host's API (default https://api.github.com or https://gitlab.com/api/v4)")
+	fs.StringVar(&f.gitHostRepo, "git-host-repo", "", "the repository there: OWNER/NAME on GitHub, the project's ID or GROUP/NAME on GitLab")
+	fs.StringVar(&f.gitHostToken, "git-host-token-file", "", "file holding the git host's API token (or FPGAOPS_GIT_HOST_TOKEN)")
+	fs.StringVar(&f.statusContext, "status-context", controller.DefaultStatusContext, "the commit status's context (GitHub) or name (GitLab); plans use CONTEXT/plan")
 	f.engine.register(fs, "where the controller keeps its history, inventory and journal (required\nwithout --etcd; with it, only the repository cache)")
 	f.etcd.register(fs)
+	fs.DurationVar(&f.scopeFor, "scope-for", 15*time.Minute, "for this long after observing the whole fleet, a new revision's run observes\nand plans only the nodes it changes (0: every run observes the whole fleet)")
 	fs.DurationVar(&f.leaseTTL, "etcd-lease-ttl", ha.DefaultLeaseTTL, "with --etcd: how long a leader that stops renewing its lease keeps the lead")
 }
 
@@ -123,6 +141,9 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	}
 	if f.leaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("--etcd-lease-ttl %v: want 1s or more", f.leaseTTL))
+	}
+	if f.scopeFor < 0 {
+		errs = append(errs, fmt.Errorf("--scope-for %v: want 0 or more", f.scopeFor))
 	}
 	switch spec.DriftMode(f.drift) {
 	case "", spec.DriftReport, spec.DriftCorrect:
@@ -165,6 +186,35 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	if f.webhookSecretFile != "" && len(webhook) == 0 && len(errs) == 0 {
 		errs = append(errs, fmt.Errorf("--webhook-secret-file %s: empty", f.webhookSecretFile))
 	}
+	if f.externalURL != "" {
+		if u, err := url.Parse(f.externalURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("--external-url %q: want an http:// or https:// URL", f.externalURL))
+		}
+	}
+	var notifyCfg *notify.Config
+	if f.notifyConfig != "" {
+		cfg, err := notify.Load(f.notifyConfig)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--notify-config: %w", err))
+		}
+		notifyCfg = &cfg
+	}
+	var host githost.Host
+	if f.gitHost != "" || f.gitHostRepo != "" {
+		token := secret("git-host-token-file", f.gitHostToken, "FPGAOPS_GIT_HOST_TOKEN")
+		var err error
+		switch f.gitHost {
+		case "github":
+			host, err = githost.NewGitHub(f.gitHostURL, f.gitHostRepo, token, nil)
+		case "gitlab":
+			host, err = githost.NewGitLab(f.gitHostURL, f.gitHostRepo, token, nil)
+		default:
+			err = fmt.Errorf("%q: want github or gitlab", f.gitHost)
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--git-host: %w", err))
+		}
+	}
 	keyring := read("verify-keyring", f.keyringFile)
 	ca := read("git-ca-file", f.gitCAFile)
 	cache := f.cacheDir
@@ -174,17 +224,33 @@ func (f *runFlags) options() (controller.Options, *source.Source, error) {
 	if err := errors.Join(errs...); err != nil {
 		return controller.Options{}, nil, err
 	}
-	src, err := source.New(source.Config{
+	f.notify = notifyCfg
+	cfg := source.Config{
 		URL: f.git, Ref: ref, Path: f.path, CacheDir: cache, Auth: auth,
 		Keyring: string(keyring), CABundle: ca,
-	})
+	}
+	src, err := source.New(cfg)
 	if err != nil {
 		return controller.Options{}, nil, err
 	}
+	var heads controller.Heads
+	planBranch := ""
+	if host != nil {
+		// Pull request heads have a cache of their own: the followed
+		// ref's is the loop's.
+		pulls := cfg
+		pulls.CacheDir = cache + "-pulls"
+		heads = &controller.HeadSource{Config: pulls}
+		if ref.Kind == source.RefBranch {
+			planBranch = ref.Name
+		}
+	}
 	return controller.Options{
+		GitHost: host, StatusContext: f.statusContext, Heads: heads, PlanBranch: planBranch,
 		Interval: f.interval, Schedule: f.schedule, Jitter: f.jitter,
 		RetryInterval: f.retry, MaxRetryInterval: f.maxRetry,
 		Drift:         spec.DriftMode(f.drift),
 		WebhookSecret: webhook, AdminToken: admin,
+		ExternalURL: strings.TrimSuffix(f.externalURL, "/"),
 	}, src, nil
 }

@@ -23,8 +23,10 @@ func newStatusCommand(s streams) *cobra.Command {
 		Short: "Show the controller's status: revisions, conditions, nodes",
 		Long: `Status shows what the controller last did: the revision in force (last
 applied) and the last one attempted, as full commit hashes, the Ready,
-Reconciling and Stalled conditions with their reasons, and per node what the
-last run changed and what remains. It reads the state directory, which works
+Reconciling and Stalled conditions with their reasons, per node what the
+last run changed and what remains, what is held back now and why, the last
+failure with the changes that failed, the VMs left degraded, the rollout,
+and a run that awaits approval. It reads the state directory, which works
 while the controller runs, or with --server asks a running controller, or
 with --etcd reads the state that controllers sharing a fleet keep in etcd,
 and says which of them leads. Without any, it reads the default state

@@ -18,7 +18,7 @@ import (
 var ErrNotTriggered = errors.New("no run triggered")
 
 // Client speaks to a running controller's HTTP API: `fpgaops status
-// --server`, `suspend`, `resume` and `reconcile`.
+// --server`, `suspend`, `resume`, `reconcile` and `approve`.
 type Client struct {
 	// Server is the controller's base URL (http://ADDR).
 	Server string
@@ -55,6 +55,13 @@ func (c *Client) Suspend(ctx context.Context) (Status, error) {
 func (c *Client) Resume(ctx context.Context) (Status, error) {
 	var st Status
 	err := c.do(ctx, "POST", "/resume", true, &st)
+	return st, err
+}
+
+// Approve is POST /runs/{id}/approve; it returns the status after it.
+func (c *Client) Approve(ctx context.Context, run uint64) (Status, error) {
+	var st Status
+	err := c.do(ctx, "POST", fmt.Sprintf("/runs/%d/approve", run), true, &st)
 	return st, err
 }
 

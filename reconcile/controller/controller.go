@@ -5,7 +5,10 @@
 // backoff, and at once when a verified webhook reports a push. It keeps the
 // last good revision in force when a newer one fails to fetch, verify or
 // validate, records every run in the state store, and reports status,
-// conditions and metrics over HTTP.
+// conditions and metrics over HTTP. It tells a Notifier what went wrong,
+// sets commit statuses on the git host and plans pull requests there
+// (without applying them), and, under a policy of manual approval, holds
+// disruptive changes until a person approves the run.
 //
 // The loop never plans or changes the fleet itself: that is the Reconciler
 // it is given (Step in production, a fake in tests). On shutdown it starts
@@ -23,7 +26,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
+	"github.com/fpgaops/fpgaops/reconcile/githost"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/rollout"
 	"github.com/fpgaops/fpgaops/spec"
@@ -105,6 +111,28 @@ type Options struct {
 	// share the fleet (leader.go); followers serve the store's status.
 	Leader Leadership
 
+	// Notifier hears each run's events (notify.Notifier); nil tells no
+	// one. HeldLongerThan is how long a window may hold a change before
+	// it is told (default notify.DefaultHeldLongerThan).
+	Notifier       Notifier
+	HeldLongerThan time.Duration
+	// ExternalURL is the controller's address as people reach it (behind
+	// a proxy, say), for links in notifications and commit statuses.
+	ExternalURL string
+
+	// GitHost, when set, gets a commit status for each commit a run works
+	// on, under StatusContext (default DefaultStatusContext). With Heads,
+	// a pull request's push is planned (by Planner, or the Reconciler
+	// when it is one) and the plan, as PlanText writes it, put on the
+	// pull request. PlanBranch limits
+	// that to pull requests into this branch; "" plans all.
+	GitHost       githost.Host
+	StatusContext string
+	Heads         Heads
+	Planner       Planner
+	PlanText      func(*plans.Plan) string
+	PlanBranch    string
+
 	Log      *slog.Logger
 	Registry *prometheus.Registry
 	// Now is the clock; nil means time.Now.
@@ -134,7 +162,16 @@ type Controller struct {
 	rng            *rand.Rand
 	suspended      bool
 	// wake is when the rollout wants the next run (a bake's end).
-	wake time.Time
+	wake  time.Time
+	watch watch
+	// trusted is the fleet of the last valid revision a run worked on:
+	// pull requests are planned against the fleet its nodes' endpoints
+	// reach, never the endpoints a pull request names.
+	trusted   *spec.Fleet
+	approvals approvals
+
+	reporter *reporter
+	pulls    *pulls
 }
 
 // New checks the options and restores the suspended flag and the last
@@ -167,8 +204,17 @@ func New(opts Options) (*Controller, error) {
 	default:
 		errs = append(errs, fmt.Errorf("drift %q: want report or correct", opts.Drift))
 	}
+	if opts.Planner == nil {
+		opts.Planner, _ = opts.Reconciler.(Planner)
+	}
+	if opts.Heads != nil && (opts.GitHost == nil || opts.Planner == nil || opts.PlanText == nil) {
+		errs = append(errs, errors.New("controller: planning pull requests needs a git host, a planner and PlanText"))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if opts.StatusContext == "" {
+		opts.StatusContext = DefaultStatusContext
 	}
 	if opts.RetryInterval == 0 {
 		opts.RetryInterval = 30 * time.Second
@@ -188,6 +234,9 @@ func New(opts Options) (*Controller, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.HeldLongerThan <= 0 {
+		opts.HeldLongerThan = notify.DefaultHeldLongerThan
+	}
 	c := &Controller{
 		opts:     opts,
 		schedule: sched,
@@ -201,6 +250,12 @@ func New(opts Options) (*Controller, error) {
 		return nil, err
 	}
 	c.metrics = m
+	if opts.GitHost != nil {
+		c.reporter = newReporter(opts.GitHost, c.log.Warn, func(kind, result string) { m.gitHost.WithLabelValues(kind, result).Inc() })
+	}
+	if opts.Heads != nil {
+		c.startPulls()
+	}
 	if opts.Leader != nil {
 		// A follower restores nothing: the leader's state is restored
 		// when it takes the lead.
@@ -228,6 +283,7 @@ func (c *Controller) restore() error {
 		return err
 	}
 	c.status, c.suspended = st, suspended
+	c.watch.rollout = markOf(st.Rollout) // told before the restart
 	c.lastGood = c.status.LastAppliedRevision
 	if err := c.recordInterrupted(); err != nil {
 		return err
@@ -243,6 +299,25 @@ func (c *Controller) restore() error {
 		c.metrics.lastApplied.Set(float64(c.status.LastAppliedAt.Unix()))
 	}
 	return nil
+}
+
+// Close stops the controller's background work: it waits, until ctx
+// ends, for the commit statuses asked for, and stops planning pull
+// requests. Call it after Run or RunOnce.
+func (c *Controller) Close(ctx context.Context) error {
+	var err error
+	if c.reporter != nil {
+		err = c.reporter.close(ctx)
+	}
+	if c.pulls != nil {
+		c.pulls.stop()
+		select {
+		case <-c.pulls.done:
+		case <-ctx.Done():
+			err = errors.Join(err, fmt.Errorf("pull request plans: %w", ctx.Err()))
+		}
+	}
+	return err
 }
 
 // Trigger asks for a run as soon as the loop is free. Triggers that arrive

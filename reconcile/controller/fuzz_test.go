@@ -33,6 +33,7 @@ func FuzzWebhooks(f *testing.F) {
 	f.Add(false, "push", false, "sha1=abcd", "x", []byte("{}"))
 	f.Add(true, "Push Hook", true, "", "0b8f2b4e-5d3c-4c1e-9a7f-2e6d8c4b1a90", body)
 	f.Add(true, "Merge Request Hook", true, "", "", body)
+	f.Add(false, "pull_request", true, "", "", []byte(`{"action":"opened","pull_request":{"number":3,"head":{"sha":"8d1f5c2e9b7a4e0c3f6a1d2b5c8e9f0a1b2c3d4e"}}}`))
 	f.Add(true, "Push Hook", false, secret+"x", "", []byte(nil))
 
 	store, err := state.Open(f.TempDir(), state.Options{})

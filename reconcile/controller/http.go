@@ -3,8 +3,10 @@ package controller
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -33,6 +35,8 @@ const maxDeliveryID = 128
 //	GET  /quarantine    the quarantined cards
 //	POST /quarantine/release?card=ID&...|all=true
 //	                    release cards      (admin token)
+//	POST /runs/{id}/approve  let the run's disruptive changes go ahead (admin token)
+//	GET  /              the dashboard, with ServeOptions.UI
 //
 // Each handler remembers the deliveries it took on its own.
 func (c *Controller) Handler() http.Handler { return c.handler(ServeOptions{}.withDefaults()) }
@@ -67,6 +71,10 @@ func (c *Controller) handler(opts ServeOptions) http.Handler {
 	mux.HandleFunc("POST /rollout/resume", c.admin(c.serveRolloutControl(resumeRollout)))
 	mux.HandleFunc("POST /rollout/abort", c.admin(c.serveRolloutControl(abortRollout)))
 	mux.HandleFunc("POST /quarantine/release", c.admin(c.serveRelease))
+	mux.HandleFunc("POST /runs/{id}/approve", c.admin(c.serveApprove))
+	if opts.UI != nil {
+		mux.Handle("GET /", opts.UI)
+	}
 	return mux
 }
 
@@ -110,6 +118,24 @@ func (c *Controller) admin(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+func (c *Controller) serveApprove(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil || id == 0 {
+		http.Error(w, "run "+strconv.Quote(r.PathValue("id"))+": want a run number", http.StatusBadRequest)
+		return
+	}
+	st, err := c.Approve(id)
+	switch {
+	case errors.Is(err, ErrNothingToApprove), errors.Is(err, ErrNotAwaiting):
+		http.Error(w, err.Error(), http.StatusConflict)
+		return
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	writeJSON(w, http.StatusOK, st)
 }
 
 func (c *Controller) setSuspended(w http.ResponseWriter, on bool) {

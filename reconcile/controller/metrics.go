@@ -36,6 +36,9 @@ type metrics struct {
 	// The rollout: its current step, and its cards by state.
 	rolloutStep  prometheus.Gauge
 	rolloutCards *prometheus.GaugeVec
+	// gitHost counts what is sent to the git host: commit statuses and
+	// pull request comments, sent, failed or dropped.
+	gitHost *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -98,9 +101,12 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		cardQuarantined: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "fpgaops_card_quarantined", Help: "1 for each quarantined card: held until an operator releases it.",
 		}, []string{"node", "card"}),
+		gitHost: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fpgaops_git_host_reports_total", Help: "Commit statuses and pull request comments sent to the git host, by kind and result (sent, failed, dropped).",
+		}, []string{"kind", "result"}),
 	}
 	for _, c := range []prometheus.Collector{m.runs, m.duration, m.changes, m.failures, m.drift, m.violations, m.lastApplied, m.suspended, m.webhooks, m.failed, m.nodesUnknown, m.vmsDegraded,
-		m.cardHealthy, m.cardRegister, m.cardTemperature, m.cardPower, m.cardQuarantined, m.rolloutStep, m.rolloutCards} {
+		m.cardHealthy, m.cardRegister, m.cardTemperature, m.cardPower, m.cardQuarantined, m.rolloutStep, m.rolloutCards, m.gitHost} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
+	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/spec"
 	"github.com/fpgaops/fpgaops/spec/source"
@@ -50,9 +52,12 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	if err := c.opts.Store.AddRun(run); err != nil {
 		c.log.Error("history not recorded", "err", err)
 	}
+	c.reportEnded(run)
 
 	c.mu.Lock()
 	st := &c.status
+	ready, _ := st.Condition(Ready)
+	wasFailing := failing(ready)
 	if rev.Commit != "" {
 		st.LastAttemptedRevision = rev.Commit
 		st.LastAttemptedAt = &end
@@ -95,7 +100,10 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 		st.setCondition(Ready, "False", reason, run.Error+"; "+inForce, end)
 		st.setCondition(Stalled, "False", reason, "retrying", end)
 	}
+	st.noteFailure(run)
+	c.noteApprovals(run)
 	if run.Nodes != nil {
+		st.noteHeld(run)
 		st.Nodes, st.Violations, st.Drift = run.Nodes, run.Violations, run.Drift
 		st.Unknown, st.Degraded = run.Unknown, run.Degraded
 		st.setCondition(NodesObserved, boolStatus(run.Unknown == 0), reasonUnknown(run.Unknown), unknownMessage(run), end)
@@ -106,10 +114,18 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	st.setCondition(Reconciling, "False", ReasonIdle, "", end)
 	st.ConsecutiveFailures = c.failures
 	last := *run
+	last.Changes = nil // history show has them; the status stays small
 	st.LastRun = &last
 	snapshot := st.clone()
 	keep := []string{c.lastGood, rev.Commit}
+	var events []notify.Event
+	if c.opts.Notifier != nil {
+		events = c.events(run, stage, wasFailing)
+	}
 	c.mu.Unlock()
+	if len(events) > 0 {
+		c.opts.Notifier.Notify(events...)
+	}
 
 	if err := c.opts.Store.PutStatus(snapshot); err != nil {
 		c.log.Error("status not recorded", "err", err)
@@ -119,12 +135,36 @@ func (c *Controller) reconcile(ctx context.Context, trigger string) *state.Run {
 	}
 	attrs := []any{"trigger", trigger, "outcome", run.Outcome, "revision", rev.Commit,
 		"duration", end.Sub(start).Round(time.Millisecond), "violations", run.Violations, "drift", run.Drift}
+	c.logChanges(run)
 	if err != nil {
 		c.log.Error("run failed", append(attrs, "stage", stage, "err", err)...)
 	} else {
 		c.log.Info("run finished", attrs...)
 	}
 	return run
+}
+
+// logChanges logs one line per change that failed or was held back, with
+// why: the history keeps them too (fpgaops history show RUN).
+func (c *Controller) logChanges(run *state.Run) {
+	for i := range run.Changes {
+		ch := &run.Changes[i]
+		attrs := []any{"run", run.ID, "change", ch.ID, "action", ch.Action, "node", ch.Node}
+		if ch.VM != "" {
+			attrs = append(attrs, "vm", ch.VM)
+		}
+		switch {
+		case ch.Status == plans.StatusFailed:
+			c.log.Error("change failed", append(attrs, "attempts", ch.Attempts, "err", ch.Error)...)
+		case ch.Held != nil:
+			c.log.Warn("change held", append(attrs, "gate", ch.Held.Gate, "why", ch.Held.Why)...)
+		case ch.Status == plans.StatusHeld: // held when a window closed mid-run
+			c.log.Warn("change held", append(attrs, "gate", plans.GateWindow, "why", ch.Error)...)
+		}
+	}
+	if run.ChangesOmitted > 0 {
+		c.log.Warn("more changes than the history keeps of a run: those left out are not logged", "run", run.ID, "omitted", run.ChangesOmitted)
+	}
 }
 
 // attempt does the run's work and fills run in; it returns the revision
@@ -150,6 +190,7 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		return rev, "fetch", err
 	}
 	run.Revision, run.Ref, run.Subject = rev.Commit, rev.Ref, rev.Subject
+	c.reportStarted(rev.Commit)
 
 	fleet, err := c.opts.Load(rev.Dir)
 	if err != nil {
@@ -164,15 +205,19 @@ func (c *Controller) attempt(ctx context.Context, run *state.Run) (source.Revisi
 		fleet.Policy.Drift = c.opts.Drift
 	}
 
+	c.mu.Lock()
+	c.trusted = fleet
+	c.mu.Unlock()
 	res, err := c.opts.Reconciler.Reconcile(ctx, rev, fleet)
 	r := res.Run
 	run.Plan, run.Results, run.Applied, run.Failed = r.Plan, r.Results, r.Applied, r.Failed
 	run.Violations, run.Drift, run.Nodes, run.Unknown = r.Violations, r.Drift, r.Nodes, r.Unknown
 	run.Degraded, run.Compensations, run.Stopped = r.Degraded, r.Compensations, r.Stopped
-	run.Rollout, run.RolloutEvents = r.Rollout, r.RolloutEvents
+	run.Rollout, run.RolloutEvents, run.Scope = r.Rollout, r.RolloutEvents, r.Scope
 	c.mu.Lock()
 	c.noteRollout(res.Rollout, res.Next, c.now())
 	c.mu.Unlock()
+	run.Changes, run.ChangesOmitted = r.Changes, r.ChangesOmitted
 	c.metrics.countChanges(r.Applied, r.Failed)
 	if res.Cards != nil {
 		c.metrics.setCards(res.Cards)

@@ -40,6 +40,10 @@ type ServeOptions struct {
 	ReplayWindow  time.Duration
 	MaxDeliveries int
 
+	// UI, when set, is served for every GET the API does not answer: the
+	// dashboard at /.
+	UI http.Handler
+
 	Log *slog.Logger
 }
 
@@ -123,6 +127,14 @@ func NewServer(opts ServeOptions) (*Server, error) {
 	return &Server{opts: opts, tls: conf}, nil
 }
 
+// SetUI sets ServeOptions.UI, the dashboard, made once the controller
+// is; call it before Serve.
+func (s *Server) SetUI(ui http.Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.opts.UI = ui
+}
+
 // Scheme is "https" or "http".
 func (s *Server) Scheme() string {
 	if s.tls != nil {
@@ -134,7 +146,9 @@ func (s *Server) Scheme() string {
 // Serve serves c's API on ln until Shutdown; it then returns
 // http.ErrServerClosed. A Server serves once.
 func (s *Server) Serve(ln net.Listener, c *Controller) error {
+	s.mu.Lock()
 	o := s.opts
+	s.mu.Unlock()
 	if s.tls == nil && !agentapi.IsLoopback(o.Addr) {
 		o.Log.Warn("serving plain HTTP off loopback (--allow-plain-http): webhook secrets and the admin token cross the network in clear unless a proxy terminates TLS", "listen", o.Addr)
 	}

@@ -83,15 +83,73 @@ type Status struct {
 	Drift      int                 `json:"drift"`
 	// Unknown counts the nodes the last run could not observe; Degraded
 	// lists the VMs it left without a function they held before.
-	Unknown             int              `json:"unknown"`
-	Degraded            []plans.Degraded `json:"degraded,omitempty"`
-	ConsecutiveFailures int              `json:"consecutiveFailures"`
-	NextRunAt           *time.Time       `json:"nextRunAt,omitempty"`
-	LastRun             *state.Run       `json:"lastRun,omitempty"`
+	Unknown  int              `json:"unknown"`
+	Degraded []plans.Degraded `json:"degraded,omitempty"`
+	// Held are the changes the last run that reached the fleet held back,
+	// with the gate and why, at most MaxStatusChanges of them; HeldTotal
+	// counts them all.
+	Held      []state.Change `json:"held,omitempty"`
+	HeldTotal int            `json:"heldTotal,omitempty"`
+	// LastFailure is the last run that failed, or whose changes did:
+	// which changes and why.
+	LastFailure *Failure `json:"lastFailure,omitempty"`
+	// Awaiting is the run whose disruptive changes wait for a person's
+	// approval (the policy's approval: manual); Approved the approval in
+	// force.
+	Awaiting            *Awaiting  `json:"awaitingApproval,omitempty"`
+	Approved            *Approved  `json:"approved,omitempty"`
+	ConsecutiveFailures int        `json:"consecutiveFailures"`
+	NextRunAt           *time.Time `json:"nextRunAt,omitempty"`
+	LastRun             *state.Run `json:"lastRun,omitempty"`
 	// Rollout is the policy's rollout as the last run left it.
 	Rollout *rollout.State `json:"rollout,omitempty"`
 	// Leader says who leads, when controllers share the fleet (--etcd).
 	Leader *LeaderStatus `json:"leader,omitempty"`
+}
+
+// Failure is what went wrong in a run.
+type Failure struct {
+	Run      uint64        `json:"run"`
+	At       time.Time     `json:"at"`
+	Revision string        `json:"revision,omitempty"`
+	Outcome  state.Outcome `json:"outcome"`
+	Error    string        `json:"error,omitempty"`
+	// Changes are the changes that failed, and those blocked by them, at
+	// most MaxStatusChanges; Total counts them all.
+	Changes []state.Change `json:"changes,omitempty"`
+	Total   int            `json:"total,omitempty"`
+}
+
+// MaxStatusChanges bounds the held and failed changes the status lists;
+// the run's record in the history has more.
+const MaxStatusChanges = 50
+
+// noteHeld keeps the held changes of a run that reached the fleet.
+func (s *Status) noteHeld(run *state.Run) {
+	s.Held, s.HeldTotal = nil, run.Results.Held
+	for _, c := range run.Changes {
+		if c.Status == plans.StatusHeld && len(s.Held) < MaxStatusChanges {
+			s.Held = append(s.Held, c)
+		}
+	}
+}
+
+// noteFailure keeps a run that failed, or whose changes did, as the last
+// failure.
+func (s *Status) noteFailure(run *state.Run) {
+	switch {
+	case run.Outcome == state.OutcomeFailed, run.Outcome == state.OutcomeFetchFailed, run.Results.Failed > 0:
+	default:
+		return
+	}
+	f := &Failure{Run: run.ID, At: run.FinishedAt, Revision: run.Revision, Outcome: run.Outcome, Error: run.Error,
+		Total: run.Results.Failed + run.Results.Blocked}
+	for _, c := range run.Changes {
+		if (c.Status == plans.StatusFailed || c.Status == plans.StatusBlocked) && len(f.Changes) < MaxStatusChanges {
+			f.Changes = append(f.Changes, c)
+		}
+	}
+	s.LastFailure = f
 }
 
 // Condition returns the condition of this type.
@@ -127,6 +185,19 @@ func (s Status) clone() Status {
 	s.Conditions = slices.Clone(s.Conditions)
 	s.Nodes = slices.Clone(s.Nodes)
 	s.Degraded = slices.Clone(s.Degraded)
+	s.Held = slices.Clone(s.Held)
+	if s.LastFailure != nil {
+		f := *s.LastFailure
+		s.LastFailure = &f
+	}
+	if s.Awaiting != nil {
+		a := *s.Awaiting
+		s.Awaiting = &a
+	}
+	if s.Approved != nil {
+		a := *s.Approved
+		s.Approved = &a
+	}
 	if s.LastRun != nil {
 		r := *s.LastRun
 		s.LastRun = &r

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/observed"
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers"
 	"github.com/fpgaops/fpgaops/reconcile/engine"
 	"github.com/fpgaops/fpgaops/reconcile/reconciletest"
@@ -154,5 +156,39 @@ func TestStepShutdownFinishesCardInFlight(t *testing.T) {
 	// The card left for the next run is not a failure.
 	if r := res.Run.Results; r.Failed != 0 || r.Blocked != 0 || r.NotRun != 2 || r.Applied != 2 {
 		t.Fatalf("results = %+v; want 2 applied, 2 not run, nothing failed", r)
+	}
+}
+
+// Under approval: manual, a Step with no one to approve holds every
+// disruptive change, and makes the rest.
+func TestStepWithoutApproverHoldsDisruption(t *testing.T) {
+	t.Parallel()
+	desired, obs := poolFleet(t)
+	desired.Policy.Approval = spec.ApprovalManual
+	desired.Bindings[0].VM = "vnf-a"
+	card := &obs.Nodes[0].FPGAs[0]
+	card.NumVFs, card.VFs, card.Ports = 1, []fpga.Function{{Index: 0, PCI: "0000:5e:00.1"}}, []fpga.Port{{ID: 0, AFUID: strings.Repeat("c", 32)}}
+	obs.Nodes[0].VMs = []observed.VM{{Name: "vnf-a", Running: true, Hostdevs: []observed.Hostdev{{PCI: "0000:5e:00.1", Live: true, Config: true}}}}
+	fake := reconciletest.New(obs)
+	store, err := state.Open(t.TempDir(), state.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	step := &Step{Engine: fakeEngine(fake, fake, store, 4)}
+	res, err := step.Reconcile(context.Background(), source.Revision{Commit: "c1"}, desired)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []string
+	for _, c := range res.Run.Changes {
+		if c.Gate() == plans.GateApproval {
+			held = append(held, c.ID)
+		}
+	}
+	if len(held) != 1 || held[0] != "node/compute-01/fpga/pac0/vf0/vm/vnf-a:detach" {
+		t.Errorf("held for approval: %v", held)
+	}
+	if got := fake.Calls(); !reflect.DeepEqual(got, []string{"program compute-01 0000:af:00.0 fw", "set-vfs compute-01 0000:af:00.0 1"}) {
+		t.Errorf("calls = %q; want pac1's chain only", got)
 	}
 }

@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -98,8 +100,17 @@ func (h *hooks) serveGitHub(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, provider, herr)
 		return
 	}
+	ev := r.Header.Get("X-GitHub-Event")
 	mac := hmac.New(sha256.New, h.c.opts.WebhookSecret)
-	if herr := h.readBody(w, r, mac); herr != nil {
+	// Only a pull request's body is read: it is kept, bounded, until its
+	// signature is checked.
+	var keep *bytes.Buffer
+	dst := io.Writer(mac)
+	if ev == "pull_request" {
+		keep = &bytes.Buffer{}
+		dst = io.MultiWriter(mac, &limitedBuffer{keep, maxPullBody})
+	}
+	if herr := h.readBody(w, r, dst); herr != nil {
 		h.refuse(w, provider, herr)
 		return
 	}
@@ -107,10 +118,13 @@ func (h *hooks) serveGitHub(w http.ResponseWriter, r *http.Request) {
 		h.unauthorized(w, provider, ErrBadSignature)
 		return
 	}
-	switch ev := r.Header.Get("X-GitHub-Event"); ev {
+	switch ev {
 	case "ping":
 		h.c.metrics.webhooks.WithLabelValues(provider, "ping").Inc()
 		writeJSON(w, http.StatusOK, hookAnswer{false, "pong"})
+		return
+	case "pull_request":
+		h.pull(w, provider, keep, parseGitHubPull)
 		return
 	case "push", "":
 	default:
@@ -137,12 +151,22 @@ func (h *hooks) serveGitLab(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, provider, herr)
 		return
 	}
-	if herr := h.readBody(w, r, io.Discard); herr != nil {
+	ev := r.Header.Get("X-Gitlab-Event")
+	var keep *bytes.Buffer
+	dst := io.Writer(io.Discard)
+	if ev == "Merge Request Hook" {
+		keep = &bytes.Buffer{}
+		dst = &limitedBuffer{keep, maxPullBody}
+	}
+	if herr := h.readBody(w, r, dst); herr != nil {
 		h.refuse(w, provider, herr)
 		return
 	}
-	switch ev := r.Header.Get("X-Gitlab-Event"); ev {
+	switch ev {
 	case "Push Hook", "Tag Push Hook", "":
+	case "Merge Request Hook":
+		h.pull(w, provider, keep, parseGitLabMerge)
+		return
 	default:
 		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
 		writeJSON(w, http.StatusAccepted, hookAnswer{false, "event " + ev + " ignored"})
@@ -191,6 +215,8 @@ func (h *hooks) readBody(w http.ResponseWriter, r *http.Request, dst io.Writer) 
 		return nil
 	case errors.As(err, &tooBig):
 		return &hookError{http.StatusRequestEntityTooLarge, "too-large", fmt.Sprintf("body is over the limit of %d bytes", maxHookBody)}
+	case errors.Is(err, errPullBodyTooLarge):
+		return &hookError{http.StatusRequestEntityTooLarge, "too-large", err.Error()}
 	case errors.Is(err, os.ErrDeadlineExceeded):
 		return &hookError{http.StatusRequestTimeout, "timeout", fmt.Sprintf("body did not arrive within %s", h.timeout)}
 	}
@@ -219,4 +245,127 @@ func (h *hooks) unauthorized(w http.ResponseWriter, provider string, err error) 
 	h.c.log.Warn("webhook refused", "provider", provider, "err", err)
 	w.Header().Set("Connection", "close")
 	http.Error(w, "unauthorized: "+err.Error(), http.StatusUnauthorized)
+}
+
+// maxPullBody bounds a pull request event's body, which is kept in memory
+// until its signature is checked; GitHub's are tens of KB.
+const maxPullBody = 1 << 20
+
+// errPullBodyTooLarge ends the read of a pull request event past
+// maxPullBody.
+var errPullBodyTooLarge = errors.New("pull request event over 1 MiB")
+
+// limitedBuffer keeps at most max bytes and fails past them.
+type limitedBuffer struct {
+	b   *bytes.Buffer
+	max int
+}
+
+func (l *limitedBuffer) Write(p []byte) (int, error) {
+	if l.b.Len()+len(p) > l.max {
+		return 0, errPullBodyTooLarge
+	}
+	return l.b.Write(p)
+}
+
+// pull plans a verified pull request event's head, in the background.
+func (h *hooks) pull(w http.ResponseWriter, provider string, body *bytes.Buffer, parse func([]byte) (pullRequest, string, error)) {
+	if h.c.pulls == nil {
+		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
+		writeJSON(w, http.StatusAccepted, hookAnswer{false, errNoPlanning.Error()})
+		return
+	}
+	pr, skip, err := parse(body.Bytes())
+	switch {
+	case err != nil:
+		h.c.metrics.webhooks.WithLabelValues(provider, "bad-request").Inc()
+		http.Error(w, "pull request event: "+err.Error(), http.StatusBadRequest)
+		return
+	case skip == "" && !h.c.wantsPlan(pr.base):
+		skip = "it merges into " + pr.base + ", not the followed branch " + h.c.opts.PlanBranch
+	}
+	if skip != "" {
+		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
+		writeJSON(w, http.StatusAccepted, hookAnswer{false, fmt.Sprintf("pull request %d not planned: %s", pr.number, skip)})
+		return
+	}
+	pr.provider = provider
+	if !h.c.pulls.queue(pr) {
+		h.c.metrics.webhooks.WithLabelValues(provider, "busy").Inc()
+		w.Header().Set("Retry-After", "60")
+		http.Error(w, fmt.Sprintf("%d pull requests wait for a plan already; retry later", maxQueuedPulls), http.StatusServiceUnavailable)
+		return
+	}
+	h.c.metrics.webhooks.WithLabelValues(provider, "accepted").Inc()
+	writeJSON(w, http.StatusAccepted, hookAnswer{false, fmt.Sprintf("plan of pull request %d at %s queued", pr.number, pr.head)})
+}
+
+// parseGitHubPull reads a pull_request event: a push to the pull request
+// (synchronize) or its opening is planned; other actions are skipped,
+// with why.
+func parseGitHubPull(body []byte) (pullRequest, string, error) {
+	var ev struct {
+		Action      string `json:"action"`
+		Number      int    `json:"number"`
+		PullRequest struct {
+			Number int `json:"number"`
+			Head   struct {
+				SHA string `json:"sha"`
+			} `json:"head"`
+			Base struct {
+				Ref string `json:"ref"`
+			} `json:"base"`
+		} `json:"pull_request"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return pullRequest{}, "", err
+	}
+	pr := pullRequest{number: ev.PullRequest.Number, head: ev.PullRequest.Head.SHA, base: ev.PullRequest.Base.Ref}
+	if pr.number == 0 {
+		pr.number = ev.Number
+	}
+	switch ev.Action {
+	case "opened", "synchronize", "reopened":
+	default:
+		return pr, "action " + ev.Action, nil
+	}
+	return pr, "", checkPull(pr)
+}
+
+// parseGitLabMerge reads a Merge Request Hook: opening, reopening and
+// updates (a push, or an edit; the head says which) are planned.
+func parseGitLabMerge(body []byte) (pullRequest, string, error) {
+	var ev struct {
+		ObjectKind string `json:"object_kind"`
+		Attrs      struct {
+			IID          int    `json:"iid"`
+			Action       string `json:"action"`
+			TargetBranch string `json:"target_branch"`
+			LastCommit   struct {
+				ID string `json:"id"`
+			} `json:"last_commit"`
+		} `json:"object_attributes"`
+	}
+	if err := json.Unmarshal(body, &ev); err != nil {
+		return pullRequest{}, "", err
+	}
+	a := ev.Attrs
+	pr := pullRequest{number: a.IID, head: a.LastCommit.ID, base: a.TargetBranch}
+	switch a.Action {
+	case "open", "reopen", "update":
+	default:
+		return pr, "action " + a.Action, nil
+	}
+	return pr, "", checkPull(pr)
+}
+
+// checkPull refuses an event without a number or a full head hash.
+func checkPull(pr pullRequest) error {
+	if pr.number <= 0 {
+		return errors.New("no pull request number")
+	}
+	if len(pr.head) != 40 || strings.Trim(strings.ToLower(pr.head), "0123456789abcdef") != "" {
+		return fmt.Errorf("head %q: want a full commit hash", pr.head)
+	}
+	return nil
 }

@@ -153,7 +153,10 @@ type Planned struct {
 	// Resume is set when the plan is a saved one whose interrupted run
 	// the journal holds: the steps it completed are skipped.
 	Resume bool
-	t      *target
+	// Scope are the nodes the plan covers when PlanOptions.Scope held;
+	// nil when it covers the whole fleet.
+	Scope []string
+	t     *target
 	// rollout is the run's part of the policy's rollout, saved by Apply.
 	rollout *rolloutRun
 }
@@ -163,6 +166,9 @@ type PlanOptions struct {
 	// Observed, when set, is a saved observation to plan against: nothing
 	// of the fleet is called, and the plan cannot be applied.
 	Observed *observed.Fleet
+	// Scope, when set, limits the run to its nodes where it can (see
+	// Scope); Planned.Scoped says whether it did.
+	Scope *Scope
 }
 
 // Plan observes the fleet the desired state names (or takes the saved
@@ -173,8 +179,20 @@ func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions
 	if err != nil {
 		return nil, err
 	}
+	scope := opts.Scope
+	if why := scoped(t, desired, scope); scope != nil && why != "" {
+		e.log().Debug("the run observes the whole fleet", "why", why)
+		scope = nil
+	}
 	obs := opts.Observed
-	if obs == nil {
+	switch {
+	case obs != nil:
+		scope = nil
+	case scope != nil:
+		if obs, err = e.observeScope(ctx, t, scope); err != nil {
+			return nil, err
+		}
+	default:
 		if obs, err = e.observe(ctx, t); err != nil {
 			return nil, err
 		}
@@ -183,11 +201,17 @@ func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions
 	if err != nil {
 		return nil, err
 	}
+	if scope != nil {
+		popts.Only = scope.only(desired)
+	}
 	p, err := reconcile.NewPlan(desired, obs, e.now(), popts)
 	if err != nil {
 		return nil, err
 	}
 	planned := &Planned{Desired: desired, Observed: obs, Plan: p}
+	if scope != nil {
+		planned.Scope = scope.Nodes
+	}
 	if desired.Policy.Rollout != nil {
 		rp, ro, err := e.planRollout(ctx, t, obs, popts, p, opts.Observed != nil)
 		if err != nil {
@@ -286,6 +310,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if err != nil {
 		return nil, err
 	}
+	times := newTimings(opts.Progress, e.now)
 	ex := &execute.Executor{
 		Policy:         pol,
 		Now:            e.now,
@@ -293,7 +318,7 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 		Backends:       map[string]providers.Planner{},
 		Images:         execute.RepoImages{Root: p.Desired.Root, Max: p.Desired.Policy.MaxBitstreamBytes()},
 		Resume:         p.Resume,
-		Progress:       opts.Progress,
+		Progress:       times,
 		Concurrency:    e.Concurrency,
 		Retry:          e.Retry,
 		RestartTimeout: e.RestartTimeout,
@@ -321,7 +346,8 @@ func (e *Engine) Apply(ctx context.Context, p *Planned, opts ApplyOptions) (*Out
 	if rep == nil {
 		return nil, runErr // refused before any change
 	}
-	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep)}
+	out := &Outcome{Report: rep, Run: summarise(p.Desired, p.Observed, p.Plan, rep, times)}
+	out.Run.Scope = len(p.Scope)
 	if ro := p.rollout; ro != nil {
 		e.recordRollout(ro, rep.Converged)
 		out.Rollout, out.Next = ro.state, ro.state.BakeUntil

@@ -58,39 +58,40 @@ func Status(w io.Writer, st controller.Status) {
 		}
 		tw.Flush()
 	}
+	if a := st.Awaiting; a != nil {
+		fmt.Fprintf(w, "\nAwaiting approval: run %d holds %d disruptive change(s) of revision %s since %s; approve with: fpgaops approve %d\n",
+			a.Run, a.Total, a.Revision, a.Since.UTC().Format(time.RFC3339), a.Run)
+	}
+	if a := st.Approved; a != nil {
+		fmt.Fprintf(w, "\nApproved: run %d at %s; %d change(s) of revision %s still to make\n", a.Run, a.At.UTC().Format(time.RFC3339), a.Left, a.Revision)
+	}
+	if len(st.Held) > 0 {
+		fmt.Fprintf(w, "\nHeld back (%d):\n", st.HeldTotal)
+		writeChanges(w, st.Held, st.HeldTotal)
+	}
+	if f := st.LastFailure; f != nil {
+		fmt.Fprintf(w, "\nLast failure: run %d at %s, %s", f.Run, f.At.UTC().Format(time.RFC3339), f.Outcome)
+		if f.Revision != "" {
+			fmt.Fprintf(w, ", revision %s", f.Revision)
+		}
+		fmt.Fprintln(w)
+		if f.Error != "" {
+			fmt.Fprintf(w, "  %s\n", f.Error)
+		}
+		writeChanges(w, f.Changes, f.Total)
+	}
+	if len(st.Degraded) > 0 {
+		fmt.Fprintf(w, "\nDegraded VMs (%d): the next run gives them back what they lack\n", len(st.Degraded))
+		for _, d := range st.Degraded {
+			fmt.Fprintf(w, "  %s on %s lacks %s %s: %s\n", d.VM, d.Node, d.Card, d.Function, d.Reason)
+		}
+	}
 	if st.LastRun != nil && len(st.LastRun.Problems) > 0 {
 		fmt.Fprintf(w, "\nRevision %s was rejected:\n", st.LastRun.Revision)
 		for _, p := range st.LastRun.Problems {
 			fmt.Fprintf(w, "  %s\n", spec.Error{Pos: spec.Pos{File: p.File, Line: p.Line, Col: p.Col}, Msg: p.Message})
 		}
 	}
-}
-
-// History writes the runs, one line each, newest first as given.
-func History(w io.Writer, runs []state.Run) {
-	if len(runs) == 0 {
-		fmt.Fprintln(w, "No runs yet.")
-		return
-	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "RUN\tSTARTED\tTRIGGER\tREVISION\tOUTCOME\tDURATION\tCHANGED\tVIOLATIONS\tERROR")
-	for _, r := range runs {
-		rev := r.Revision
-		if len(rev) > 12 {
-			rev = rev[:12]
-		}
-		if rev == "" {
-			rev = "-"
-		}
-		msg := r.Error
-		if len(msg) > 100 {
-			msg = msg[:97] + "..."
-		}
-		changed := r.Results.Applied
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.ID, r.StartedAt.UTC().Format(time.RFC3339), r.Trigger, rev,
-			r.Outcome, time.Duration(r.DurationSeconds*float64(time.Second)).Round(time.Millisecond), changed, r.Violations, msg)
-	}
-	tw.Flush()
 }
 
 // Quarantine lists quarantined cards.
@@ -123,14 +124,7 @@ func Rollout(w io.Writer, r *rollout.State, ctl state.RolloutControl) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "\nSTEP\tCARDS\tSTARTED\tBAKED\tSTATE")
 	for i, st := range r.Steps {
-		state := "pending"
-		switch {
-		case !st.Baked.IsZero():
-			state = "baked"
-		case i == r.Step:
-			state = string(r.Phase)
-		}
-		fmt.Fprintf(tw, "%d (%s)\t%d\t%s\t%s\t%s\n", i+1, st.Label, st.Cards, stamp(st.Started), stamp(st.Baked), state)
+		fmt.Fprintf(tw, "%d (%s)\t%d\t%s\t%s\t%s\n", i+1, st.Label, st.Cards, stamp(st.Started), stamp(st.Baked), r.StepState(i))
 	}
 	tw.Flush()
 }

@@ -1,6 +1,7 @@
 package state
 
 import (
+	"slices"
 	"time"
 
 	"github.com/fpgaops/fpgaops/plans"
@@ -73,6 +74,98 @@ type Run struct {
 	// revert).
 	Rollout       string   `json:"rollout,omitempty"`
 	RolloutEvents []string `json:"rolloutEvents,omitempty"`
+	// Scope counts the nodes a run scoped to a commit's nodes observed
+	// and planned (the controller's --scope-for); 0 when the run covered
+	// the whole fleet.
+	Scope int `json:"scope,omitempty"`
+
+	// Changes are the run's changes, no-ops left out, each with how it
+	// ended, at most MaxRunChanges of them (KeepChanges says which);
+	// ChangesOmitted counts those left out. The store keeps them in a
+	// file of their own: Run reads them, Runs does not.
+	Changes        []Change `json:"changes,omitempty"`
+	ChangesOmitted int      `json:"changesOmitted,omitempty"`
+}
+
+// Change is one change of a run as the history keeps it: what it acts on,
+// why, what held it back, and how it ended.
+type Change struct {
+	// ID is the plan's canonical change ID.
+	ID     string       `json:"id"`
+	Action plans.Action `json:"action"`
+	Node   string       `json:"node,omitempty"`
+	Card   string       `json:"card,omitempty"`
+	VM     string       `json:"vm,omitempty"`
+	// Reason says why the plan has the change; Held, when set, which gate
+	// held it back and why.
+	Reason string      `json:"reason,omitempty"`
+	Held   *plans.Hold `json:"held,omitempty"`
+	// Status is how it ended: held and report changes are not run.
+	Status plans.Status `json:"status"`
+	Error  string       `json:"error,omitempty"`
+	// Attempts counts the calls made for it, retries included; StartedAt
+	// and DurationSeconds time it from its first attempt to its end.
+	Attempts        int        `json:"attempts,omitempty"`
+	StartedAt       *time.Time `json:"startedAt,omitempty"`
+	DurationSeconds float64    `json:"durationSeconds,omitempty"`
+	Wave            int        `json:"wave,omitempty"`
+	Disruptive      bool       `json:"disruptive,omitempty"`
+	Drift           bool       `json:"drift,omitempty"`
+}
+
+// Gate is the gate that held the change, or "".
+func (c *Change) Gate() plans.Gate {
+	if c.Held == nil {
+		return ""
+	}
+	return c.Held.Gate
+}
+
+// MaxRunChanges is how many changes the history keeps of one run. With
+// the store's 1000 runs, the changes of the history stay within about
+// 60 MB on disk whatever the fleet's size (docs/controller.md).
+const MaxRunChanges = 1000
+
+// rank orders changes by how much an operator needs to see them: what
+// failed first, what was kept from running next, what went well last.
+func rank(c *Change) int {
+	switch {
+	case c.Status == plans.StatusFailed:
+		return 0
+	case c.Status == plans.StatusBlocked:
+		return 1
+	case c.Held != nil || c.Status == plans.StatusHeld:
+		return 2
+	case c.Status == plans.StatusPendingRestart:
+		return 3
+	case c.Action == plans.ActionReport:
+		return 4
+	case c.Status == plans.StatusNotRun:
+		return 5
+	}
+	return 6 // applied, skipped
+}
+
+// KeepChanges bounds a run's changes to max: the failed ones first, then
+// the blocked, held, waiting for a restart, reported and not run, then
+// the applied and skipped, and within each kind in plan order. It
+// returns the changes kept, in plan order, and how many it left out.
+func KeepChanges(changes []Change, max int) ([]Change, int) {
+	if len(changes) <= max {
+		return changes, 0
+	}
+	idx := make([]int, len(changes))
+	for i := range idx {
+		idx[i] = i
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return rank(&changes[a]) - rank(&changes[b]) })
+	idx = idx[:max]
+	slices.Sort(idx)
+	kept := make([]Change, len(idx))
+	for i, j := range idx {
+		kept[i] = changes[j]
+	}
+	return kept, len(changes) - max
 }
 
 // Problem is one validation error of a revision, at its position in the

@@ -18,8 +18,12 @@ type Store interface {
 	Forget(cards ...string) error
 	// AddRun appends a run to the history and gives it its ID.
 	AddRun(r *Run) error
-	// Runs returns up to limit runs, newest first; 0 means all.
+	// Runs returns up to limit runs, newest first, without their
+	// changes; 0 means all.
 	Runs(limit int) ([]Run, error)
+	// Run returns one run with its changes, ErrNoRun when the history
+	// does not hold it.
+	Run(id uint64) (*Run, error)
 	// PutStatus saves the controller's status (any JSON value); Status
 	// reads it into v and reports whether one was saved.
 	PutStatus(v any) error

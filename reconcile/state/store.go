@@ -1,5 +1,5 @@
 // Package state keeps what outlives a run, and is its one owner: the
-// history of runs, the last status, the inventory of what fpgaops
+// history of runs (each with its changes, bounded), the last status, the inventory of what fpgaops
 // converged (the desired digest each card last converged to, which tells
 // drift from new intent), the journal of the run in flight, the
 // quarantined cards and the suspended flag. Store is the interface; Local keeps it in a state
@@ -16,9 +16,12 @@ package state
 
 import (
 	"bufio"
+	"bytes"
+	"compress/gzip"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"maps"
 	"os"
@@ -221,8 +224,19 @@ func (s *Local) runIDs() ([]uint64, error) {
 
 func runFile(id uint64) string { return filepath.Join(RunsDir, fmt.Sprintf("%012d.json", id)) }
 
+// changesFile holds a run's changes, gzipped: a run's changes repeat
+// the same IDs and reasons, and compress about tenfold.
+func changesFile(id uint64) string {
+	return filepath.Join(RunsDir, fmt.Sprintf("%012d.changes.json.gz", id))
+}
+
+// ErrNoRun is returned by Run for a run the history does not hold.
+var ErrNoRun = errors.New("not in the history")
+
 // AddRun appends a run to the history, giving it the next ID, drops the
-// oldest runs beyond KeepRuns, and clears the run in flight.
+// oldest runs beyond KeepRuns, and clears the run in flight. The run's
+// changes, at most MaxRunChanges, go to a file of their own, written
+// first, so that a reader who finds the run finds its changes.
 func (s *Local) AddRun(r *Run) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -231,7 +245,20 @@ func (s *Local) AddRun(r *Run) error {
 	}
 	s.nextRun++
 	r.ID = s.nextRun
-	if err := s.writeJSON(runFile(r.ID), r); err != nil {
+	var omitted int
+	r.Changes, omitted = KeepChanges(r.Changes, MaxRunChanges)
+	r.ChangesOmitted += omitted
+	if len(r.Changes) > 0 {
+		if err := s.writeChanges(r.ID, r.Changes); err != nil {
+			return err
+		}
+	} else if err := os.Remove(s.path(changesFile(r.ID))); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		// left by a writer that died before writing its run
+		return fmt.Errorf("state: %w", err)
+	}
+	head := *r
+	head.Changes = nil
+	if err := s.writeJSON(runFile(r.ID), &head); err != nil {
 		return err
 	}
 	ids, err := s.runIDs()
@@ -239,8 +266,10 @@ func (s *Local) AddRun(r *Run) error {
 		return err
 	}
 	for _, id := range ids[:max(0, len(ids)-s.opts.KeepRuns)] {
-		if err := os.Remove(s.path(runFile(id))); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("state: %w", err)
+		for _, f := range []string{runFile(id), changesFile(id)} {
+			if err := os.Remove(s.path(f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("state: %w", err)
+			}
 		}
 	}
 	if err := os.Remove(s.path(runningFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -249,7 +278,54 @@ func (s *Local) AddRun(r *Run) error {
 	return nil
 }
 
-// Runs returns up to limit runs, newest first; limit 0 means all.
+func (s *Local) writeChanges(id uint64, changes []Change) error {
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	if err := json.NewEncoder(zw).Encode(changes); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return s.writeFile(changesFile(id), buf.Bytes())
+}
+
+// maxChangesFile bounds what Run reads back: MaxRunChanges changes take a
+// few MB of JSON at most.
+const maxChangesFile = 64 << 20
+
+// Run returns one run of the history with its changes; ErrNoRun when the
+// history does not hold it (any more).
+func (s *Local) Run(id uint64) (*Run, error) {
+	var r Run
+	found, err := s.readJSON(runFile(id), &r)
+	if err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("run %d: %w (the store keeps the last %d runs)", id, ErrNoRun, s.opts.KeepRuns)
+	}
+	f, err := os.Open(s.path(changesFile(id)))
+	if errors.Is(err, fs.ErrNotExist) {
+		return &r, nil // a run without changes
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	defer f.Close()
+	zr, err := gzip.NewReader(f)
+	if err != nil {
+		return nil, fmt.Errorf("run %d: %s: %w", id, s.path(changesFile(id)), err)
+	}
+	dec := json.NewDecoder(io.LimitReader(zr, maxChangesFile))
+	if err := dec.Decode(&r.Changes); err != nil {
+		return nil, fmt.Errorf("run %d: %s: %w", id, s.path(changesFile(id)), err)
+	}
+	return &r, nil
+}
+
+// Runs returns up to limit runs, newest first, without their changes;
+// limit 0 means all.
 func (s *Local) Runs(limit int) ([]Run, error) {
 	ids, err := s.runIDs()
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 )
 
@@ -399,5 +400,138 @@ func BenchmarkAddRun(b *testing.B) {
 		if err := s.AddRun(&state.Run{Outcome: state.OutcomeApplied, Nodes: make([]state.NodeSummary, 50)}); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// heldChange is a change as a fleet-wide bitstream change outside the
+// windows leaves thousands of: realistic IDs and reasons.
+func heldChange(node, card int) state.Change {
+	id := fmt.Sprintf("node/compute-%05d/fpga/pac%d", node, card)
+	return state.Change{
+		ID: id + "/pf/vm/vnf-" + fmt.Sprint(node) + ":detach", Action: plans.ActionDetach,
+		Node: fmt.Sprintf("compute-%05d", node), Card: fmt.Sprintf("pac%d", card), VM: fmt.Sprintf("vnf-%d", node),
+		Reason:     "pac" + fmt.Sprint(card) + " is reprogrammed to fw-v2 (runs fw-v1): vnf-" + fmt.Sprint(node) + " gives up 0000:5e:00.0 first",
+		Held:       &plans.Hold{Gate: plans.GateWindow, Why: "no allow window is open; the next opens at 2026-12-05T02:00:00Z"},
+		Status:     plans.StatusHeld,
+		Disruptive: true,
+	}
+}
+
+func TestRunChangesAreKeptApartFromTheList(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), state.Options{KeepRuns: 2})
+	started := time.Date(2026, 12, 1, 3, 0, 0, 0, time.UTC)
+	failed := state.Change{ID: "node/c1/fpga/pac0:program", Action: plans.ActionProgram, Node: "c1", Card: "pac0",
+		Status: plans.StatusFailed, Error: "node c1 fpga pac0: program: AFU ID reads back wrong", Attempts: 3,
+		StartedAt: &started, DurationSeconds: 1.5, Wave: 1}
+	first := &state.Run{Outcome: state.OutcomeFailed, Changes: []state.Change{heldChange(1, 0), failed}}
+	if err := s.AddRun(first); err != nil {
+		t.Fatal(err)
+	}
+	if first.Changes == nil {
+		t.Fatal("AddRun dropped the caller's changes")
+	}
+	runs, err := s.Runs(0)
+	if err != nil || len(runs) != 1 || runs[0].Changes != nil {
+		t.Fatalf("Runs = %+v, %v; want one run without its changes", runs, err)
+	}
+	got, err := s.Run(first.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Changes, first.Changes) {
+		t.Fatalf("Run(%d).Changes = %+v\nwant %+v", first.ID, got.Changes, first.Changes)
+	}
+	// A run without changes has none, and old runs go with their changes.
+	for range 2 {
+		if err := s.AddRun(&state.Run{Outcome: state.OutcomeApplied}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r, err := s.Run(2); err != nil || len(r.Changes) != 0 {
+		t.Fatalf("Run(2) = %+v, %v", r, err)
+	}
+	if _, err := s.Run(first.ID); !errors.Is(err, state.ErrNoRun) {
+		t.Fatalf("Run of a dropped run: %v, want ErrNoRun", err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(s.Dir(), state.RunsDir, "*.changes.json.gz")); len(left) != 0 {
+		t.Fatalf("changes of dropped runs left behind: %v", left)
+	}
+	// A reader sees the same.
+	r := open(t, s.Dir(), state.Options{ReadOnly: true})
+	if _, err := r.Run(3); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestKeepChanges(t *testing.T) {
+	t.Parallel()
+	ch := func(id string, st plans.Status, held bool) state.Change {
+		c := state.Change{ID: id, Action: plans.ActionProgram, Status: st}
+		if held {
+			c.Held = &plans.Hold{Gate: plans.GateWindow, Why: "closed"}
+		}
+		return c
+	}
+	all := []state.Change{
+		ch("a", plans.StatusApplied, false),
+		ch("b", plans.StatusHeld, true),
+		ch("c", plans.StatusFailed, false),
+		ch("d", plans.StatusBlocked, false),
+		ch("e", plans.StatusApplied, false),
+		ch("f", plans.StatusPendingRestart, false),
+	}
+	ids := func(cs []state.Change) string {
+		var s []string
+		for _, c := range cs {
+			s = append(s, c.ID)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		name    string
+		max     int
+		want    string
+		omitted int
+	}{
+		{"all fit", 6, "a,b,c,d,e,f", 0},
+		{"failures first, in plan order", 2, "c,d", 4},
+		{"then what was held or waits", 4, "b,c,d,f", 2},
+		{"applied last", 5, "a,b,c,d,f", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			kept, omitted := state.KeepChanges(all, tc.max)
+			if ids(kept) != tc.want || omitted != tc.omitted {
+				t.Fatalf("KeepChanges(%d) = %s, %d omitted; want %s, %d", tc.max, ids(kept), omitted, tc.want, tc.omitted)
+			}
+		})
+	}
+}
+
+// The changes of one run stay small on disk whatever the fleet's size:
+// a fleet-wide change held on 10,000 nodes keeps MaxRunChanges of them.
+func TestChangesOfARunAreBounded(t *testing.T) {
+	t.Parallel()
+	s := open(t, t.TempDir(), state.Options{})
+	var changes []state.Change
+	for n := range 10000 {
+		changes = append(changes, heldChange(n, 0), heldChange(n, 1))
+	}
+	r := &state.Run{Outcome: state.OutcomeApplied, Changes: changes}
+	if err := s.AddRun(r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Changes) != state.MaxRunChanges || r.ChangesOmitted != 20000-state.MaxRunChanges {
+		t.Fatalf("kept %d, omitted %d", len(r.Changes), r.ChangesOmitted)
+	}
+	fi, err := os.Stat(filepath.Join(s.Dir(), state.RunsDir, fmt.Sprintf("%012d.changes.json.gz", r.ID)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// docs/controller.md sizes the history by this figure.
+	const perRun = 60 << 10
+	t.Logf("%d changes: %d bytes gzipped", len(r.Changes), fi.Size())
+	if fi.Size() > perRun {
+		t.Fatalf("the changes of one run take %d bytes, over %d", fi.Size(), perRun)
 	}
 }

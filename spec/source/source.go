@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path"
@@ -347,9 +348,17 @@ func (s *Source) fetch(ctx context.Context) (Revision, error) {
 		src, dst = ref.Name, "refs/fpgaops/pinned"
 	}
 	spec := config.RefSpec("+" + src + ":" + dst)
+	// The first fetch takes the tip alone. Later ones ask for what the
+	// cache lacks, which for a new commit on the branch is that commit's
+	// own objects: asked with a depth, go-git's fetch takes the whole
+	// tree again (1.2 s for a 1,000-file fleet, 80 ms without).
+	depth := 1
+	if _, err := repo.Reference(plumbing.ReferenceName(dst), false); err == nil {
+		depth = 0
+	}
 	err = remote.FetchContext(ctx, &git.FetchOptions{
 		RefSpecs: []config.RefSpec{spec},
-		Depth:    1,
+		Depth:    depth,
 		Auth:     s.auth,
 		Tags:     git.NoTags,
 		Force:    true,
@@ -402,7 +411,7 @@ func (s *Source) fetch(ctx context.Context) (Revision, error) {
 		}
 		rev.Signer = signer
 	}
-	dir, err := s.writeOut(commit)
+	dir, err := s.writeOut(repo, commit)
 	if err != nil {
 		return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
 	}
@@ -428,7 +437,7 @@ func (s *Source) Checkout(commit string) (Revision, error) {
 			return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
 		}
 	}
-	if rev.Dir, err = s.writeOut(c); err != nil {
+	if rev.Dir, err = s.writeOut(repo, c); err != nil {
 		return Revision{}, fmt.Errorf("commit %s: %w", rev.Commit, err)
 	}
 	return rev, nil
@@ -503,20 +512,18 @@ func firstLine(s string) string {
 
 // writeOut writes the commit's tree under Config.Path into
 // revisions/<hash>/ and returns that directory. A revision already written
-// is reused: its content is fixed by its hash.
-func (s *Source) writeOut(c *object.Commit) (string, error) {
+// is reused: its content is fixed by its hash. From the revision written
+// last, it links the files the commit did not change and writes only
+// those it did, so that a one-file commit of a 10,000-file repository
+// costs one blob, not ten thousand.
+func (s *Source) writeOut(repo *git.Repository, c *object.Commit) (string, error) {
 	final := filepath.Join(s.revisionsDir(), c.Hash.String())
 	if _, err := os.Stat(final); err == nil {
 		return final, nil
 	}
-	tree, err := c.Tree()
+	tree, err := s.fleetTree(c)
 	if err != nil {
 		return "", err
-	}
-	if s.subdir != "" {
-		if tree, err = subtree(tree, s.subdir); err != nil {
-			return "", err
-		}
 	}
 	if err := os.MkdirAll(s.revisionsDir(), 0o755); err != nil {
 		return "", err
@@ -526,16 +533,125 @@ func (s *Source) writeOut(c *object.Commit) (string, error) {
 		return "", err
 	}
 	defer os.RemoveAll(tmp)
-	err = tree.Files().ForEach(func(f *object.File) error {
-		return writeFile(tmp, f)
-	})
-	if err != nil {
-		return "", err
+	if !s.writeChanges(repo, tree, tmp) {
+		// A whole write, into a clean directory.
+		if err := os.RemoveAll(tmp); err != nil {
+			return "", err
+		}
+		if err := os.Mkdir(tmp, 0o755); err != nil {
+			return "", err
+		}
+		err = tree.Files().ForEach(func(f *object.File) error {
+			return writeFile(tmp, f)
+		})
+		if err != nil {
+			return "", err
+		}
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		return "", err
 	}
 	return final, nil
+}
+
+// fleetTree is the commit's tree under Config.Path.
+func (s *Source) fleetTree(c *object.Commit) (*object.Tree, error) {
+	tree, err := c.Tree()
+	if err != nil {
+		return nil, err
+	}
+	if s.subdir != "" {
+		return subtree(tree, s.subdir)
+	}
+	return tree, nil
+}
+
+// writeChanges fills dir with tree from the revision written last: its
+// files the diff leaves alone are linked, the changed ones written. It
+// reports false when there is no such revision, or anything fails; the
+// caller then writes the whole tree.
+func (s *Source) writeChanges(repo *git.Repository, tree *object.Tree, dir string) bool {
+	prevDir, prev := s.lastWritten(repo)
+	if prev == nil {
+		return false
+	}
+	changes, err := object.DiffTree(prev, tree)
+	if err != nil {
+		return false
+	}
+	changed := map[string]bool{}
+	for _, ch := range changes {
+		changed[filepath.FromSlash(ch.From.Name)] = true
+		changed[filepath.FromSlash(ch.To.Name)] = true
+	}
+	err = filepath.WalkDir(prevDir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(prevDir, path)
+		if err != nil || rel == "." {
+			return err
+		}
+		switch {
+		case d.IsDir():
+			return os.Mkdir(filepath.Join(dir, rel), 0o755)
+		case changed[rel]:
+			return nil
+		}
+		return os.Link(path, filepath.Join(dir, rel))
+	})
+	if err != nil {
+		return false
+	}
+	for _, ch := range changes {
+		if ch.To.Name == "" {
+			continue // deleted
+		}
+		f, err := tree.File(ch.To.Name)
+		if err != nil {
+			if errors.Is(err, object.ErrFileNotFound) {
+				continue // not a file: a symlink or a submodule, left out
+			}
+			return false
+		}
+		if err := writeFile(dir, f); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// lastWritten is the revision written out last, with its tree; nil when
+// there is none the cache holds.
+func (s *Source) lastWritten(repo *git.Repository) (string, *object.Tree) {
+	ents, err := os.ReadDir(s.revisionsDir())
+	if err != nil {
+		return "", nil
+	}
+	var (
+		newest time.Time
+		name   string
+	)
+	for _, e := range ents {
+		if !plumbing.IsHash(e.Name()) {
+			continue
+		}
+		if info, err := e.Info(); err == nil && info.ModTime().After(newest) {
+			newest, name = info.ModTime(), e.Name()
+		}
+	}
+	if name == "" {
+		return "", nil
+	}
+	c, err := repo.CommitObject(plumbing.NewHash(name))
+	if err != nil {
+		return "", nil
+	}
+	tree, err := s.fleetTree(c)
+	if err != nil {
+		return "", nil
+	}
+	return filepath.Join(s.revisionsDir(), name), tree
 }
 
 // subtree is the fleet directory of a commit's tree. A path the commit

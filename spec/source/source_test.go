@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -503,5 +505,51 @@ func TestCheckoutOfAnEarlierRevision(t *testing.T) {
 	missing := strings.Repeat("ab", 20)
 	if _, err := s.Checkout(missing); err == nil || !strings.Contains(err.Error(), "commit "+missing+" is not in the cache") {
 		t.Fatalf("checkout of a commit never fetched: %v", err)
+	}
+}
+
+// A revision is written from the one written before it: the files the
+// commit left alone are the same files (links), those it changed, added
+// or removed are written or left out, and the earlier revision keeps its
+// own content.
+func TestRevisionWrittenFromTheLastOne(t *testing.T) {
+	t.Parallel()
+	r := gittest.NewRemote(t, "fleet")
+	r.Commit("one", map[string][]byte{
+		"fleet/nodes/a.yaml": []byte("a1"), "fleet/nodes/b.yaml": []byte("b1"),
+		"fleet/policy.yaml": []byte("p1"), "other/x.yaml": []byte("x1"),
+	}, nil)
+	s := newSource(t, source.Config{URL: r.FileURL(), Path: "fleet"})
+	one := fetch(t, s)
+	r.Commit("two", map[string][]byte{
+		"fleet/nodes/b.yaml": []byte("b2"), "fleet/policy.yaml": nil,
+		"fleet/bindings/c.yaml": []byte("c2"), "other/x.yaml": []byte("x2"),
+	}, nil)
+	two := fetch(t, s)
+
+	var got []string
+	err := filepath.WalkDir(two.Dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			rel, _ := filepath.Rel(two.Dir, p)
+			got = append(got, filepath.ToSlash(rel)+"="+readFile(t, two.Dir, rel))
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"bindings/c.yaml=c2", "nodes/a.yaml=a1", "nodes/b.yaml=b2"}; !slices.Equal(got, want) {
+		t.Errorf("the second revision holds %q, want %q", got, want)
+	}
+	same := func(name string) bool {
+		a, errA := os.Stat(filepath.Join(one.Dir, name))
+		b, errB := os.Stat(filepath.Join(two.Dir, name))
+		return errA == nil && errB == nil && os.SameFile(a, b)
+	}
+	if !same("nodes/a.yaml") || same("nodes/b.yaml") {
+		t.Errorf("nodes/a.yaml linked %v (want true), nodes/b.yaml linked %v (want false)", same("nodes/a.yaml"), same("nodes/b.yaml"))
+	}
+	if readFile(t, one.Dir, "nodes/b.yaml") != "b1" || readFile(t, one.Dir, "policy.yaml") != "p1" {
+		t.Error("writing the second revision changed the first")
 	}
 }

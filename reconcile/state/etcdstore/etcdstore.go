@@ -44,11 +44,14 @@ const (
 	KeySuspended      = "/suspended"
 	KeyRunning        = "/running"
 	KeyRuns           = "/runs/"
-	KeyInventory      = "/inventory/"
-	KeyQuarantine     = "/quarantine/"
-	KeyJournal        = "/journal/"
-	keyPlan           = KeyJournal + "plan"
-	keyDone           = KeyJournal + "done/"
+	// KeyRunChanges holds each run's changes beside it: reading the
+	// history reads no changes.
+	KeyRunChanges = "/run-changes/"
+	KeyInventory  = "/inventory/"
+	KeyQuarantine = "/quarantine/"
+	KeyJournal    = "/journal/"
+	keyPlan       = KeyJournal + "plan"
+	keyDone       = KeyJournal + "done/"
 	// KeyElection is where the controllers campaign (reconcile/ha).
 	KeyElection = "/election"
 )

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/ha/etcdtest"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/reconcile/state/etcdstore"
@@ -46,7 +47,8 @@ func TestBehavesAsTheLocalStore(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			// History: numbered, newest first, the oldest past KeepRuns gone.
 			for i := 1; i <= 5; i++ {
-				r := &state.Run{Trigger: "schedule", Revision: fmt.Sprintf("%040d", i), Outcome: state.OutcomeApplied}
+				r := &state.Run{Trigger: "schedule", Revision: fmt.Sprintf("%040d", i), Outcome: state.OutcomeApplied,
+					Changes: []state.Change{{ID: fmt.Sprintf("node/n%d/fpga/pac0:program", i), Action: plans.ActionProgram, Status: plans.StatusApplied}}}
 				must(t, s.AddRun(r))
 				if r.ID != uint64(i) {
 					t.Fatalf("run %d got ID %d", i, r.ID)
@@ -59,6 +61,19 @@ func TestBehavesAsTheLocalStore(t *testing.T) {
 			}
 			if two, _ := s.Runs(2); !reflect.DeepEqual(ids(two), []uint64{5, 4}) {
 				t.Fatalf("Runs(2) = %v; want [5 4]", ids(two))
+			}
+			// A run's changes: Run reads them, Runs does not; a pruned
+			// run is gone with them.
+			if runs[0].Changes != nil {
+				t.Errorf("Runs gave run 5's changes: %+v", runs[0].Changes)
+			}
+			five, err := s.Run(5)
+			must(t, err)
+			if len(five.Changes) != 1 || five.Changes[0].ID != "node/n5/fpga/pac0:program" || five.Changes[0].Status != plans.StatusApplied {
+				t.Errorf("Run(5) changes %+v", five.Changes)
+			}
+			if _, err := s.Run(1); !errors.Is(err, state.ErrNoRun) {
+				t.Errorf("Run(1), pruned: %v; want ErrNoRun", err)
 			}
 
 			// The run in flight: AddRun clears it, Interrupted returns it once.

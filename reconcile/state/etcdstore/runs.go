@@ -12,6 +12,9 @@ import (
 // IDs do.
 func runKey(id uint64) string { return fmt.Sprintf("%s%020d", KeyRuns, id) }
 
+// changesKey is the key of a run's changes.
+func changesKey(id uint64) string { return fmt.Sprintf("%s%020d", KeyRunChanges, id) }
+
 // lastRunID is the ID of the newest run in the history, 0 when none.
 func (s *Store) lastRunID() (uint64, error) {
 	ctx, cancel := s.ctx()
@@ -42,18 +45,51 @@ func (s *Store) AddRun(r *state.Run) error {
 		return err
 	}
 	r.ID = last + 1
-	data, err := encode(r)
+	head := *r
+	head.Changes = nil
+	var changes []byte
+	if len(r.Changes) > 0 {
+		// Changes that do not fit one transaction beside the run are
+		// counted, not kept: the run itself is always recorded.
+		changes, err = encode(r.Changes)
+		if err != nil || len(changes) > maxTxnBytes/2 {
+			changes = nil
+			head.ChangesOmitted += len(r.Changes)
+		}
+	}
+	data, err := encode(&head)
 	if err != nil {
 		return fmt.Errorf("etcd %s: run %d: %w", s.opts.Prefix, r.ID, err)
 	}
 	k := s.key(runKey(r.ID))
 	ops := []clientv3.Op{clientv3.OpPut(k, string(data)), clientv3.OpDelete(s.key(KeyRunning))}
+	if changes != nil {
+		ops = append(ops, clientv3.OpPut(s.key(changesKey(r.ID)), string(changes)))
+	}
 	if keep := uint64(s.opts.KeepRuns); r.ID > keep {
-		ops = append(ops, clientv3.OpDelete(s.key(runKey(0)), clientv3.WithRange(s.key(runKey(r.ID-keep+1)))))
+		ops = append(ops, clientv3.OpDelete(s.key(runKey(0)), clientv3.WithRange(s.key(runKey(r.ID-keep+1)))),
+			clientv3.OpDelete(s.key(changesKey(0)), clientv3.WithRange(s.key(changesKey(r.ID-keep+1)))))
 	}
 	// The key must be new: a run of another writer never is overwritten.
 	fresh := clientv3.Compare(clientv3.CreateRevision(k), "=", 0)
 	return s.commitIf(fmt.Sprintf("record run %d", r.ID), []clientv3.Cmp{fresh}, ops...)
+}
+
+// Run returns one run of the history with its changes; state.ErrNoRun
+// when the history does not hold it (any more).
+func (s *Store) Run(id uint64) (*state.Run, error) {
+	var r state.Run
+	found, err := s.get(runKey(id), &r)
+	if err != nil {
+		return nil, fmt.Errorf("run %d: %w", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("run %d: %w (the store keeps the last %d runs)", id, state.ErrNoRun, s.opts.KeepRuns)
+	}
+	if _, err := s.get(changesKey(id), &r.Changes); err != nil {
+		return nil, fmt.Errorf("run %d: changes: %w", id, err)
+	}
+	return &r, nil
 }
 
 // Runs returns up to limit runs, newest first; 0 means all. It reads
