@@ -36,6 +36,7 @@ deps:
 
 # test runs every test, then each fuzz target briefly: CI runs it.
 test: deps
+	GO=$(GO) ./scripts/kube-binaries.sh
 	$(GO) vet $(PKGS)
 	$(GO) test -count=1 -timeout 30m $(PKGS)
 	$(MAKE) fuzz FUZZTIME=5s

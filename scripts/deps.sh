@@ -19,7 +19,7 @@ pkgs=(
 	ca-certificates  # go mod download and go run of nfpm over https
 	prometheus       # a real Prometheus answering a rollout's checks (reconcile/engine)
 	curl             # scripts that read the simulated fleet's counters (cmd/fpgaops)
-	etcd-server      # real etcd members for high availability (reconcile/ha/etcdtest, e2e)
+	etcd-server      # real etcd members for high availability (reconcile/ha/etcdtest, e2e), and under the kube-apiserver (providers/kubernetes)
 	chromium         # the dashboard in a real headless browser (reconcile/dashboard)
 )
 

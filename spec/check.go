@@ -317,6 +317,9 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 				vmNode[b.VM] = d
 			}
 		}
+		if nd != nil {
+			errs = append(errs, checkPlatform(d, nd)...)
+		}
 		if nd == nil || !d.ok("fpga") {
 			continue
 		}
@@ -383,6 +386,27 @@ func checkBindings(bindings []*document, nodes, bitstreams map[string]*document,
 		}
 	}
 	return errs
+}
+
+// checkPlatform checks that a binding fits its node's platform: a pool
+// only on a Kubernetes node, whose cards go to pods, and a VM only on
+// another node. A node whose kubernetes field failed the schema is left
+// out.
+func checkPlatform(d, nd *document) ErrorList {
+	b, n := d.binding, nd.node
+	if !nd.ok("kubernetes") {
+		return nil
+	}
+	who := "binding " + d.name()
+	switch {
+	case n.Kubernetes != "" && b.VM != "" && d.ok("vm"):
+		return ErrorList{d.errorf([]string{"vm"}, "%s: node %s is a Kubernetes node (kubernetes: %s at %s): its cards go to the pods of a pool, not to vm %s; set pool instead",
+			who, b.Node, n.Kubernetes, nd.pos("kubernetes"), b.VM)}
+	case n.Kubernetes == "" && b.Pool != "" && d.ok("pool"):
+		return ErrorList{d.errorf([]string{"pool"}, "%s: pool %s needs a Kubernetes node, and node %s (at %s) sets no kubernetes",
+			who, b.Pool, b.Node, nd.pos("name"))}
+	}
+	return nil
 }
 
 // vfsPath is the path of a card's vfs field, or of the card when the

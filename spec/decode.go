@@ -31,6 +31,8 @@ func decode(d *document) {
 				n.Libvirt = v.Value
 			case "hostname":
 				n.Hostname = v.Value
+			case "kubernetes":
+				n.Kubernetes = v.Value
 			case "resourceProvider":
 				n.ResourceProvider = v.Value
 			case "deviceHostname":
@@ -85,6 +87,8 @@ func decode(d *document) {
 				b.Function, _ = ParseFunction(v.Value)
 			case "vm":
 				b.VM = v.Value
+			case "pool":
+				b.Pool = v.Value
 			case "bitstream":
 				b.Bitstream = v.Value
 			case "protected":

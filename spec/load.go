@@ -290,9 +290,9 @@ func (d *document) release() {
 	var paths [][]string
 	switch d.kind {
 	case KindBinding:
-		paths = [][]string{{"name"}, {"node"}, {"fpga"}, {"function"}, {"vm"}, {"bitstream"}}
+		paths = [][]string{{"name"}, {"node"}, {"fpga"}, {"function"}, {"vm"}, {"pool"}, {"bitstream"}}
 	case KindNode:
-		paths = [][]string{{"name"}}
+		paths = [][]string{{"name"}, {"kubernetes"}}
 		for i := range d.node.FPGAs {
 			paths = append(paths, []string{"fpgas", strconv.Itoa(i), "vfs"})
 		}

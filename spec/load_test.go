@@ -299,3 +299,39 @@ func TestOtherYAML(t *testing.T) {
 		})
 	}
 }
+
+// TestKubernetesPool: a Kubernetes node and a pool binding on it are read.
+func TestKubernetesPool(t *testing.T) {
+	repo := exampleRepo(t)
+	writeFile(t, filepath.Join(repo, "nodes", "kube-01.yaml"), []byte(`apiVersion: fpgaops/v1
+kind: Node
+name: kube-01
+endpoint: https://kube-01.dc1.example:9443
+kubernetes: kube-01.dc1.example
+fpgas:
+  - {slot: pac0, pci: "0000:3b:00.0", board: pac-d5005}
+---
+apiVersion: fpgaops/v1
+kind: Binding
+name: genomics-kube-01
+node: kube-01
+fpga: pac0
+function: pf
+pool: genomics
+bitstream: smith-waterman
+`))
+	f, err := Load(repo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := f.Node("kube-01")
+	var pool string
+	for _, b := range f.Bindings {
+		if b.Name == "genomics-kube-01" {
+			pool = b.Pool
+		}
+	}
+	if n == nil || n.Kubernetes != "kube-01.dc1.example" || pool != "genomics" {
+		t.Errorf("kubernetes %+v, pool %q", n, pool)
+	}
+}

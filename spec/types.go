@@ -66,11 +66,14 @@ type Node struct {
 	// provider in Placement, where it is not Hostname: Cyborg finds it by
 	// its agent's configured host name, its cards' providers by
 	// DeviceHostname, the name the agent's machine calls itself.
-	ResourceProvider string            `json:"resourceProvider,omitempty"`
-	DeviceHostname   string            `json:"deviceHostname,omitempty"`
-	Labels           map[string]string `json:"labels,omitempty"`
-	FPGAs            []FPGA            `json:"fpgas"`
-	Pos              Pos               `json:"-"`
+	ResourceProvider string `json:"resourceProvider,omitempty"`
+	DeviceHostname   string `json:"deviceHostname,omitempty"`
+	// Kubernetes is the node's name in the Kubernetes cluster the
+	// controller reaches, if its cards go to pods through pools.
+	Kubernetes string            `json:"kubernetes,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
+	FPGAs      []FPGA            `json:"fpgas"`
+	Pos        Pos               `json:"-"`
 }
 
 // FPGA is one card of a node, named by its slot.
@@ -107,13 +110,16 @@ type Bitstream struct {
 }
 
 // Binding says: this VM gets this function of this card, with this
-// bitstream loaded. A binding without a VM keeps the card programmed.
+// bitstream loaded. A binding without a VM keeps the card programmed; on
+// a Kubernetes node, one with a pool offers the function to that pool's
+// pods.
 type Binding struct {
 	Name      string   `json:"name"`
 	Node      string   `json:"node"`
 	FPGA      string   `json:"fpga"`
 	Function  Function `json:"function"`
 	VM        string   `json:"vm,omitempty"`
+	Pool      string   `json:"pool,omitempty"`
 	Bitstream string   `json:"bitstream"`
 	// Protected bindings are never detached or pruned by fpgaops.
 	Protected bool `json:"protected,omitempty"`

@@ -12,6 +12,7 @@ import (
 
 	"github.com/fpgaops/fpgaops/fpga"
 	"github.com/fpgaops/fpgaops/fpga/agent"
+	"github.com/fpgaops/fpgaops/fpga/agent/dra"
 	"github.com/spf13/cobra"
 )
 
@@ -23,6 +24,7 @@ type agentFlags struct {
 	maxImage                                    int64
 	maxUploads, maxImagesInMemory               int
 	skipUserClocks, requireToken                bool
+	dra                                         dra.Flags
 }
 
 func newAgentCommand(s streams) *cobra.Command {
@@ -36,7 +38,8 @@ image uploaded or fetched from a --fetch-allow host, checked against its
 sha256 while it streams to disk), PUT /v1/cards/{pci}/vfs. Clients must
 present a certificate signed by --client-ca that carries a --client-name.
 --insecure serves plain HTTP, and only on loopback. With --state-dir, what
-the agent last read of each card survives a restart.`,
+the agent last read of each card survives a restart. With --dra-node, it
+also serves the DRA kubelet plugin of a Kubernetes node (docs/kubernetes.md).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			log := slog.New(slog.NewTextHandler(s.err, nil))
@@ -48,13 +51,19 @@ the agent last read of each card survives a restart.`,
 				log.Warn("no --client-name: any certificate --client-ca signed may program this node's cards")
 			}
 			api.Log = log
-			h := agent.NewHandler(agent.Recalling(fpga.NewSysfsHost(f.root, fpga.Syscalls{}), mem, log), api)
+			host := agent.Recalling(fpga.NewSysfsHost(f.root, fpga.Syscalls{}), mem, log)
+			h := agent.NewHandler(host, api)
 			ln, err := net.Listen("tcp", f.listen)
 			if err != nil {
 				return err
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), syscall.SIGINT, syscall.SIGTERM)
 			defer stop()
+			plugin, err := f.dra.Start(ctx, host, f.root, log)
+			if err != nil {
+				return err
+			}
+			defer plugin.Stop()
 			scheme := "https"
 			if conf == nil {
 				scheme = "http"
@@ -78,6 +87,7 @@ the agent last read of each card survives a restart.`,
 	fs.Int64Var(&f.maxImage, "max-image-bytes", agent.DefaultMaxImageBytes, "largest bitstream image accepted")
 	fs.IntVar(&f.maxUploads, "max-uploads", agent.DefaultMaxUploads, "program requests in flight at once; more are answered 503")
 	fs.IntVar(&f.maxImagesInMemory, "max-images-in-memory", agent.DefaultMaxImagesInMemory, "verified images held in memory for programming at once")
+	f.dra.Register(fs)
 	fs.BoolVar(&f.skipUserClocks, "skip-user-clocks", false, "leave the cards' user clocks as they are after programming, as OPAE's\nfpgaconf --skip-usrclk does (a host without OPAE's userclk tool)")
 	return c
 }

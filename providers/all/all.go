@@ -6,6 +6,7 @@ package all
 
 import (
 	"github.com/fpgaops/fpgaops/providers"
+	"github.com/fpgaops/fpgaops/providers/kubernetes"
 	"github.com/fpgaops/fpgaops/providers/libvirt"
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/sim"
@@ -14,6 +15,7 @@ import (
 // Kinds returns a fresh kind of every backend, in claiming order.
 func Kinds() []providers.Kind {
 	return []providers.Kind{
+		&kubernetes.Kind{},
 		libvirt.Kind{},
 		&openstack.Kind{},
 		sim.Kind{},

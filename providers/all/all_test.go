@@ -84,7 +84,7 @@ func TestSelect(t *testing.T) {
 
 func TestSelectRefusesAnUnknownBackend(t *testing.T) {
 	_, err := providers.Select(all.Kinds(), "proxmox", []spec.Node{{Name: "a"}}, providers.Env{})
-	if err == nil || !strings.Contains(err.Error(), `--vms "proxmox": want auto or libvirt, openstack, endpoint`) {
+	if err == nil || !strings.Contains(err.Error(), `--vms "proxmox": want auto or kubernetes, libvirt, openstack, endpoint`) {
 		t.Fatalf("err = %v", err)
 	}
 }
