@@ -4,6 +4,8 @@
 // ("/" in production, a fake tree in tests); nothing outside it is touched.
 package fpga
 
+import "fmt"
+
 // Stack is the kernel driver stack that exposes a card.
 type Stack string
 
@@ -68,4 +70,14 @@ func (d *Device) AFUID() string {
 		}
 	}
 	return ""
+}
+
+// Lookup is the card of devs whose PF is at pci.
+func Lookup(devs []Device, pci string) (*Device, error) {
+	for i := range devs {
+		if devs[i].PCI == pci {
+			return &devs[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no card at %s", pci)
 }

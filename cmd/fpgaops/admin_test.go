@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/spec/source/gittest"
 )
@@ -39,7 +41,7 @@ func TestAdminCommands(t *testing.T) {
 	listen := freeAddr(t)
 	base := "http://" + listen
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		root := newRootCommand(streams{in: strings.NewReader(""), out: logs, err: logs})

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/reconcile/controller"
 	"github.com/fpgaops/fpgaops/reconcile/githost/githosttest"
 )
@@ -23,7 +25,7 @@ import (
 type controllerProc struct {
 	t    *testing.T
 	base string // http://ADDR
-	logs *syncBuffer
+	logs *syncbuf.Buffer
 	stop func() int
 }
 
@@ -33,7 +35,7 @@ func startController(t *testing.T, args ...string) *controllerProc {
 	t.Helper()
 	listen := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &controllerProc{t: t, base: "http://" + listen, logs: &syncBuffer{}}
+	p := &controllerProc{t: t, base: "http://" + listen, logs: &syncbuf.Buffer{}}
 	done := make(chan int, 1)
 	go func() {
 		root := newRootCommand(streams{in: strings.NewReader(""), out: p.logs, err: p.logs})

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/providers/openstack"
 	"github.com/fpgaops/fpgaops/providers/openstack/openstacktest"
@@ -194,7 +196,7 @@ func TestRunWithOpenStack(t *testing.T) {
 	stateDir := filepath.Join(dir, "state")
 	cli := func(args ...string) (string, string, int) {
 		t.Helper()
-		var out, errb syncBuffer
+		var out, errb syncbuf.Buffer
 		root := newRootCommand(streams{in: strings.NewReader(""), out: &out, err: &errb})
 		root.SetArgs(args)
 		code := exitCode(&errb, root.ExecuteContext(context.Background()))

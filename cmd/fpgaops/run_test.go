@@ -13,9 +13,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
 
 	"github.com/fpgaops/fpgaops/bitstream"
 	"github.com/fpgaops/fpgaops/providers/sim"
@@ -78,24 +79,6 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-// syncBuffer is a log sink the controller writes while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRunAgainstSim is the controller end to end: a fleet repository in
 // git, the simulated fleet serving its node, `fpgaops run` with a GitHub
 // webhook. A pushed commit is applied on the webhook with zero
@@ -156,7 +139,7 @@ sha256: %s
 	}
 	listen := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
-	logs := &syncBuffer{}
+	logs := &syncbuf.Buffer{}
 	done := make(chan int, 1)
 	go func() {
 		s := streams{in: strings.NewReader(""), out: logs, err: logs}

@@ -272,12 +272,7 @@ func (b *Backend) card(ctx context.Context, node *spec.Node, pci string) (*fpga.
 	if err != nil {
 		return nil, err
 	}
-	for i := range devs {
-		if devs[i].PCI == pci {
-			return &devs[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no card at %s", pci)
+	return fpga.Lookup(devs, pci)
 }
 
 // free makes sure, just before the card is reset, that the slice offers

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/plans"
 	"github.com/fpgaops/fpgaops/reconcile/state"
 	"github.com/fpgaops/fpgaops/rollout"
@@ -77,7 +79,7 @@ func jsonLines(t *testing.T, b []byte) []map[string]any {
 // own with why, the history keeps both, and the status names them.
 func TestHeldAndFailedChangesAreLoggedKeptAndShown(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs syncbuf.Buffer
 	rec := &scripted{steps: []scriptStep{{run: heldAndFailed(), err: errors.New("1 change(s) failed")}}}
 	h := newHarness(t, "", func(o *Options) {
 		o.Reconciler = rec

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/internal/testpki"
 )
 
@@ -273,7 +275,7 @@ func TestNewServerChecksWhereItServes(t *testing.T) {
 	h := newHarness(t, "", nil)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			tt.opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
 			srv, err := NewServer(tt.opts)
 			if len(tt.errs) > 0 {
@@ -323,24 +325,6 @@ func waitListening(t *testing.T, addr string) {
 		}
 	}
 	t.Fatalf("%s never listened", addr)
-}
-
-// syncBuffer is a bytes.Buffer that a server's goroutines may log to.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }
 
 func TestShutdownBeforeServe(t *testing.T) {

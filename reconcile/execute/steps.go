@@ -242,10 +242,5 @@ func (x *run) card(ctx context.Context, node *spec.Node, pci string) (*fpga.Devi
 	if err != nil {
 		return nil, err
 	}
-	for i := range devs {
-		if devs[i].PCI == pci {
-			return &devs[i], nil
-		}
-	}
-	return nil, fmt.Errorf("no card at %s", pci)
+	return fpga.Lookup(devs, pci)
 }

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
+
 	"github.com/fpgaops/fpgaops/reconcile/notify"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -295,7 +297,7 @@ func TestFailuresAreCountedAndNeverBlock(t *testing.T) {
 			t.Parallel()
 			hook := newReceiver(t, tc.status)
 			reg := prometheus.NewRegistry()
-			var logs syncBuffer
+			var logs syncbuf.Buffer
 			n := start(t, "targets:\n  - {name: ops, type: webhook, url: "+hook.srv.URL+"}\n", reg, slog.New(slog.NewTextHandler(&logs, nil)))
 			n.Notify(changeFailed("a"))
 			flush(t, n)
@@ -330,23 +332,6 @@ func TestFailuresAreCountedAndNeverBlock(t *testing.T) {
 			t.Fatal("Notify waited for a target that hangs")
 		}
 	})
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestLoadReportsEveryMistake(t *testing.T) {

@@ -18,8 +18,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"time"
+
+	"github.com/fpgaops/fpgaops/internal/syncbuf"
 
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -65,7 +66,7 @@ type Cluster struct {
 type proc struct {
 	name string
 	cmd  *exec.Cmd
-	log  *syncBuffer
+	log  *syncbuf.Buffer
 	done chan error
 }
 
@@ -173,7 +174,7 @@ func (c *Cluster) start(bin, etcd string) error {
 // run starts a server; one that exits before Stop fails the readiness
 // wait with its log.
 func (c *Cluster) run(name, path string, args ...string) error {
-	p := &proc{name: name, cmd: exec.Command(path, args...), log: &syncBuffer{}, done: make(chan error, 1)}
+	p := &proc{name: name, cmd: exec.Command(path, args...), log: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	p.cmd.Dir = c.dir
 	dieWithParent(p.cmd)
@@ -270,24 +271,6 @@ func freePorts(n int) ([]int, error) {
 		out[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return out, nil
-}
-
-// syncBuffer is a buffer two goroutines may write and read.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // WaitFor polls cond every 50ms until it holds, fails, or ctx ends.
