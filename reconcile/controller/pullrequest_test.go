@@ -266,3 +266,29 @@ func TestPullRequestWebhookRefusals(t *testing.T) {
 		t.Errorf("without a git host: %d %s", code, answer)
 	}
 }
+
+// Of controllers that share a fleet, the leader alone plans a pull
+// request: a follower answers that it leaves it to the leader, and
+// comments nothing.
+func TestFollowerLeavesPullRequestsToTheLeader(t *testing.T) {
+	t.Parallel()
+	f := forges(t)[0]
+	fl := newFakeLeader()
+	var remote string
+	h := newHarness(t, "", func(o *Options) {
+		o.Reconciler, o.GitHost, o.PlanText, o.Leader = &observing{}, f.host, planText, fl
+		o.Heads = &HeadSource{Config: source.Config{URL: remote, CacheDir: t.TempDir()}}
+	}, func(r *gittest.Remote) { remote = r.FileURL() })
+	t.Cleanup(func() { h.c.Close(context.Background()) })
+	h.remote.Commit("fleet", fleetFile("nodes: [compute-01]"), nil)
+	f.open(9)
+	head := githosttest.PushHead(t, h.remote, "feature", fleetFile("nodes: [compute-01, compute-02]"))
+	code, body := f.hook(h, 9, head, "main")
+	if code != http.StatusAccepted || !strings.Contains(body, "pull request 9 not planned: this controller follows") {
+		t.Fatalf("a follower's answer: %d %s", code, body)
+	}
+	time.Sleep(200 * time.Millisecond) // time enough for a plan that was not refused
+	if n := len(f.comments(9)); n != 0 {
+		t.Fatalf("a follower commented %d time(s)", n)
+	}
+}

@@ -283,6 +283,10 @@ func (h *hooks) pull(w http.ResponseWriter, provider string, body *bytes.Buffer,
 		return
 	case skip == "" && !h.c.wantsPlan(pr.base):
 		skip = "it merges into " + pr.base + ", not the followed branch " + h.c.opts.PlanBranch
+	case skip == "" && h.c.opts.Leader != nil && !h.c.opts.Leader.Leader().Leading:
+		// One controller comments: two would plan and comment the
+		// same head twice.
+		skip = "this controller follows; the leader plans pull requests (send the webhook to it, or to every controller)"
 	}
 	if skip != "" {
 		h.c.metrics.webhooks.WithLabelValues(provider, "ignored").Inc()
