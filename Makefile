@@ -76,12 +76,12 @@ bench:
 # and yaml.v3: minimising each for the default 60s leaves no time to fuzz.
 FUZZTIME ?= 30s
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./bitstream
-	$(GO) test -run '^$$' -fuzz '^FuzzParseImage$$' -fuzztime $(FUZZTIME) ./bitstream
-	$(GO) test -run '^$$' -fuzz '^FuzzAPI$$' -fuzztime $(FUZZTIME) ./fpga/agent
-	$(GO) test -run '^$$' -fuzz '^FuzzWebhooks$$' -fuzztime $(FUZZTIME) ./reconcile/controller
-	$(GO) test -run '^$$' -fuzz '^FuzzLoad$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 50x ./spec
-	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./reconcile/planfile
+	GO=$(GO) ./scripts/fuzz.sh FuzzParse ./bitstream $(FUZZTIME)
+	GO=$(GO) ./scripts/fuzz.sh FuzzParseImage ./bitstream $(FUZZTIME)
+	GO=$(GO) ./scripts/fuzz.sh FuzzAPI ./fpga/agent $(FUZZTIME)
+	GO=$(GO) ./scripts/fuzz.sh FuzzWebhooks ./reconcile/controller $(FUZZTIME)
+	GO=$(GO) ./scripts/fuzz.sh FuzzLoad ./spec $(FUZZTIME) -fuzzminimizetime 50x
+	GO=$(GO) ./scripts/fuzz.sh FuzzRead ./reconcile/planfile $(FUZZTIME)
 
 clean:
 	rm -rf bin
