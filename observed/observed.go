@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
+	"strings"
 
 	"github.com/fpgaops/fpgaops/fpga"
 )
@@ -104,10 +106,35 @@ func (f *Fleet) Sort() {
 
 // Fingerprint is a digest of the observation, recorded in saved plans so
 // that a plan made against another state of the fleet is refused.
+//
+// It reads f and writes nothing of it, so that it may run beside the
+// planner: what it must sort, it sorts in a copy.
 func (f *Fleet) Fingerprint() string {
 	c := *f
 	c.Nodes = append([]Node(nil), f.Nodes...)
-	c.Sort()
+	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
+	cardOrder := func(a, b fpga.Device) int { return strings.Compare(a.PCI, b.PCI) }
+	vmOrder := func(a, b VM) int { return strings.Compare(a.Name, b.Name) }
+	hostdevOrder := func(a, b Hostdev) int { return strings.Compare(a.PCI, b.PCI) }
+	for i := range c.Nodes {
+		n := &c.Nodes[i]
+		if !slices.IsSortedFunc(n.FPGAs, cardOrder) {
+			n.FPGAs = slices.Clone(n.FPGAs)
+			slices.SortFunc(n.FPGAs, cardOrder)
+		}
+		sorted := slices.IsSortedFunc(n.VMs, vmOrder)
+		for _, vm := range n.VMs {
+			sorted = sorted && slices.IsSortedFunc(vm.Hostdevs, hostdevOrder)
+		}
+		if !sorted {
+			n.VMs = slices.Clone(n.VMs)
+			slices.SortFunc(n.VMs, vmOrder)
+			for j := range n.VMs {
+				n.VMs[j].Hostdevs = slices.Clone(n.VMs[j].Hostdevs)
+				slices.SortFunc(n.VMs[j].Hostdevs, hostdevOrder)
+			}
+		}
+	}
 	// Streamed into the hash: a 10,000-node observation is tens of MB of
 	// JSON, never held whole.
 	h := sha256.New()
