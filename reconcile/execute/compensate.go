@@ -72,7 +72,7 @@ func (x *run) restoreCard(ctx context.Context, failed *plans.Change, detaches []
 	node := x.nodes[first.Node]
 	degrade := func(reason string) {
 		for _, d := range detaches {
-			x.degraded = append(x.degraded, plans.Degraded{Node: d.Node, VM: d.Before.VM, Card: d.Card, Function: d.Before.Function, Reason: reason})
+			x.degrade(d, reason)
 			x.Log.Error("VM left without its function", "node", d.Node, "vm", d.Before.VM, "card", d.Card, "function", d.Before.Function, "reason", reason)
 		}
 	}
@@ -91,10 +91,17 @@ func (x *run) restoreCard(ctx context.Context, failed *plans.Change, detaches []
 	}
 	for _, d := range detaches {
 		if err := x.reattach(ctx, failed, node, d); err != nil {
-			x.degraded = append(x.degraded, plans.Degraded{Node: d.Node, VM: d.Before.VM, Card: d.Card, Function: d.Before.Function,
-				Reason: fmt.Sprintf("%s failed, and giving %s back failed too: %v", failed.ID, d.Before.Function, err)})
+			x.degrade(d, fmt.Sprintf("%s failed, and giving %s back failed too: %v", failed.ID, d.Before.Function, err))
 		}
 	}
+}
+
+// degrade reports the VM that d took its function from as left without
+// it. Card chains compensate in parallel.
+func (x *run) degrade(d *plans.Change, reason string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.degraded = append(x.degraded, plans.Degraded{Node: d.Node, VM: d.Before.VM, Card: d.Card, Function: d.Before.Function, Reason: reason})
 }
 
 // change returns the plan's change of the card at this step, if any.
