@@ -3,12 +3,9 @@ package agent
 import (
 	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -76,20 +73,12 @@ func OpenFence(dir string, require bool) (*Fence, error) {
 		return f, nil
 	}
 	f.path = filepath.Join(dir, FenceFile)
-	file, err := os.Open(f.path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := readKept(f.path, maxFenceFile, "a fence file")
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
 		return f, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer file.Close()
-	data, err := io.ReadAll(io.LimitReader(file, maxFenceFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxFenceFile {
-		return nil, fmt.Errorf("%s: over %d bytes; not a fence file", f.path, maxFenceFile)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()

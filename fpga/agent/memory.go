@@ -59,20 +59,12 @@ func OpenMemory(dir string) (*Memory, error) {
 		return m, nil
 	}
 	m.path = filepath.Join(dir, MemoryFile)
-	f, err := os.Open(m.path)
-	if errors.Is(err, os.ErrNotExist) {
+	data, err := readKept(m.path, maxMemoryFile, "a card memory")
+	if err != nil {
+		return nil, err
+	}
+	if data == nil {
 		return m, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, maxMemoryFile+1))
-	if err != nil {
-		return nil, err
-	}
-	if len(data) > maxMemoryFile {
-		return nil, fmt.Errorf("%s: over %d bytes; not a card memory", m.path, maxMemoryFile)
 	}
 	if err := m.parse(data); err != nil {
 		return nil, err
@@ -178,6 +170,27 @@ func (m *Memory) save() error {
 	}
 	m.lastSaved = data
 	return nil
+}
+
+// readKept reads a file the agent keeps, at most max bytes of it; nil
+// when there is none yet. A larger file is not what was named.
+func readKept(path string, max int, what string) ([]byte, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, int64(max)+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > max {
+		return nil, fmt.Errorf("%s: over %d bytes; not %s", path, max, what)
+	}
+	return data, nil
 }
 
 func writeAtomic(path string, data []byte) error {
