@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -48,12 +47,7 @@ func benchCommitToFirstProgram(b *testing.B, nodes int) {
 	work, bare := filepath.Join(dir, "work"), filepath.Join(dir, "fleet.git")
 	git := func(args ...string) {
 		b.Helper()
-		cmd := exec.Command("git", args...)
-		cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=fleet", "GIT_AUTHOR_EMAIL=fleet@example.com",
-			"GIT_COMMITTER_NAME=fleet", "GIT_COMMITTER_EMAIL=fleet@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
-		}
+		runGit(b, dir, args...)
 	}
 
 	// The sim serves the fleet the repository declares; endpoints name

@@ -122,11 +122,17 @@ func (w *haWorld) gen(dir string, nodes int, seed int64, endpoint string) {
 
 func (w *haWorld) git(args ...string) {
 	w.t.Helper()
-	cmd := exec.Command("git", append([]string{"-C", w.repo}, args...)...)
+	runGit(w.t, w.dir, append([]string{"-C", w.repo}, args...)...)
+}
+
+// runGit runs git as the fleet's author, with home as its HOME.
+func runGit(t testing.TB, home string, args ...string) {
+	t.Helper()
+	cmd := exec.Command("git", args...)
 	cmd.Env = append(os.Environ(), "GIT_AUTHOR_NAME=Fleet", "GIT_AUTHOR_EMAIL=fleet@example.com",
-		"GIT_COMMITTER_NAME=Fleet", "GIT_COMMITTER_EMAIL=fleet@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+w.dir)
+		"GIT_COMMITTER_NAME=Fleet", "GIT_COMMITTER_EMAIL=fleet@example.com", "GIT_CONFIG_NOSYSTEM=1", "HOME="+home)
 	if out, err := cmd.CombinedOutput(); err != nil {
-		w.t.Fatalf("git %v: %v\n%s", args, err, out)
+		t.Fatalf("git %v: %v\n%s", args, err, out)
 	}
 }
 

@@ -92,17 +92,22 @@ func (f *Fleet) Node(name string) (*Node, bool) {
 // Sort puts nodes in name order, which Node relies on, and VMs and
 // hostdevs in a stable order.
 func (f *Fleet) Sort() {
-	sort.Slice(f.Nodes, func(i, j int) bool { return f.Nodes[i].Name < f.Nodes[j].Name })
+	slices.SortFunc(f.Nodes, nodeOrder)
 	for i := range f.Nodes {
 		n := &f.Nodes[i]
-		sort.Slice(n.FPGAs, func(a, b int) bool { return n.FPGAs[a].PCI < n.FPGAs[b].PCI })
-		sort.Slice(n.VMs, func(a, b int) bool { return n.VMs[a].Name < n.VMs[b].Name })
+		slices.SortFunc(n.FPGAs, cardOrder)
+		slices.SortFunc(n.VMs, vmOrder)
 		for j := range n.VMs {
-			h := n.VMs[j].Hostdevs
-			sort.Slice(h, func(a, b int) bool { return h[a].PCI < h[b].PCI })
+			slices.SortFunc(n.VMs[j].Hostdevs, hostdevOrder)
 		}
 	}
 }
+
+// The orders Sort puts an observation in.
+func nodeOrder(a, b Node) int        { return strings.Compare(a.Name, b.Name) }
+func cardOrder(a, b fpga.Device) int { return strings.Compare(a.PCI, b.PCI) }
+func vmOrder(a, b VM) int            { return strings.Compare(a.Name, b.Name) }
+func hostdevOrder(a, b Hostdev) int  { return strings.Compare(a.PCI, b.PCI) }
 
 // Fingerprint is a digest of the observation, recorded in saved plans so
 // that a plan made against another state of the fleet is refused.
@@ -112,10 +117,7 @@ func (f *Fleet) Sort() {
 func (f *Fleet) Fingerprint() string {
 	c := *f
 	c.Nodes = append([]Node(nil), f.Nodes...)
-	sort.Slice(c.Nodes, func(i, j int) bool { return c.Nodes[i].Name < c.Nodes[j].Name })
-	cardOrder := func(a, b fpga.Device) int { return strings.Compare(a.PCI, b.PCI) }
-	vmOrder := func(a, b VM) int { return strings.Compare(a.Name, b.Name) }
-	hostdevOrder := func(a, b Hostdev) int { return strings.Compare(a.PCI, b.PCI) }
+	slices.SortFunc(c.Nodes, nodeOrder)
 	for i := range c.Nodes {
 		n := &c.Nodes[i]
 		if !slices.IsSortedFunc(n.FPGAs, cardOrder) {

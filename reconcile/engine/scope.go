@@ -81,10 +81,7 @@ func scoped(t *target, desired *spec.Fleet, s *Scope) string {
 // observeScope observes the scope's nodes and takes the rest from its
 // base; a node the base lacks is unknown.
 func (e *Engine) observeScope(ctx context.Context, t *target, s *Scope) (*observed.Fleet, error) {
-	in := make(map[string]bool, len(s.Nodes))
-	for _, n := range s.Nodes {
-		in[n] = true
-	}
+	in := s.nodes()
 	sub := *t.desired
 	sub.Nodes = nil
 	for _, n := range t.desired.Nodes {
@@ -111,12 +108,18 @@ func (e *Engine) observeScope(ctx context.Context, t *target, s *Scope) (*observ
 	return out, nil
 }
 
-// only is the planner's set of cards for the scope's nodes.
-func (s *Scope) only(desired *spec.Fleet) map[string]bool {
+// nodes is the scope's nodes as a set.
+func (s *Scope) nodes() map[string]bool {
 	in := make(map[string]bool, len(s.Nodes))
 	for _, n := range s.Nodes {
 		in[n] = true
 	}
+	return in
+}
+
+// only is the planner's set of cards for the scope's nodes.
+func (s *Scope) only(desired *spec.Fleet) map[string]bool {
+	in := s.nodes()
 	cards := map[string]bool{}
 	for _, n := range desired.Nodes {
 		if in[n.Name] {
