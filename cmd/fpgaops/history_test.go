@@ -95,18 +95,7 @@ func startGitSimFleet(t *testing.T) *gitSimFleet {
 	v1, sum1 := e2eGBS(t, "fw-v1", "aa11b2c3d4e5f60718293a4b5c6d7e01")
 	v2, sum2 := e2eGBS(t, "fw-v2", "bb22c3d4e5f60718293a4b5c6d7e8f02")
 	files := twoCards(f.url, "fw-v1")
-	files["fleet/bitstreams.yaml"] = []byte(fmt.Sprintf(`apiVersion: fpgaops/v1
-kind: Bitstream
-name: fw-v1
-file: bitstreams/fw-v1.gbs
-sha256: %s
----
-apiVersion: fpgaops/v1
-kind: Bitstream
-name: fw-v2
-file: bitstreams/fw-v2.gbs
-sha256: %s
-`, sum1, sum2))
+	files["fleet/bitstreams.yaml"] = []byte(fwBitstreams(sum1, sum2))
 	files["fleet/bitstreams/fw-v1.gbs"], files["fleet/bitstreams/fw-v2.gbs"] = v1, v2
 	f.first = f.remote.Commit("compute-01", files, nil)
 

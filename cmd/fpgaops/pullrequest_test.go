@@ -58,10 +58,17 @@ func startController(t *testing.T, args ...string) *controllerProc {
 // waitStatus polls GET /status until ok holds.
 func (p *controllerProc) waitStatus(what string, ok func(controller.Status) bool) controller.Status {
 	p.t.Helper()
+	return waitStatus(p.t, p.base, p.logs, what, ok)
+}
+
+// waitStatus polls the controller at base for its status until ok holds;
+// past a bound it fails the test, with the status and the logs.
+func waitStatus(t *testing.T, base string, logs fmt.Stringer, what string, ok func(controller.Status) bool) controller.Status {
+	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
 	var st controller.Status
 	for time.Now().Before(deadline) {
-		if resp, err := http.Get(p.base + "/status"); err == nil {
+		if resp, err := http.Get(base + "/status"); err == nil {
 			st = controller.Status{}
 			err = json.NewDecoder(resp.Body).Decode(&st)
 			resp.Body.Close()
@@ -72,7 +79,7 @@ func (p *controllerProc) waitStatus(what string, ok func(controller.Status) bool
 		time.Sleep(50 * time.Millisecond)
 	}
 	b, _ := json.MarshalIndent(st, "", "  ")
-	p.t.Fatalf("waiting for %s; status:\n%s\nlogs:\n%s", what, b, p.logs.String())
+	t.Fatalf("waiting for %s; status:\n%s\nlogs:\n%s", what, b, logs.String())
 	return st
 }
 

@@ -6,7 +6,6 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"net/http"
@@ -14,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/fpgaops/fpgaops/internal/syncbuf"
 
@@ -96,18 +94,7 @@ func TestRunAgainstSim(t *testing.T) {
 	remote := gittest.NewRemote(t, "fleet")
 	v1, sum1 := e2eGBS(t, "fw-v1", "aa11b2c3d4e5f60718293a4b5c6d7e01")
 	v2, sum2 := e2eGBS(t, "fw-v2", "bb22c3d4e5f60718293a4b5c6d7e8f02")
-	bitstreams := fmt.Sprintf(`apiVersion: fpgaops/v1
-kind: Bitstream
-name: fw-v1
-file: bitstreams/fw-v1.gbs
-sha256: %s
----
-apiVersion: fpgaops/v1
-kind: Bitstream
-name: fw-v2
-file: bitstreams/fw-v2.gbs
-sha256: %s
-`, sum1, sum2)
+	bitstreams := fwBitstreams(sum1, sum2)
 	files := map[string][]byte{
 		"fleet/nodes.yaml":           []byte(e2eNodes(simURL, "pac-n3000")),
 		"fleet/bitstreams.yaml":      []byte(bitstreams),
@@ -164,25 +151,6 @@ sha256: %s
 	})
 	base := "http://" + listen
 
-	waitStatus := func(what string, ok func(controller.Status) bool) controller.Status {
-		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		var st controller.Status
-		for time.Now().Before(deadline) {
-			if resp, err := http.Get(base + "/status"); err == nil {
-				st = controller.Status{}
-				err = json.NewDecoder(resp.Body).Decode(&st)
-				resp.Body.Close()
-				if err == nil && ok(st) {
-					return st
-				}
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		b, _ := json.MarshalIndent(st, "", "  ")
-		t.Fatalf("waiting for %s; status:\n%s\nlogs:\n%s", what, b, logs.String())
-		return st
-	}
 	hook := func() {
 		t.Helper()
 		body := []byte(`{"ref":"refs/heads/main"}`)
@@ -206,7 +174,7 @@ sha256: %s
 	}
 
 	// At start: the first revision is applied.
-	st := waitStatus("c1 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c1 })
+	st := waitStatus(t, base, logs, "c1 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c1 })
 	if st.Violations != 0 || ready(st).Status != "True" {
 		t.Fatalf("after c1: violations %d, Ready %+v", st.Violations, ready(st))
 	}
@@ -215,7 +183,7 @@ sha256: %s
 	// interval is an hour).
 	c2 := remote.Commit("vnf-a: fw-v2", map[string][]byte{"fleet/bindings.yaml": []byte(e2eBinding("fw-v2"))}, nil)
 	hook()
-	st = waitStatus("c2 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c2 })
+	st = waitStatus(t, base, logs, "c2 applied", func(s controller.Status) bool { return s.LastAppliedRevision == c2 })
 	if st.Violations != 0 || ready(st).Status != "True" || st.LastAttemptedRevision != c2 {
 		t.Fatalf("after c2: %+v", st)
 	}
@@ -229,7 +197,7 @@ sha256: %s
 	// An invalid commit is rejected; c2 stays in force.
 	c3 := remote.Commit("compute-01: wrong board", map[string][]byte{"fleet/nodes.yaml": []byte(e2eNodes(simURL, "pac-n9"))}, nil)
 	hook()
-	st = waitStatus("c3 attempted", func(s controller.Status) bool { return s.LastAttemptedRevision == c3 })
+	st = waitStatus(t, base, logs, "c3 attempted", func(s controller.Status) bool { return s.LastAttemptedRevision == c3 })
 	r := ready(st)
 	if st.LastAppliedRevision != c2 || r.Status != "False" || r.Reason != controller.ReasonValidationFailed {
 		t.Fatalf("after c3: applied %s, Ready %+v", st.LastAppliedRevision, r)
@@ -362,4 +330,21 @@ func TestRunWithEveryNodeUnreachable(t *testing.T) {
 	if stats := fs.Stats(); stats.Programs+stats.Attaches != 0 {
 		t.Fatalf("something changed: %+v", stats)
 	}
+}
+
+// fwBitstreams declares the images fw-v1 and fw-v2 of e2eGBS, with their
+// digests.
+func fwBitstreams(sum1, sum2 string) string {
+	return fmt.Sprintf(`apiVersion: fpgaops/v1
+kind: Bitstream
+name: fw-v1
+file: bitstreams/fw-v1.gbs
+sha256: %s
+---
+apiVersion: fpgaops/v1
+kind: Bitstream
+name: fw-v2
+file: bitstreams/fw-v2.gbs
+sha256: %s
+`, sum1, sum2)
 }
