@@ -180,14 +180,16 @@ func (e *Engine) Plan(ctx context.Context, desired *spec.Fleet, opts PlanOptions
 		return nil, err
 	}
 	scope := opts.Scope
-	if why := scoped(t, desired, scope); scope != nil && why != "" {
+	if opts.Observed != nil {
+		scope = nil // a saved observation has nothing to scope
+	}
+	if why := scoped(t, desired, scope); why != "" {
 		e.log().Debug("the run observes the whole fleet", "why", why)
 		scope = nil
 	}
 	obs := opts.Observed
 	switch {
 	case obs != nil:
-		scope = nil
 	case scope != nil:
 		if obs, err = e.observeScope(ctx, t, scope); err != nil {
 			return nil, err

@@ -61,13 +61,16 @@ func bindingsByNode(f *spec.Fleet) map[string][]spec.Binding {
 	return m
 }
 
-// scoped says why a scope cannot hold for this run ("" when it can):
+// scoped says why a scope cannot hold for this run ("" when it can, or
+// there is none):
 // what a platform backend plans, and a rollout's checks, read the whole
 // fleet.
 func scoped(t *target, desired *spec.Fleet, s *Scope) string {
 	switch {
-	case s == nil || len(s.Nodes) == 0:
-		return "no scope"
+	case s == nil:
+		return ""
+	case len(s.Nodes) == 0:
+		return "no node in the scope"
 	case s.Base == nil:
 		return "no earlier observation"
 	case len(t.sel.Planners) > 0:
